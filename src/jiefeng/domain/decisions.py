@@ -1,0 +1,142 @@
+"""Questions asked of an account: may it buy this, and is this event consistent with it?
+
+Both are pure and take the time as an input. `authorize` does not change the account: to record
+a purchase, ingest a `purchase` event, whose decision the fold makes the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from jiefeng.domain import events as ev
+from jiefeng.domain import holds as H
+from jiefeng.domain.clock import local_date, zone
+from jiefeng.domain.core import advance, scoped_holds
+from jiefeng.domain.rules import blocking_codes
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import AccountState
+from jiefeng.policy.schema import Policy
+
+DECLINE_CODES = ("insufficient_credit", "kind_not_allowed", "wrong_password")
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    amount_fen: int
+    merchant_id: str = "unknown"
+    kind: str = "purchase"
+    password_ok: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.amount_fen <= 0:
+            raise ValueError("amount: must be greater than zero")
+        if self.kind not in {k.value for k in ev.PurchaseKind}:
+            raise ValueError(f"kind: must be one of {', '.join(k.value for k in ev.PurchaseKind)}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    account_id: str
+    at: dt.datetime
+    approved: bool
+    codes: list[str]
+    hold_codes: list[str]
+    available_credit_fen: int
+    policy_version: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from jiefeng.domain.money import format_fen
+
+        return {
+            "account_id": self.account_id,
+            "at": self.at.isoformat(),
+            "approved": self.approved,
+            "decision": "approved" if self.approved else "declined",
+            "codes": self.codes,
+            "hold_codes": self.hold_codes,
+            "available_credit": format_fen(self.available_credit_fen),
+            "policy_version": self.policy_version,
+        }
+
+
+def authorize(
+    state: AccountState, request: PurchaseRequest, at: dt.datetime, policy: Policy, scopes: Scopes
+) -> Decision:
+    """Approve, or decline with every code that applies (holds first, then the request's own)."""
+    current, _ = advance(state, at, policy, scopes)
+    hold_codes = blocking_codes(current, at, scopes)
+    codes: list[str] = []
+    if request.kind != ev.PurchaseKind.PURCHASE.value:
+        codes.append("kind_not_allowed")
+    codes.extend(hold_codes)
+    if request.password_ok is False:
+        codes.append("wrong_password")
+    if request.amount_fen > current.available_credit_fen:
+        codes.append("insufficient_credit")
+    return Decision(
+        state.account_id, at, not codes, codes, hold_codes, current.available_credit_fen,
+        policy.version,
+    )
+
+
+class DomainRejected(ValueError):
+    """An event that is well-formed but contradicts the account; names the field and why."""
+
+    def __init__(self, field_name: str, reason: str):
+        self.field = field_name
+        self.reason = reason
+        super().__init__(f"{field_name}: {reason}")
+
+
+def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: Scopes) -> None:
+    """Refuse an account event the fold could not apply. `state` is the account advanced to the
+    event's time, or None if the account has no events yet."""
+    if isinstance(event, ev.AccountOpened):
+        if state is not None and state.opened:
+            raise DomainRejected("account_id", "account is already open")
+        return
+    if state is None or not state.opened:
+        raise DomainRejected("account_id", "unknown account: send account_opened first")
+    if state.opened_at is not None and event.at < state.opened_at:
+        raise DomainRejected("at", "is before the account was opened")
+    if isinstance(event, ev.Refund):
+        record = state.purchases.get(event.purchase_event_id)
+        if record is None:
+            raise DomainRejected(
+                "purchase_event_id", "no approved purchase with this id on this account")
+        refundable_fen = record.amount_fen - record.refunded_fen
+        if event.amount_fen > refundable_fen:
+            from jiefeng.domain.money import format_fen
+
+            raise DomainRejected(
+                "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}")
+    elif isinstance(event, ev.IdDocumentUpdated):
+        if event.expires_on <= local_date(event.at, zone(policy.timezone)):
+            raise DomainRejected("expires_on", "must be after the day of the update")
+    elif isinstance(event, ev.AppealSubmitted):
+        if event.appeal_id in state.appeals:
+            raise DomainRejected("appeal_id", "an appeal with this id already exists")
+        held = set(state.holds) | {h.code for h in scoped_holds(state, event.at, scopes)}
+        if event.hold_code not in held:
+            raise DomainRejected("hold_code", f"the account has no active {event.hold_code} hold")
+        if event.hold_code not in policy.appeals.appealable_codes:
+            raise DomainRejected(
+                "hold_code", f"{event.hold_code} cannot be appealed; it lifts as explained")
+        if any(a.hold_code == event.hold_code and a.status == "pending"
+               for a in state.appeals.values()):
+            raise DomainRejected("hold_code", "an appeal for this hold is already pending")
+        unknown = [pid for pid in event.purchase_event_ids if pid not in state.purchases]
+        if unknown:
+            raise DomainRejected("purchase_event_ids", f"not purchases of this account: {unknown[0]}")
+    elif isinstance(event, ev.AppealDecided):
+        appeal = state.appeals.get(event.appeal_id)
+        if appeal is None:
+            raise DomainRejected("appeal_id", "no appeal with this id")
+        if appeal.status != "pending":
+            raise DomainRejected("appeal_id", f"the appeal is already {appeal.status}")
+    elif isinstance(event, ev.ManualHoldReleased):
+        if H.MANUAL_REVIEW not in state.holds:
+            raise DomainRejected("account_id", "the account has no manual hold")

@@ -1,0 +1,38 @@
+"""Effects: what a decision did, for the outbox, the audit of decisions and the timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+HOLD_PLACED = "hold_placed"
+HOLD_UPDATED = "hold_updated"
+HOLD_RELEASED = "hold_released"
+PURCHASE_DECIDED = "purchase_decided"
+STATEMENT_ISSUED = "statement_issued"
+NOTICE = "notice"  # advance notices: bureau pre-notice, dormancy, ID expiry
+BUREAU_REPORTED = "bureau_reported"
+EVENT_IGNORED = "event_ignored"  # an event the fold could not apply (see `reason`)
+APPEAL_RECORDED = "appeal_recorded"
+APPEAL_DECIDED = "appeal_decided"
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    kind: str
+    at: dt.datetime
+    account_id: str
+    code: str | None = None
+    cause: str | None = None  # the event id, or clock:<what>
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "account_id": self.account_id,
+            "code": self.code,
+            "cause": self.cause,
+            "data": self.data,
+        }

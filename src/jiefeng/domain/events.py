@@ -1,0 +1,447 @@
+"""The input contract: every event type, its fields, and their validation.
+
+An event is a JSON object with `event_id`, `type` and `at` (RFC 3339 with an offset). Account
+events carry `account_id`; operator commands carry `actor`. Money is a decimal string with at
+most two places and is held as integer fen (`amount_fen`, JSON key `amount`). Unknown types and
+unknown fields are rejected, so a typo never becomes a silently ignored fact.
+
+Validation is pydantic; `parse_event` turns its errors into `EventRejected`, which names each
+offending field and the reason. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from jiefeng.domain.money import format_fen, parse_amount_fen
+
+MAX_ID_CHARS = 128
+MAX_LIST_ITEMS = 10_000  # bounds account_ids in one operator command
+MAX_TEXT_CHARS = 2_000  # appeal statements, reasons
+
+
+def _require_rfc3339_text(value: Any) -> Any:
+    # pydantic would accept a Unix number as UTC; the contract says RFC 3339 with an offset.
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string with an offset")
+    return value
+
+
+def _require_date_text(value: Any) -> Any:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_rfc3339_text)]
+Day = Annotated[dt.date, BeforeValidator(_require_date_text)]
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S+$")]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+# Positive money: "0.01" and up.
+AmountFen = Annotated[
+    int,
+    BeforeValidator(lambda v: parse_amount_fen(v)),
+    PlainSerializer(format_fen, return_type=str),
+]
+# Balances and record amounts may be zero.
+BalanceFen = Annotated[
+    int,
+    BeforeValidator(lambda v: parse_amount_fen(v, allow_zero=True)),
+    PlainSerializer(format_fen, return_type=str),
+]
+
+
+def _strict_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
+
+
+class PurchaseKind(StrEnum):
+    PURCHASE = "purchase"
+    TRANSFER = "transfer"
+    CASH_WITHDRAWAL = "cash_withdrawal"
+
+
+class BureauProduct(StrEnum):
+    JIEBEI = "jiebei"
+    MYBANK = "mybank"
+    BEIYONGJIN = "beiyongjin"
+    OTHER = "other"
+
+
+class BureauStatus(StrEnum):
+    OVERDUE = "overdue"
+    SETTLED = "settled"
+
+
+class ActivityCategory(StrEnum):
+    FINANCIAL_SERVICE = "financial_service"
+    LIFE_SERVICE = "life_service"
+    PAYMENT = "payment"
+
+
+class ProfileField(StrEnum):
+    PHONE = "phone"
+    BANK_CARD = "bank_card"
+    ADDRESS = "address"
+
+
+class AppealDecision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=False
+    )
+
+    event_id: Identifier
+    at: Timestamp
+
+    @property
+    def is_operator(self) -> bool:
+        return False
+
+
+class _AccountEvent(_Event):
+    account_id: Identifier
+
+
+class _OperatorEvent(_Event):
+    actor: Identifier
+
+    @property
+    def is_operator(self) -> bool:
+        return True
+
+
+def _score_dimension() -> Any:
+    return Field(default=None, ge=0, le=100)
+
+
+class ScoreDimensions(BaseModel):
+    """The five sub-scores of a credit score, each 0-100."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compliance: int | None = _score_dimension()
+    behaviour: int | None = _score_dimension()
+    identity: int | None = _score_dimension()
+    assets: int | None = _score_dimension()
+    connections: int | None = _score_dimension()
+
+
+# --- account events -------------------------------------------------------------------------
+
+
+class AccountOpened(_AccountEvent):
+    type: Literal["account_opened"] = "account_opened"
+    credit_limit_fen: AmountFen = Field(alias="credit_limit")
+    statement_day: int = Field(default=1, ge=1, le=28)
+    due_day: int = Field(default=9, ge=1, le=28)
+    id_expires_on: Day
+    segment: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _days_differ(self) -> AccountOpened:
+        if self.statement_day == self.due_day:
+            raise ValueError("due_day: must differ from statement_day")
+        return self
+
+
+class Purchase(_AccountEvent):
+    type: Literal["purchase"] = "purchase"
+    amount_fen: AmountFen = Field(alias="amount")
+    merchant_id: Identifier
+    kind: PurchaseKind = PurchaseKind.PURCHASE
+    password_ok: StrictFlag | None = None
+
+
+class Refund(_AccountEvent):
+    type: Literal["refund"] = "refund"
+    amount_fen: AmountFen = Field(alias="amount")
+    purchase_event_id: Identifier
+
+
+class Repayment(_AccountEvent):
+    type: Literal["repayment"] = "repayment"
+    amount_fen: AmountFen = Field(alias="amount")
+
+
+class ScoreUpdate(_AccountEvent):
+    type: Literal["score_update"] = "score_update"
+    score: int = Field(ge=350, le=950, strict=True)
+    dimensions: ScoreDimensions | None = None
+
+
+class BureauRecord(_AccountEvent):
+    type: Literal["bureau_record"] = "bureau_record"
+    product: BureauProduct
+    status: BureauStatus
+    days_past_due: int = Field(ge=0, le=10_000, strict=True)
+    amount_fen: BalanceFen = Field(alias="amount")
+
+
+class Activity(_AccountEvent):
+    type: Literal["activity"] = "activity"
+    category: ActivityCategory
+
+
+class AssetUpdate(_AccountEvent):
+    type: Literal["asset_update"] = "asset_update"
+    deposits_fen: BalanceFen = Field(alias="deposits")
+    wealth_balance_fen: BalanceFen = Field(alias="wealth_balance")
+
+
+class PasswordAttempt(_AccountEvent):
+    type: Literal["password_attempt"] = "password_attempt"
+    ok: StrictFlag
+
+
+class PasswordReset(_AccountEvent):
+    type: Literal["password_reset"] = "password_reset"
+    identity_verified: StrictFlag
+
+
+class Login(_AccountEvent):
+    type: Literal["login"] = "login"
+    device_id: Identifier
+
+
+class ProfileChange(_AccountEvent):
+    type: Literal["profile_change"] = "profile_change"
+    field: ProfileField
+
+
+class IdentityVerified(_AccountEvent):
+    type: Literal["identity_verified"] = "identity_verified"
+    method: Identifier
+
+
+class IdDocumentUpdated(_AccountEvent):
+    type: Literal["id_document_updated"] = "id_document_updated"
+    expires_on: Day
+
+
+class AppealSubmitted(_AccountEvent):
+    type: Literal["appeal_submitted"] = "appeal_submitted"
+    appeal_id: Identifier
+    hold_code: Identifier
+    statement: Text = ""
+    purchase_event_ids: list[Identifier] = Field(default_factory=list, max_length=100)
+
+
+# --- operator commands ------------------------------------------------------------------------
+
+
+class MaintenanceScheduled(_OperatorEvent):
+    type: Literal["maintenance_scheduled"] = "maintenance_scheduled"
+    window_id: Identifier
+    start: Timestamp
+    end: Timestamp
+    segment: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _window_is_forward(self) -> MaintenanceScheduled:
+        if self.end <= self.start:
+            raise ValueError("end: must be after start")
+        if self.end - self.start > dt.timedelta(days=7):
+            raise ValueError("end: a maintenance window may last at most 7 days")
+        return self
+
+
+class MaintenanceCancelled(_OperatorEvent):
+    type: Literal["maintenance_cancelled"] = "maintenance_cancelled"
+    window_id: Identifier
+
+
+class MigrationStarted(_OperatorEvent):
+    type: Literal["migration_started"] = "migration_started"
+    campaign_id: Identifier
+    account_ids: list[Identifier] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    segment: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> MigrationStarted:
+        if (self.account_ids is None) == (self.segment is None):
+            raise ValueError("account_ids: give either account_ids or segment, not both or none")
+        if self.account_ids is not None and not self.account_ids:
+            raise ValueError("account_ids: must not be empty")
+        return self
+
+
+class MigrationCompleted(_OperatorEvent):
+    type: Literal["migration_completed"] = "migration_completed"
+    campaign_id: Identifier
+    account_ids: list[Identifier] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+
+
+def _valid_criteria(text: str) -> str:
+    from jiefeng.policy.criteria import compile_criteria  # local: keeps import graph acyclic
+
+    compile_criteria(text)  # raises ValueError saying what is not allowed
+    return text
+
+
+Criteria = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_valid_criteria)]
+
+
+class PolicySweep(_OperatorEvent):
+    type: Literal["policy_sweep"] = "policy_sweep"
+    sweep_id: Identifier
+    criteria: Criteria
+    reopen_criteria: Criteria
+
+
+class AppealDecided(_OperatorEvent):
+    type: Literal["appeal_decided"] = "appeal_decided"
+    appeal_id: Identifier
+    decision: AppealDecision
+    reason: Text = ""
+    # Filled in by the service from the appeal's own record; callers need not send it.
+    account_id: Identifier | None = None
+
+
+class ManualHoldPlaced(_OperatorEvent):
+    """An operator places a hold by hand (an extension; see docs/events.md)."""
+
+    type: Literal["manual_hold_placed"] = "manual_hold_placed"
+    account_id: Identifier
+    reason: Text = Field(min_length=1)
+
+
+class ManualHoldReleased(_OperatorEvent):
+    type: Literal["manual_hold_released"] = "manual_hold_released"
+    account_id: Identifier
+    reason: Text = ""
+
+
+AccountEvent = Union[
+    AccountOpened,
+    Purchase,
+    Refund,
+    Repayment,
+    ScoreUpdate,
+    BureauRecord,
+    Activity,
+    AssetUpdate,
+    PasswordAttempt,
+    PasswordReset,
+    Login,
+    ProfileChange,
+    IdentityVerified,
+    IdDocumentUpdated,
+    AppealSubmitted,
+]
+OperatorEvent = Union[
+    MaintenanceScheduled,
+    MaintenanceCancelled,
+    MigrationStarted,
+    MigrationCompleted,
+    PolicySweep,
+    AppealDecided,
+    ManualHoldPlaced,
+    ManualHoldReleased,
+]
+Event = Annotated[Union[AccountEvent, OperatorEvent], Field(discriminator="type")]
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    model.model_fields["type"].default: model
+    for model in (*AccountEvent.__args__, *OperatorEvent.__args__)  # type: ignore[attr-defined]
+}
+OPERATOR_TYPES = frozenset(
+    model.model_fields["type"].default for model in OperatorEvent.__args__  # type: ignore[attr-defined]
+)
+
+_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+class EventRejected(ValueError):
+    """An event failed validation. `problems` is a list of (field, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str]], event_id: str | None = None):
+        self.problems = problems
+        self.event_id = event_id
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems))
+
+    @property
+    def field(self) -> str:
+        return self.problems[0][0]
+
+    @property
+    def reason(self) -> str:
+        return self.problems[0][1]
+
+
+def _problems(error: ValidationError, raw: Any) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        # The discriminated union puts the type tag first; it is noise for the reader.
+        if loc and isinstance(raw, dict) and loc[0] == raw.get("type"):
+            loc = loc[1:]
+        message = item["msg"]
+        if item["type"] == "union_tag_invalid":
+            loc = ["type"]
+            message = f"unknown event type {raw.get('type')!r}" if isinstance(raw, dict) else message
+        elif item["type"] == "union_tag_not_found":
+            loc = ["type"]
+            message = "is required"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "is required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        # Model-level validators name their field in the message: "end: must be after start".
+        if not loc and ": " in message:
+            field, message = message.split(": ", 1)
+            loc = [field]
+        problems.append((".".join(loc) or "(event)", message))
+    return problems
+
+
+def parse_event(raw: Any) -> Any:
+    """Validate one decoded JSON object into an event, or raise EventRejected."""
+    if not isinstance(raw, dict):
+        raise EventRejected([("(event)", "must be a JSON object")])
+    try:
+        return _EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as error:
+        event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+        raise EventRejected(_problems(error, raw), event_id) from None
+
+
+def event_to_json_dict(event: Any) -> dict[str, Any]:
+    """The event in its wire form (JSON keys, decimal-string money)."""
+    return event.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def routing_account_id(event: Any) -> str | None:
+    """The account an event belongs to, or None for portfolio-wide operator commands."""
+    return getattr(event, "account_id", None)

@@ -1,0 +1,842 @@
+"""The rules for the nine freeze causes: event handlers and time-driven checks.
+
+Each handler mutates the working state it is given (the core hands it a private copy) and
+appends effects. Handlers never read a clock: the event's `at` or the deadline is the time.
+Thresholds come from the policy; nothing here hard-codes one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from typing import Any
+
+from jiefeng.domain import events as ev
+from jiefeng.domain import holds as H
+from jiefeng.domain.clock import (
+    DAY,
+    first_statement_date,
+    local_date,
+    local_midnight,
+    next_day_of_month,
+    zone,
+)
+from jiefeng.domain.effects import (
+    APPEAL_DECIDED,
+    APPEAL_RECORDED,
+    BUREAU_REPORTED,
+    EVENT_IGNORED,
+    HOLD_PLACED,
+    HOLD_RELEASED,
+    HOLD_UPDATED,
+    NOTICE,
+    PURCHASE_DECIDED,
+    STATEMENT_ISSUED,
+    Effect,
+)
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import (
+    MAX_APPEALS,
+    MAX_REMEMBERED_PURCHASES,
+    MAX_WINDOW_ITEMS,
+    AccountState,
+    Appeal,
+    BureauFact,
+    PurchaseRecord,
+    Statement,
+)
+from jiefeng.policy.schema import Policy
+
+HOUR = dt.timedelta(hours=1)
+PURCHASES_WINDOW = dt.timedelta(days=90)
+OVERDUE_MEMORY = dt.timedelta(days=730)
+MAX_EVIDENCE_ITEMS = 4  # the principal reasons shown to a customer
+
+
+# --- hold bookkeeping -------------------------------------------------------------------------
+
+
+def place(
+    state: AccountState,
+    effects: list[Effect],
+    code: str,
+    at: dt.datetime,
+    cause: str,
+    evidence: dict[str, Any],
+    releases_at: dt.datetime | None = None,
+    actor: str | None = None,
+) -> None:
+    """Place a hold, or refresh the evidence of one already active (keeping its `since`)."""
+    current = state.holds.get(code)
+    if current is None:
+        state.holds[code] = H.Hold(code, at, cause, evidence, releases_at, actor)
+        effects.append(
+            Effect(HOLD_PLACED, at, state.account_id, code, cause,
+                   {"releases_at": releases_at.isoformat() if releases_at else None})
+        )
+        return
+    state.holds[code] = H.Hold(
+        code, current.since, current.placed_by, evidence, releases_at,
+        current.placed_by_actor if actor is None else actor,
+    )
+    effects.append(Effect(HOLD_UPDATED, at, state.account_id, code, cause, {}))
+
+
+def release(
+    state: AccountState, effects: list[Effect], code: str, at: dt.datetime, cause: str, why: str
+) -> bool:
+    hold = state.holds.pop(code, None)
+    if hold is None:
+        return False
+    effects.append(
+        Effect(HOLD_RELEASED, at, state.account_id, code, cause,
+               {"since": hold.since.isoformat(), "path": why})
+    )
+    return True
+
+
+def _trim(window: deque, before: dt.datetime) -> None:
+    """Drop items older than `before` (items are datetimes or tuples starting with one)."""
+    while window and (window[0][0] if isinstance(window[0], tuple) else window[0]) < before:
+        window.popleft()
+    while len(window) > MAX_WINDOW_ITEMS:
+        window.popleft()
+
+
+# --- opening and billing ----------------------------------------------------------------------
+
+
+def on_account_opened(state, event: ev.AccountOpened, policy, scopes, effects) -> None:
+    if state.opened:
+        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
+                              {"reason": "account already opened"}))
+        return
+    tz = zone(policy.timezone)
+    state.opened = True
+    state.opened_at = event.at
+    state.clock = event.at
+    state.credit_limit_fen = event.credit_limit_fen
+    state.statement_day = event.statement_day
+    state.due_day = event.due_day
+    state.segment = event.segment
+    state.id_expires_on = event.id_expires_on
+    state.next_statement_date = first_statement_date(event.at, event.statement_day, tz)
+    state.fees_accrued_through = local_date(event.at, tz)
+    state.dormancy_anchor = event.at
+    # Sweeps before the opening never apply to this account.
+    state.sweeps_seen = sum(1 for s in scopes.sweeps if s.at <= event.at)
+    if event.id_expires_on < local_date(event.at, tz):
+        place(state, effects, H.ID_EXPIRED, event.at, event.event_id,
+              {"expires_on": event.id_expires_on})
+
+
+def due_date_for(statement_date: dt.date, due_day: int) -> dt.date:
+    return next_day_of_month(statement_date, due_day)
+
+
+def issue_statement(state: AccountState, at: dt.datetime, policy: Policy,
+                    effects: list[Effect]) -> None:
+    statement_date = state.next_statement_date
+    assert statement_date is not None
+    state.next_statement_date = next_day_of_month(statement_date, state.statement_day)
+    amount_fen = state.unbilled_fen
+    state.unbilled_fen = 0
+    credit_used = min(state.credit_balance_fen, amount_fen)
+    state.credit_balance_fen -= credit_used
+    amount_fen -= credit_used
+    if amount_fen <= 0:
+        return
+    due = due_date_for(statement_date, state.due_day)
+    state.statements.append(Statement(statement_date, due, amount_fen))
+    effects.append(Effect(STATEMENT_ISSUED, at, state.account_id, None, f"clock:statement:{statement_date}",
+                          {"statement_date": statement_date.isoformat(), "due_date": due.isoformat(),
+                           "amount_fen": amount_fen}))
+
+
+def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> None:
+    """Late fee for every whole local day that passed on overdue principal.
+
+    The fee a day is floored per statement and multiplied by days, so the total does not depend
+    on how often the account was advanced (replay equals incremental).
+    """
+    tz = zone(policy.timezone)
+    today = local_date(now, tz)
+    through = state.fees_accrued_through
+    if through is None or today <= through:
+        return
+    days = (today - through).days
+    rate_bp = policy.billing.late_fee_daily_bp
+    for statement in state.statements:
+        if statement.overdue_since is not None and statement.principal_due_fen > 0:
+            statement.late_fee_fen += statement.principal_due_fen * rate_bp // 10_000 * days
+    state.fees_accrued_through = today
+
+
+def _disruption_end(state: AccountState, day_start: dt.datetime, now: dt.datetime,
+                    scopes: Scopes) -> dt.datetime | None | bool:
+    """Did maintenance or a migration cover this account during [day_start, now)?
+
+    Returns False if not, True if one is still going on at `now`, else the latest end.
+    """
+    latest: dt.datetime | None = None
+    for window in scopes.windows.values():
+        if (window.applies_to(state.segment, now) and window.start < now
+                and window.end > day_start):
+            latest = window.end if latest is None else max(latest, window.end)
+    for campaign in scopes.campaigns.values():
+        if not campaign.includes(state.account_id, state.segment) or campaign.started_at >= now:
+            continue
+        done = campaign.completed_at(state.account_id)
+        if done is None or done > now:
+            return True
+        if done > day_start:
+            latest = done if latest is None else max(latest, done)
+    return False if latest is None else latest
+
+
+def check_overdue(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes,
+                  effects: list[Effect]) -> None:
+    tz = zone(policy.timezone)
+    newly_overdue = False
+    for statement in state.statements:
+        if statement.overdue_since is not None or statement.owed_fen <= 0:
+            continue
+        check_at = local_midnight(statement.due_date + DAY, tz)
+        if check_at > at:
+            continue
+        disruption = _disruption_end(state, local_midnight(statement.due_date, tz), at, scopes)
+        if disruption is not False:
+            # A due date inside maintenance or a migration moves past it: no fee, no overdue.
+            moved = statement.due_date + DAY
+            if isinstance(disruption, dt.datetime):
+                moved = max(moved, local_date(disruption, tz))
+            statement.due_date = moved
+            continue
+        statement.overdue_since = check_at
+        newly_overdue = True
+    if newly_overdue:
+        state.overdue_starts.append(at)
+        _trim(state.overdue_starts, at - OVERDUE_MEMORY)
+        if H.CURE_PROBATION in state.holds:
+            release(state, effects, H.CURE_PROBATION, at, "clock:overdue", "superseded_by_overdue")
+    _refresh_overdue_hold(state, at, policy, "clock:overdue", effects)
+
+
+def _refresh_overdue_hold(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
+                          effects: list[Effect]) -> None:
+    past_due = state.past_due_statements()
+    if not past_due:
+        return
+    oldest = past_due[0]
+    # Evidence holds what changes only with repayments; the live amount owed (with the late fee
+    # that accrues daily) is read from the ledger when explaining.
+    evidence = {
+        "statement_date": oldest.statement_date,
+        "due_date": oldest.due_date,
+        "principal_past_due_fen": sum(s.principal_due_fen for s in past_due),
+        "statements_past_due": len(past_due),
+        "bureau_report_days_past_due": policy.overdue.bureau_report_days_past_due,
+    }
+    if H.OVERDUE in state.holds and state.holds[H.OVERDUE].evidence == evidence:
+        return
+    place(state, effects, H.OVERDUE, at, cause, evidence)
+
+
+def check_bureau_reporting(state: AccountState, at: dt.datetime, policy: Policy,
+                           effects: list[Effect]) -> None:
+    tz = zone(policy.timezone)
+    today = local_date(at, tz)
+    for statement in state.past_due_statements():
+        days_past_due = (today - statement.due_date).days
+        if not statement.bureau_notice_sent and (
+            days_past_due >= policy.overdue.bureau_prenotice_days_past_due
+        ):
+            statement.bureau_notice_sent = True
+            effects.append(Effect(NOTICE, at, state.account_id, H.OVERDUE, "clock:overdue",
+                                  {"notice": "bureau_prenotice",
+                                   "statement_date": statement.statement_date.isoformat(),
+                                   "report_on": (statement.due_date + DAY *
+                                                 policy.overdue.bureau_report_days_past_due
+                                                 ).isoformat()}))
+        if not statement.bureau_reported and (
+            days_past_due >= policy.overdue.bureau_report_days_past_due
+        ):
+            statement.bureau_reported = True
+            effects.append(Effect(BUREAU_REPORTED, at, state.account_id, H.OVERDUE,
+                                  "clock:overdue",
+                                  {"statement_date": statement.statement_date.isoformat(),
+                                   "days_past_due": days_past_due}))
+
+
+def _cure_days(state: AccountState, policy: Policy) -> int:
+    days = policy.cure_probation.days
+    starts = list(state.overdue_starts)
+    if len(starts) >= 2 and starts[-1] - starts[-2] <= DAY * policy.cure_probation.repeat_window_days:
+        days *= policy.cure_probation.repeat_multiplier
+    return days
+
+
+def start_cure_probation(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
+                         source: str, effects: list[Effect]) -> None:
+    days = _cure_days(state, policy)
+    ends = at + DAY * days
+    current = state.holds.get(H.CURE_PROBATION)
+    if current is not None and current.releases_at is not None and current.releases_at > ends:
+        ends = current.releases_at
+    place(state, effects, H.CURE_PROBATION, at, cause,
+          {"source": source, "probation_days": days, "cleared_at": at,
+           "repeat": days > policy.cure_probation.days},
+          releases_at=ends)
+
+
+# --- purchases, refunds, repayments ------------------------------------------------------------
+
+
+def blocking_codes(state: AccountState, at: dt.datetime, scopes: Scopes) -> list[str]:
+    codes = sorted(state.holds)
+    if scopes.windows and scopes.maintenance_at(at, state.segment):
+        codes.append(H.MAINTENANCE)
+    if scopes.campaigns and scopes.migrations_at(at, state.account_id, state.segment):
+        codes.append(H.MIGRATION)
+    return codes
+
+
+def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
+    at = event.at
+    available_fen = state.available_credit_fen
+    # Signals first: the attempt that completes a cash-out pattern is itself declined.
+    if event.kind != ev.PurchaseKind.PURCHASE:
+        cash_out_signal(state, at, "kind_not_allowed", event.event_id, policy, effects)
+    else:
+        if event.merchant_id in policy.cash_out.high_risk_merchants:
+            cash_out_signal(state, at, "high_risk_merchant", event.event_id, policy, effects)
+        share_pct = policy.cash_out.rapid_share_of_available_pct
+        large = available_fen > 0 and event.amount_fen * 100 >= available_fen * share_pct
+        if large or event.amount_fen % policy.cash_out.round_amount_fen == 0:
+            window = state.suspicious_purchases
+            window.append((at, event.merchant_id))
+            _trim(window, at - HOUR * policy.cash_out.rapid_window_hours)
+            same = sum(1 for _, merchant in window if merchant == event.merchant_id)
+            if same >= policy.cash_out.rapid_purchase_count:
+                cash_out_signal(state, at, "rapid_merchant", event.event_id, policy, effects)
+    if event.password_ok is not None:
+        _password_attempt(state, at, event.password_ok, event.event_id, policy, effects)
+
+    codes: list[str] = []
+    if event.kind != ev.PurchaseKind.PURCHASE:
+        codes.append("kind_not_allowed")
+    codes.extend(blocking_codes(state, at, scopes))
+    if event.password_ok is False:
+        codes.append("wrong_password")
+    if event.amount_fen > state.available_credit_fen:
+        codes.append("insufficient_credit")
+    approved = not codes
+    effects.append(Effect(PURCHASE_DECIDED, at, state.account_id, None, event.event_id,
+                          {"approved": approved, "codes": codes, "amount_fen": event.amount_fen,
+                           "policy_version": policy.version}))
+    if not approved:
+        return
+    state.unbilled_fen += event.amount_fen
+    state.purchases_total_fen += event.amount_fen
+    state.last_purchase_at = at
+    state.purchases[event.event_id] = PurchaseRecord(event.event_id, at, event.amount_fen,
+                                                     event.merchant_id)
+    if len(state.purchases) > MAX_REMEMBERED_PURCHASES:
+        del state.purchases[next(iter(state.purchases))]
+    state.recent_purchases.append((at, event.event_id))
+    _trim(state.recent_purchases, at - PURCHASES_WINDOW)
+
+
+def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
+    record = state.purchases.get(event.purchase_event_id)
+    if record is None or event.amount_fen > record.amount_fen - record.refunded_fen:
+        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
+                              {"reason": "refund does not match a refundable purchase"}))
+        return
+    state.purchases[record.event_id] = PurchaseRecord(
+        record.event_id, record.at, record.amount_fen, record.merchant_id,
+        record.refunded_fen + event.amount_fen)
+    _pay(state, event.amount_fen)
+    if event.at - record.at <= HOUR * policy.cash_out.quick_refund_hours:
+        state.quick_refunds.append(event.at)
+        _trim(state.quick_refunds, event.at - DAY * policy.cash_out.quick_refund_window_days)
+        if len(state.quick_refunds) >= policy.cash_out.quick_refund_count:
+            cash_out_signal(state, event.at, "quick_refunds", event.event_id, policy, effects)
+    _after_payment(state, event.at, policy, event.event_id, effects)
+
+
+def _pay(state: AccountState, amount_fen: int) -> None:
+    """Oldest statement first (its late fee, then its principal), then unbilled, then credit."""
+    remaining = amount_fen
+    for statement in state.statements:
+        if remaining <= 0:
+            break
+        fee = min(remaining, statement.late_fee_due_fen)
+        statement.paid_late_fee_fen += fee
+        remaining -= fee
+        principal = min(remaining, statement.principal_due_fen)
+        statement.paid_principal_fen += principal
+        remaining -= principal
+    if remaining > 0:
+        unbilled = min(remaining, state.unbilled_fen)
+        state.unbilled_fen -= unbilled
+        remaining -= unbilled
+    state.credit_balance_fen += remaining
+    # Settled statements are history; keep the list short.
+    state.statements = [s for s in state.statements if s.owed_fen > 0]
+
+
+def _after_payment(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
+                   effects: list[Effect]) -> None:
+    if H.OVERDUE in state.holds:
+        if not state.past_due_statements():
+            release(state, effects, H.OVERDUE, at, cause, "repaid")
+            start_cure_probation(state, at, policy, cause, "overdue", effects)
+        else:
+            _refresh_overdue_hold(state, at, policy, cause, effects)
+
+
+def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
+    at = event.at
+    state.repayments_total_fen += event.amount_fen
+    state.recent_repayments.append((at, event.amount_fen, event.event_id))
+    _trim(state.recent_repayments, at - PURCHASES_WINDOW)
+    # Score brushing: a purchase repaid in full within the window, over and over.
+    window_start = at - dt.timedelta(minutes=policy.cash_out.brushing_repay_minutes)
+    for purchase_at, purchase_id in reversed(state.recent_purchases):
+        if purchase_at < window_start:
+            break
+        record = state.purchases.get(purchase_id)
+        if record is not None and record.amount_fen <= event.amount_fen:
+            state.brushing_cycles.append(at)
+            _trim(state.brushing_cycles, at - DAY * policy.cash_out.brushing_window_days)
+            if len(state.brushing_cycles) >= policy.cash_out.brushing_cycle_count:
+                cash_out_signal(state, at, "score_brushing", event.event_id, policy, effects)
+            break
+    _pay(state, event.amount_fen)
+    _after_payment(state, at, policy, event.event_id, effects)
+
+
+# --- cash-out ----------------------------------------------------------------------------------
+
+
+def cash_out_signal(state: AccountState, at: dt.datetime, signal: str, ref: str, policy: Policy,
+                    effects: list[Effect]) -> None:
+    state.last_cash_out_signal_at = at
+    state.cash_out_signals.append((at, signal, ref))
+    _trim(state.cash_out_signals, at - DAY * 365)
+    recent = list(state.cash_out_signals)[-MAX_EVIDENCE_ITEMS:]
+    # Evidence names the kind of signal and the transaction, never the detection threshold.
+    evidence = {"signals": [{"signal": s, "at": t, "ref": r} for t, s, r in recent]}
+    place(state, effects, H.CASH_OUT_SUSPECTED, at, ref, evidence,
+          releases_at=at + DAY * policy.cash_out.quiet_days)
+
+
+def _clear_cash_out(state: AccountState) -> None:
+    state.suspicious_purchases.clear()
+    state.quick_refunds.clear()
+    state.brushing_cycles.clear()
+
+
+# --- score, bureau, assets, activity ------------------------------------------------------------
+
+
+def on_score_update(state, event: ev.ScoreUpdate, policy, scopes, effects) -> None:
+    state.score = event.score
+    state.score_at = event.at
+    if event.dimensions is not None:
+        state.score_dimensions = {
+            name: value for name, value in event.dimensions.model_dump().items()
+            if value is not None
+        }
+    held = H.SCORE_BELOW_THRESHOLD in state.holds
+    if held and event.score >= policy.score.release_at:
+        release(state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id,
+                "score_recovered")
+    elif event.score < policy.score.threshold or held:
+        weakest = sorted(state.score_dimensions.items(), key=lambda kv: kv[1])[:2]
+        place(state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id,
+              {"score": event.score, "threshold": policy.score.threshold,
+               "release_at": policy.score.release_at,
+               "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest]})
+
+
+def on_bureau_record(state, event: ev.BureauRecord, policy, scopes, effects) -> None:
+    product = event.product.value
+    state.bureau[product] = BureauFact(product, event.status.value, event.days_past_due,
+                                       event.amount_fen, event.at, event.event_id)
+    overdue_products = [
+        fact for fact in state.bureau.values()
+        if fact.status == "overdue"
+        and fact.days_past_due >= policy.external_overdue.min_days_past_due
+    ]
+    if event.status == ev.BureauStatus.OVERDUE and H.CURE_PROBATION in state.holds:
+        # "No new overdue here or on the bureau": a new bureau overdue restarts the probation.
+        start_cure_probation(state, event.at, policy, event.event_id, "bureau", effects)
+    if overdue_products:
+        place(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id,
+              {"products": [{"product": f.product, "days_past_due": f.days_past_due,
+                             "amount_fen": f.amount_fen, "reported_at": f.at}
+                            for f in overdue_products[:MAX_EVIDENCE_ITEMS]],
+               "threshold_days": policy.external_overdue.min_days_past_due})
+    elif H.EXTERNAL_OVERDUE in state.holds:
+        release(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id, "settled")
+        start_cure_probation(state, event.at, policy, event.event_id, "external", effects)
+
+
+def on_asset_update(state, event: ev.AssetUpdate, policy, scopes, effects) -> None:
+    state.deposits_fen = event.deposits_fen
+    state.wealth_balance_fen = event.wealth_balance_fen
+
+
+def on_activity(state, event: ev.Activity, policy, scopes, effects) -> None:
+    state.activities.append((event.at, event.category.value))
+    _trim(state.activities, event.at - DAY * policy.dormancy.reopen_window_days)
+    if H.DORMANT in state.holds and len(state.activities) >= policy.dormancy.reopen_activity_count:
+        release(state, effects, H.DORMANT, event.at, event.event_id, "reactivated")
+        state.dormancy_anchor = event.at  # reopening restarts the dormancy clock
+        state.dormancy_notice_sent = False
+
+
+# --- account security --------------------------------------------------------------------------
+
+
+def _security_check(state: AccountState, at: dt.datetime, cause: str, policy: Policy,
+                    effects: list[Effect]) -> None:
+    rules = policy.account_security
+    _trim(state.bank_card_changes, at - DAY * rules.bank_card_window_days)
+    _trim(state.new_devices, at - max(DAY * rules.new_devices_window_days,
+                                      HOUR * rules.phone_device_window_hours))
+    _trim(state.phone_changes, at - HOUR * rules.phone_device_window_hours)
+    signals: list[str] = []
+    if len(state.bank_card_changes) >= rules.bank_card_changes:
+        signals.append("bank_card_changes")
+    pair_window = HOUR * rules.phone_device_window_hours
+    if any(abs(phone - device) <= pair_window
+           for phone in state.phone_changes for device in state.new_devices):
+        signals.append("phone_and_new_device")
+    recent_devices = [t for t in state.new_devices if t >= at - DAY * rules.new_devices_window_days]
+    if len(recent_devices) >= rules.new_devices:
+        signals.append("new_devices")
+    if signals or H.ACCOUNT_SECURITY in state.holds:
+        merged = tuple(dict.fromkeys((*state.security_signals, *signals))) if (
+            H.ACCOUNT_SECURITY in state.holds) else tuple(signals)
+        state.security_signals = merged
+        assert state.last_sensitive_change_at is not None
+        place(state, effects, H.ACCOUNT_SECURITY, at, cause,
+              {"signals": list(merged)},
+              releases_at=state.last_sensitive_change_at + DAY * rules.quiet_days)
+
+
+def on_login(state, event: ev.Login, policy, scopes, effects) -> None:
+    if event.device_id in state.known_devices:
+        return
+    state.known_devices.add(event.device_id)
+    if len(state.known_devices) > MAX_WINDOW_ITEMS:
+        state.known_devices.pop()
+    state.new_devices.append(event.at)
+    state.last_sensitive_change_at = event.at
+    _security_check(state, event.at, event.event_id, policy, effects)
+
+
+def on_profile_change(state, event: ev.ProfileChange, policy, scopes, effects) -> None:
+    if event.field == ev.ProfileField.ADDRESS:
+        return  # not a takeover signal on its own
+    if event.field == ev.ProfileField.BANK_CARD:
+        state.bank_card_changes.append(event.at)
+    else:
+        state.phone_changes.append(event.at)
+    state.last_sensitive_change_at = event.at
+    _security_check(state, event.at, event.event_id, policy, effects)
+
+
+def _clear_security(state: AccountState) -> None:
+    state.bank_card_changes.clear()
+    state.phone_changes.clear()
+    state.new_devices.clear()
+    state.security_signals = ()
+
+
+def on_identity_verified(state, event: ev.IdentityVerified, policy, scopes, effects) -> None:
+    # A verified identity vouches for the recent changes: the windows start afresh.
+    _clear_security(state)
+    release(state, effects, H.ACCOUNT_SECURITY, event.at, event.event_id, "identity_verified")
+
+
+# --- password ----------------------------------------------------------------------------------
+
+
+def _password_attempt(state: AccountState, at: dt.datetime, ok: bool, cause: str, policy: Policy,
+                      effects: list[Effect]) -> None:
+    if H.PASSWORD_LOCKED in state.holds:
+        return  # attempts while locked neither count nor unlock
+    if ok:
+        state.password_failures = 0
+        return
+    state.password_failures += 1
+    if state.password_failures >= policy.password.max_consecutive_failures:
+        unlocks_at = at + HOUR * policy.password.lock_hours
+        place(state, effects, H.PASSWORD_LOCKED, at, cause,
+              {"failures": state.password_failures, "locked_at": at, "unlocks_at": unlocks_at},
+              releases_at=unlocks_at)
+        state.password_failures = 0
+
+
+def on_password_attempt(state, event: ev.PasswordAttempt, policy, scopes, effects) -> None:
+    _password_attempt(state, event.at, event.ok, event.event_id, policy, effects)
+
+
+def on_password_reset(state, event: ev.PasswordReset, policy, scopes, effects) -> None:
+    if not event.identity_verified:
+        return  # an unverified reset changes nothing: the lock stays until it expires
+    state.password_failures = 0
+    release(state, effects, H.PASSWORD_LOCKED, event.at, event.event_id, "password_reset")
+
+
+# --- identity document -------------------------------------------------------------------------
+
+
+def on_id_document_updated(state, event: ev.IdDocumentUpdated, policy, scopes, effects) -> None:
+    today = local_date(event.at, zone(policy.timezone))
+    if event.expires_on <= today:
+        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
+                              {"reason": "the new document has already expired"}))
+        return
+    state.id_expires_on = event.expires_on
+    state.id_notice_sent_for = None
+    release(state, effects, H.ID_EXPIRED, event.at, event.event_id, "id_document_updated")
+
+
+# --- appeals and manual holds ---------------------------------------------------------------------
+
+
+def on_appeal_submitted(state, event: ev.AppealSubmitted, policy, scopes, effects) -> None:
+    status = "pending" if event.hold_code in state.holds else "void"
+    state.appeals[event.appeal_id] = Appeal(
+        event.appeal_id, event.hold_code, event.at, event.statement,
+        tuple(event.purchase_event_ids), status)
+    if len(state.appeals) > MAX_APPEALS:
+        del state.appeals[next(iter(state.appeals))]
+    effects.append(Effect(APPEAL_RECORDED, event.at, state.account_id, event.hold_code,
+                          event.event_id, {"appeal_id": event.appeal_id, "status": status}))
+
+
+def on_appeal_decided(state, event: ev.AppealDecided, policy, scopes, effects) -> None:
+    appeal = state.appeals.get(event.appeal_id)
+    if appeal is None or appeal.status != "pending":
+        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
+                              {"reason": "no pending appeal with this id"}))
+        return
+    approved = event.decision == ev.AppealDecision.APPROVE
+    state.appeals[event.appeal_id] = Appeal(
+        appeal.appeal_id, appeal.hold_code, appeal.submitted_at, appeal.statement,
+        appeal.purchase_event_ids, "approved" if approved else "rejected", event.at,
+        event.actor, event.reason)
+    effects.append(Effect(APPEAL_DECIDED, event.at, state.account_id, appeal.hold_code,
+                          event.event_id, {"appeal_id": appeal.appeal_id,
+                                           "decision": event.decision.value}))
+    if not approved:
+        return
+    code = appeal.hold_code
+    if code == H.CASH_OUT_SUSPECTED:
+        _clear_cash_out(state)
+    elif code == H.ACCOUNT_SECURITY:
+        _clear_security(state)
+    elif code == H.DORMANT:
+        state.dormancy_anchor = event.at
+        state.dormancy_notice_sent = False
+    release(state, effects, code, event.at, event.event_id, "appeal_approved")
+
+
+def on_manual_hold_placed(state, event: ev.ManualHoldPlaced, policy, scopes, effects) -> None:
+    place(state, effects, H.MANUAL_REVIEW, event.at, event.event_id,
+          {"reason": event.reason}, actor=event.actor)
+
+
+def on_manual_hold_released(state, event: ev.ManualHoldReleased, policy, scopes, effects) -> None:
+    release(state, effects, H.MANUAL_REVIEW, event.at, event.event_id, "operator_released")
+
+
+# --- features and policy sweeps ------------------------------------------------------------------
+
+
+def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, Any]:
+    """The per-account feature snapshot that sweep criteria read (see docs/criteria.md)."""
+    tz = zone(policy.timezone)
+    today = local_date(at, tz)
+    limit_fen = state.credit_limit_fen
+    used_fen = max(0, state.principal_owed_fen - state.credit_balance_fen)
+    past_due = state.past_due_statements()
+    cutoff = at - PURCHASES_WINDOW
+    return {
+        "score": state.score,
+        "credit_limit": limit_fen / 100,
+        "available_credit": state.available_credit_fen / 100,
+        "utilization": min(1.0, used_fen / limit_fen) if limit_fen else 0.0,
+        "days_past_due": max(((today - s.due_date).days for s in past_due), default=0),
+        "deposits": state.deposits_fen / 100,
+        "wealth_balance": state.wealth_balance_fen / 100,
+        "account_age_days": (today - local_date(state.opened_at, tz)).days if state.opened_at else 0,
+        "purchases_90d": sum(1 for t, _ in state.recent_purchases if t >= cutoff),
+        "segment": state.segment,
+    }
+
+
+def _apply_sweeps(state: AccountState, previous: dt.datetime, at: dt.datetime, policy: Policy,
+                  scopes: Scopes, effects: list[Effect]) -> None:
+    from jiefeng.policy.criteria import compile_criteria
+
+    while state.sweeps_seen < len(scopes.sweeps) and scopes.sweeps[state.sweeps_seen].at <= at:
+        sweep = scopes.sweeps[state.sweeps_seen]
+        state.sweeps_seen += 1
+        if H.POLICY_TIGHTENING in state.holds:
+            continue
+        criteria = compile_criteria(sweep.criteria)
+        snapshot = features(state, sweep.at, policy)
+        if not criteria.matches(snapshot):
+            continue
+        place(state, effects, H.POLICY_TIGHTENING, sweep.at, sweep.event_id,
+              {"sweep_id": sweep.sweep_id,
+               "matched": {name: snapshot[name] for name in sorted(criteria.features_used)},
+               "reopen_criteria": sweep.reopen_criteria,
+               "earliest_reopen_at": sweep.at + DAY * policy.policy_tightening.min_closed_days},
+              actor=sweep.actor)
+
+
+def _check_reopen(state: AccountState, at: dt.datetime, cause: str, policy: Policy,
+                  effects: list[Effect]) -> None:
+    from jiefeng.policy.criteria import compile_criteria
+
+    hold = state.holds.get(H.POLICY_TIGHTENING)
+    if hold is None or at < hold.evidence["earliest_reopen_at"]:
+        return
+    if compile_criteria(hold.evidence["reopen_criteria"]).matches(features(state, at, policy)):
+        release(state, effects, H.POLICY_TIGHTENING, at, cause, "reopen_criteria_met")
+
+
+def after_change(state: AccountState, at: dt.datetime, policy: Policy,
+                 effects: list[Effect]) -> None:
+    """Checks that depend on features any event may move (run after every event)."""
+    if H.POLICY_TIGHTENING in state.holds:
+        _check_reopen(state, at, state.last_event_id or "clock", policy, effects)
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime | None:
+    """The next instant after the state's clock at which time alone changes something."""
+    clock = state.clock
+    assert clock is not None
+    tz = zone(policy.timezone)
+    candidates: list[dt.datetime] = []
+    add = candidates.append
+    if state.next_statement_date is not None:
+        add(local_midnight(state.next_statement_date, tz))
+    for statement in state.statements:
+        if statement.owed_fen <= 0:
+            continue
+        if statement.overdue_since is None:
+            add(local_midnight(statement.due_date + DAY, tz))
+        else:
+            if not statement.bureau_notice_sent:
+                add(local_midnight(statement.due_date + DAY *
+                                   policy.overdue.bureau_prenotice_days_past_due, tz))
+            if not statement.bureau_reported:
+                add(local_midnight(statement.due_date + DAY *
+                                   policy.overdue.bureau_report_days_past_due, tz))
+    for hold in state.holds.values():
+        if hold.releases_at is not None:
+            add(hold.releases_at)
+    tightening = state.holds.get(H.POLICY_TIGHTENING)
+    if tightening is not None:
+        add(tightening.evidence["earliest_reopen_at"])
+    if H.DORMANT not in state.holds and state.dormancy_anchor is not None and (
+        state.last_purchase_at is None or state.last_purchase_at < state.dormancy_anchor
+    ):
+        dormant_at = state.dormancy_anchor + DAY * policy.dormancy.days_since_open
+        add(dormant_at)
+        if not state.dormancy_notice_sent:
+            add(dormant_at - DAY * policy.dormancy.notice_days)
+    if state.id_expires_on is not None and H.ID_EXPIRED not in state.holds:
+        add(local_midnight(state.id_expires_on + DAY, tz))
+        if state.id_notice_sent_for != state.id_expires_on:
+            add(local_midnight(state.id_expires_on - DAY * policy.id_expiry.notice_days, tz))
+    if state.sweeps_seen < len(scopes.sweeps):
+        add(scopes.sweeps[state.sweeps_seen].at)
+    future = [t for t in candidates if t > clock]
+    # Deadlines at or before the clock that were never handled would stall; they cannot occur
+    # except for notices whose moment passed before the account existed, which we skip.
+    return min(future) if future else None
+
+
+def on_time(state: AccountState, previous: dt.datetime, at: dt.datetime, policy: Policy,
+            scopes: Scopes, effects: list[Effect]) -> None:
+    """Everything that falls due at `at` (the state's clock is already `at`)."""
+    tz = zone(policy.timezone)
+    accrue_late_fees(state, at, policy)
+    while state.next_statement_date is not None and local_midnight(state.next_statement_date, tz) <= at:
+        issue_statement(state, at, policy, effects)
+    check_overdue(state, at, policy, scopes, effects)
+    check_bureau_reporting(state, at, policy, effects)
+
+    for code, hold in list(state.holds.items()):
+        if hold.releases_at is not None and hold.releases_at <= at:
+            release(state, effects, code, at, f"clock:{code}", "expired")
+            if code == H.CASH_OUT_SUSPECTED:
+                _clear_cash_out(state)
+            elif code == H.ACCOUNT_SECURITY:
+                _clear_security(state)
+
+    anchor = state.dormancy_anchor
+    if H.DORMANT not in state.holds and anchor is not None and (
+        state.last_purchase_at is None or state.last_purchase_at < anchor
+    ):
+        dormant_at = anchor + DAY * policy.dormancy.days_since_open
+        if at >= dormant_at:
+            place(state, effects, H.DORMANT, at, "clock:dormancy",
+                  {"since_anchor": anchor, "days_without_purchase": policy.dormancy.days_since_open,
+                   "activity_required": policy.dormancy.reopen_activity_count,
+                   "window_days": policy.dormancy.reopen_window_days})
+        elif not state.dormancy_notice_sent and at >= dormant_at - DAY * policy.dormancy.notice_days:
+            state.dormancy_notice_sent = True
+            effects.append(Effect(NOTICE, at, state.account_id, H.DORMANT, "clock:dormancy",
+                                  {"notice": "dormancy_notice", "closes_at": dormant_at.isoformat()}))
+
+    expires_on = state.id_expires_on
+    if expires_on is not None and H.ID_EXPIRED not in state.holds:
+        if at >= local_midnight(expires_on + DAY, tz):
+            place(state, effects, H.ID_EXPIRED, at, "clock:id_expiry", {"expires_on": expires_on})
+        elif state.id_notice_sent_for != expires_on and at >= local_midnight(
+            expires_on - DAY * policy.id_expiry.notice_days, tz
+        ):
+            state.id_notice_sent_for = expires_on
+            effects.append(Effect(NOTICE, at, state.account_id, H.ID_EXPIRED, "clock:id_expiry",
+                                  {"notice": "id_expiry_notice",
+                                   "expires_on": expires_on.isoformat()}))
+
+    _apply_sweeps(state, previous, at, policy, scopes, effects)
+    if H.POLICY_TIGHTENING in state.holds:
+        _check_reopen(state, at, "clock:reopen", policy, effects)
+
+
+HANDLERS = {
+    ev.AccountOpened: on_account_opened,
+    ev.Purchase: on_purchase,
+    ev.Refund: on_refund,
+    ev.Repayment: on_repayment,
+    ev.ScoreUpdate: on_score_update,
+    ev.BureauRecord: on_bureau_record,
+    ev.Activity: on_activity,
+    ev.AssetUpdate: on_asset_update,
+    ev.PasswordAttempt: on_password_attempt,
+    ev.PasswordReset: on_password_reset,
+    ev.Login: on_login,
+    ev.ProfileChange: on_profile_change,
+    ev.IdentityVerified: on_identity_verified,
+    ev.IdDocumentUpdated: on_id_document_updated,
+    ev.AppealSubmitted: on_appeal_submitted,
+    ev.AppealDecided: on_appeal_decided,
+    ev.ManualHoldPlaced: on_manual_hold_placed,
+    ev.ManualHoldReleased: on_manual_hold_released,
+}

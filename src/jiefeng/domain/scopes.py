@@ -1,0 +1,223 @@
+"""Portfolio-wide operator commands, stored once with their scope.
+
+Maintenance windows, migration campaigns and policy sweeps cover many accounts. They live here
+once, not copied onto every account; an account's fold asks "what covers me at time t?".
+
+Every entry remembers when it became known (`known_at`) and, if cancelled, when; a question
+about time t only sees what was known at t, so an answer "as of t" never changes later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from jiefeng.domain import events as ev
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    window_id: str
+    start: dt.datetime
+    end: dt.datetime
+    segment: str | None
+    known_at: dt.datetime
+    event_id: str
+    actor: str
+    cancelled_at: dt.datetime | None = None
+
+    def covers(self, at: dt.datetime, segment: str | None) -> bool:
+        return (
+            self.known_at <= at
+            and (self.cancelled_at is None or at < self.cancelled_at)
+            and self.start <= at < self.end
+            and (self.segment is None or self.segment == segment)
+        )
+
+    def applies_to(self, segment: str | None, as_of: dt.datetime) -> bool:
+        """Known and not cancelled as of `as_of`, and meant for this segment."""
+        return (
+            self.known_at <= as_of
+            and (self.cancelled_at is None or as_of < self.cancelled_at)
+            and (self.segment is None or self.segment == segment)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationCampaign:
+    campaign_id: str
+    started_at: dt.datetime
+    account_ids: frozenset[str] | None
+    segment: str | None
+    event_id: str
+    actor: str
+    completed_accounts: dict[str, dt.datetime] = field(default_factory=dict)
+    completed_all_at: dt.datetime | None = None
+
+    def includes(self, account_id: str, segment: str | None) -> bool:
+        if self.account_ids is not None:
+            return account_id in self.account_ids
+        return segment is not None and segment == self.segment
+
+    def completed_at(self, account_id: str) -> dt.datetime | None:
+        done = self.completed_accounts.get(account_id)
+        if self.completed_all_at is not None and (done is None or self.completed_all_at < done):
+            return self.completed_all_at
+        return done
+
+    def covers(self, at: dt.datetime, account_id: str, segment: str | None) -> bool:
+        if at < self.started_at or not self.includes(account_id, segment):
+            return False
+        done = self.completed_at(account_id)
+        return done is None or at < done
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    sweep_id: str
+    at: dt.datetime
+    criteria: str
+    reopen_criteria: str
+    event_id: str
+    actor: str
+
+
+@dataclass
+class Scopes:
+    """The portfolio's scoped commands. Small: bounded by operator activity, not by accounts."""
+
+    windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
+    campaigns: dict[str, MigrationCampaign] = field(default_factory=dict)
+    sweeps: list[Sweep] = field(default_factory=list)  # kept sorted by time
+
+    def copy(self) -> Scopes:
+        return Scopes(dict(self.windows), dict(self.campaigns), list(self.sweeps))
+
+    # --- questions an account asks ------------------------------------------------------------
+
+    def maintenance_at(self, at: dt.datetime, segment: str | None) -> list[MaintenanceWindow]:
+        return [w for w in self.windows.values() if w.covers(at, segment)]
+
+    def migrations_at(
+        self, at: dt.datetime, account_id: str, segment: str | None
+    ) -> list[MigrationCampaign]:
+        return [c for c in self.campaigns.values() if c.covers(at, account_id, segment)]
+
+    def sweeps_between(self, after: dt.datetime, until: dt.datetime) -> list[Sweep]:
+        """Sweeps with after < at <= until, in time order."""
+        return [s for s in self.sweeps if after < s.at <= until]
+
+    def boundaries_after(
+        self, after: dt.datetime, account_id: str, segment: str | None
+    ) -> dt.datetime | None:
+        """The next instant after `after` at which something scoped changes for this account."""
+        candidates: list[dt.datetime] = []
+        for window in self.windows.values():
+            if window.segment is None or window.segment == segment:
+                candidates.extend(t for t in (window.start, window.end) if t > after)
+        for campaign in self.campaigns.values():
+            if campaign.includes(account_id, segment):
+                if campaign.started_at > after:
+                    candidates.append(campaign.started_at)
+                done = campaign.completed_at(account_id)
+                if done is not None and done > after:
+                    candidates.append(done)
+        for sweep in self.sweeps:
+            if sweep.at > after:
+                candidates.append(sweep.at)
+                break
+        return min(candidates) if candidates else None
+
+    def window_ids_for(self, account_segment: str | None) -> list[str]:
+        return [w.window_id for w in self.windows.values() if w.segment in (None, account_segment)]
+
+
+class ScopeRejected(ValueError):
+    def __init__(self, field_name: str, reason: str):
+        self.field = field_name
+        self.reason = reason
+        super().__init__(f"{field_name}: {reason}")
+
+
+def check_scope_command(scopes: Scopes, event: Any) -> None:
+    """Refuse an operator command that contradicts what is known (raises ScopeRejected)."""
+    if isinstance(event, ev.MaintenanceScheduled):
+        if event.window_id in scopes.windows:
+            raise ScopeRejected("window_id", f"window {event.window_id!r} already exists")
+    elif isinstance(event, ev.MaintenanceCancelled):
+        window = scopes.windows.get(event.window_id)
+        if window is None:
+            raise ScopeRejected("window_id", f"no maintenance window {event.window_id!r}")
+        if window.cancelled_at is not None:
+            raise ScopeRejected("window_id", f"window {event.window_id!r} is already cancelled")
+    elif isinstance(event, ev.MigrationStarted):
+        if event.campaign_id in scopes.campaigns:
+            raise ScopeRejected("campaign_id", f"campaign {event.campaign_id!r} already exists")
+    elif isinstance(event, ev.MigrationCompleted):
+        campaign = scopes.campaigns.get(event.campaign_id)
+        if campaign is None:
+            raise ScopeRejected("campaign_id", f"no migration campaign {event.campaign_id!r}")
+        if campaign.completed_all_at is not None:
+            raise ScopeRejected("campaign_id", f"campaign {event.campaign_id!r} already ended")
+        if event.account_ids is not None and campaign.account_ids is not None:
+            outside = sorted(set(event.account_ids) - campaign.account_ids)
+            if outside:
+                raise ScopeRejected("account_ids", f"not in the campaign: {', '.join(outside[:5])}")
+    elif isinstance(event, ev.PolicySweep):
+        if any(s.sweep_id == event.sweep_id for s in scopes.sweeps):
+            raise ScopeRejected("sweep_id", f"sweep {event.sweep_id!r} already exists")
+
+
+def apply_scope_command(scopes: Scopes, event: Any) -> Scopes:
+    """Fold one operator command into the scopes; returns new scopes (the input is untouched).
+
+    Commands that contradict the scopes (checked by `check_scope_command` before storing) are
+    ignored here so a replay never fails.
+    """
+    try:
+        check_scope_command(scopes, event)
+    except ScopeRejected:
+        return scopes
+    new = scopes.copy()
+    if isinstance(event, ev.MaintenanceScheduled):
+        new.windows[event.window_id] = MaintenanceWindow(
+            event.window_id, event.start, event.end, event.segment, event.at, event.event_id,
+            event.actor,
+        )
+    elif isinstance(event, ev.MaintenanceCancelled):
+        new.windows[event.window_id] = replace(
+            new.windows[event.window_id], cancelled_at=event.at
+        )
+    elif isinstance(event, ev.MigrationStarted):
+        ids = frozenset(event.account_ids) if event.account_ids is not None else None
+        new.campaigns[event.campaign_id] = MigrationCampaign(
+            event.campaign_id, event.at, ids, event.segment, event.event_id, event.actor
+        )
+    elif isinstance(event, ev.MigrationCompleted):
+        campaign = new.campaigns[event.campaign_id]
+        if event.account_ids is None:
+            new.campaigns[event.campaign_id] = replace(campaign, completed_all_at=event.at)
+        else:
+            done = dict(campaign.completed_accounts)
+            for account_id in event.account_ids:
+                done.setdefault(account_id, event.at)
+            new.campaigns[event.campaign_id] = replace(campaign, completed_accounts=done)
+    elif isinstance(event, ev.PolicySweep):
+        new.sweeps.append(
+            Sweep(event.sweep_id, event.at, event.criteria, event.reopen_criteria, event.event_id,
+                  event.actor)
+        )
+        new.sweeps.sort(key=lambda s: s.at)
+    return new
+
+
+SCOPE_TYPES = frozenset(
+    {
+        "maintenance_scheduled",
+        "maintenance_cancelled",
+        "migration_started",
+        "migration_completed",
+        "policy_sweep",
+    }
+)

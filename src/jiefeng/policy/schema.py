@@ -1,0 +1,189 @@
+"""The policy: every threshold the engine uses, as one validated, versioned document.
+
+A policy is plain data. `load_policy` reads a TOML file and validates it whole; an invalid file
+is refused with the field and the reason, and the engine keeps the policy it had.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Billing(_Section):
+    late_fee_daily_bp: int = Field(5, ge=0, le=100)
+
+
+class Overdue(_Section):
+    bureau_prenotice_days_past_due: int = Field(1, ge=1, le=30)
+    bureau_report_days_past_due: int = Field(3, ge=1, le=90)
+
+    @model_validator(mode="after")
+    def _notice_first(self) -> Overdue:
+        if self.bureau_prenotice_days_past_due >= self.bureau_report_days_past_due:
+            raise ValueError("bureau_prenotice_days_past_due must be below bureau_report_days_past_due")
+        return self
+
+
+class CureProbation(_Section):
+    days: int = Field(90, ge=90, le=180)
+    repeat_window_days: int = Field(365, ge=1, le=730)
+    repeat_multiplier: int = Field(2, ge=1, le=4)
+
+
+class ExternalOverdue(_Section):
+    min_days_past_due: int = Field(30, ge=1, le=365)
+
+
+class CashOut(_Section):
+    quiet_days: int = Field(60, ge=1, le=365)
+    rapid_purchase_count: int = Field(3, ge=2, le=50)
+    rapid_window_hours: int = Field(24, ge=1, le=168)
+    rapid_share_of_available_pct: int = Field(90, ge=1, le=100)
+    round_amount_fen: int = Field(100_000, ge=100)
+    quick_refund_hours: int = Field(48, ge=1, le=720)
+    quick_refund_count: int = Field(3, ge=1, le=50)
+    quick_refund_window_days: int = Field(7, ge=1, le=90)
+    brushing_repay_minutes: int = Field(60, ge=1, le=1440)
+    brushing_cycle_count: int = Field(5, ge=2, le=100)
+    brushing_window_days: int = Field(7, ge=1, le=90)
+    high_risk_merchants: frozenset[str] = frozenset()
+
+
+class Score(_Section):
+    threshold: int = Field(600, ge=350, le=950)
+    release_at: int = Field(600, ge=350, le=950)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Score:
+        if self.release_at < self.threshold:
+            raise ValueError("release_at must be at or above threshold")
+        return self
+
+
+class Dormancy(_Section):
+    days_since_open: int = Field(365, ge=30, le=3650)
+    notice_days: int = Field(30, ge=1, le=180)
+    reopen_activity_count: int = Field(5, ge=1, le=100)
+    reopen_window_days: int = Field(30, ge=1, le=365)
+
+
+class AccountSecurity(_Section):
+    bank_card_changes: int = Field(2, ge=1, le=20)
+    bank_card_window_days: int = Field(30, ge=1, le=365)
+    phone_device_window_hours: int = Field(72, ge=1, le=720)
+    new_devices: int = Field(3, ge=1, le=50)
+    new_devices_window_days: int = Field(7, ge=1, le=90)
+    quiet_days: int = Field(30, ge=1, le=365)
+
+
+class IdExpiry(_Section):
+    notice_days: int = Field(60, ge=1, le=365)
+
+
+class Password(_Section):
+    max_consecutive_failures: int = Field(5, ge=1, le=20)
+    lock_hours: int = Field(24, ge=1, le=720)
+
+
+class PolicyTightening(_Section):
+    min_closed_days: int = Field(90, ge=0, le=3650)
+
+
+class Appeals(_Section):
+    sla_days: int = Field(15, ge=1, le=90)
+    fast_sla_hours: int = Field(72, ge=1, le=720)
+    fast_sla_codes: frozenset[str] = frozenset({"cash_out_suspected", "account_security"})
+    appealable_codes: frozenset[str] = frozenset()
+
+
+class Support(_Section):
+    phone: str = "95188"
+    appeal_path: str = "/me/appeals"
+
+
+class Policy(_Section):
+    version: str = Field(min_length=1, max_length=64)
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    billing: Billing = Billing()
+    overdue: Overdue = Overdue()
+    cure_probation: CureProbation = CureProbation()
+    external_overdue: ExternalOverdue = ExternalOverdue()
+    cash_out: CashOut = CashOut()
+    score: Score = Score()
+    dormancy: Dormancy = Dormancy()
+    account_security: AccountSecurity = AccountSecurity()
+    id_expiry: IdExpiry = IdExpiry()
+    password: Password = Password()
+    policy_tightening: PolicyTightening = PolicyTightening()
+    appeals: Appeals = Appeals()
+    support: Support = Support()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class PolicyInvalid(ValueError):
+    """A policy document failed validation; `problems` lists (field, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems))
+
+
+def parse_policy(document: dict[str, Any]) -> Policy:
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_url=False):
+            field = ".".join(str(part) for part in item["loc"]) or "(policy)"
+            reason = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
+            problems.append((field, reason.removeprefix("Value error, ")))
+        raise PolicyInvalid(problems) from None
+
+
+def parse_policy_text(text: str) -> Policy:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyInvalid([("(file)", f"not valid TOML: {error}")]) from None
+    return parse_policy(document)
+
+
+def load_policy(path: str | Path) -> Policy:
+    return parse_policy_text(Path(path).read_text(encoding="utf-8"))
+
+
+def default_policy_text() -> str:
+    return resources.files("jiefeng.policy").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+_DEFAULT: Policy | None = None
+
+
+def default_policy() -> Policy:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = parse_policy_text(default_policy_text())
+    return _DEFAULT
