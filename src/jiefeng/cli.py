@@ -1,0 +1,266 @@
+"""The command line: `jiefeng demo|ingest|explain|authorize|replay|policy|db`.
+
+Every command takes `--db` (a SQLite file path, default ./jiefeng.db, or a postgresql:// URL;
+`JIEFENG_DB` sets the default). Exit status: 0 success, 1 a negative answer (declined,
+mismatch), 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="jiefeng: freeze and unfreeze consumer credit lines, and say why.")
+policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy file.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[
+    str, typer.Option("--db", envvar="JIEFENG_DB",
+                      help="SQLite file path or postgresql:// URL.")
+]
+PolicyOption = Annotated[
+    Path | None, typer.Option("--policy", help="Policy file (TOML); default: the built-in policy.")
+]
+
+
+def _policy(path: Path | None):
+    from jiefeng.policy.schema import PolicyInvalid, default_policy, load_policy
+
+    if path is None:
+        return default_policy()
+    try:
+        return load_policy(path)
+    except (OSError, PolicyInvalid) as error:
+        errors.print(f"[red]policy {path}: {error}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _engine(db: str, policy_path: Path | None = None):
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    return Engine(SqlStore(db), _policy(policy_path))
+
+
+def _parse_at(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        errors.print(f"[red]--at: {value!r} is not an RFC 3339 timestamp[/red]")
+        raise typer.Exit(2) from None
+    if at.tzinfo is None:
+        errors.print("[red]--at: needs a UTC offset, e.g. 2025-06-01T12:00:00+08:00[/red]")
+        raise typer.Exit(2)
+    return at
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=errors, transient=False)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line; - for stdin")],
+    db: DbOption = "jiefeng.db",
+    policy: PolicyOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only the totals.")] = False,
+) -> None:
+    """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate."""
+    from jiefeng.store.sql import MAX_BATCH_EVENTS
+
+    if str(file) == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            errors.print(f"[red]{file}: {error.strerror}[/red]")
+            raise typer.Exit(2) from None
+    items = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    engine = _engine(db, policy)
+    accepted = duplicates = 0
+    rejected = []
+    with progress_bar() as bar:
+        task = bar.add_task("ingest", total=len(items))
+        for start in range(0, len(items), MAX_BATCH_EVENTS):
+            report = engine.ingest(items[start : start + MAX_BATCH_EVENTS])
+            accepted += report.accepted
+            duplicates += report.duplicates
+            rejected.extend(r for r in report.results if r.status == "rejected")
+            bar.advance(task, len(report.results))
+    if not quiet:
+        for result in rejected:
+            event = f" event {result.event_id}:" if result.event_id else ""
+            console.print(f"line {result.position}:{event} {result.field}: {result.reason}",
+                          markup=False, highlight=False)
+    console.print(f"accepted {accepted}, duplicate {duplicates}, rejected {len(rejected)}")
+    if rejected:
+        raise typer.Exit(2)
+
+
+@app.command()
+def explain(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    at: Annotated[str | None, typer.Option("--at", help="RFC 3339 time; default now")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="zh-CN or en")] = "zh-CN",
+    as_json: Annotated[bool, typer.Option("--json", help="The structured explanation")] = False,
+    db: DbOption = "jiefeng.db",
+    policy: PolicyOption = None,
+) -> None:
+    """Why is this account frozen, and what can the customer do?"""
+    from jiefeng.explain.render import SUPPORTED_LANGS, render_text
+    from jiefeng.service.engine import AccountNotFound
+
+    if lang not in SUPPORTED_LANGS:
+        errors.print(f"[red]--lang: must be one of {', '.join(SUPPORTED_LANGS)}[/red]")
+        raise typer.Exit(2)
+    engine = _engine(db, policy)
+    try:
+        explanation = engine.explain(account, _parse_at(at))
+    except AccountNotFound as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(explanation, ensure_ascii=False, indent=2))
+    else:
+        print(render_text(explanation, lang))
+
+
+@app.command()
+def authorize(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    amount: Annotated[str, typer.Option("--amount", help='Decimal CNY, e.g. "120.50"')],
+    merchant: Annotated[str, typer.Option("--merchant")] = "unknown",
+    kind: Annotated[str, typer.Option("--kind", help="purchase, transfer, cash_withdrawal")] = (
+        "purchase"),
+    password_ok: Annotated[bool | None, typer.Option(
+        "--password-ok/--password-wrong", help="Result of the payment password check")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="RFC 3339 time; default now")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = "jiefeng.db",
+    policy: PolicyOption = None,
+) -> None:
+    """Would this purchase be approved? Changes nothing; exit 0 approved, 1 declined."""
+    from jiefeng.domain.decisions import PurchaseRequest
+    from jiefeng.domain.money import parse_amount_fen
+    from jiefeng.service.engine import AccountNotFound
+
+    try:
+        request = PurchaseRequest(parse_amount_fen(amount), merchant, kind, password_ok)
+    except ValueError as error:
+        message = str(error)
+        errors.print(f"[red]{message if ':' in message else '--amount: ' + message}[/red]")
+        raise typer.Exit(2) from None
+    engine = _engine(db, policy)
+    try:
+        decision = engine.authorize(account, request, _parse_at(at))
+    except AccountNotFound as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        verdict = "approved" if decision.approved else "declined: " + ", ".join(decision.codes)
+        print(f"{account} {verdict} (policy {decision.policy_version})")
+    raise typer.Exit(0 if decision.approved else 1)
+
+
+@app.command()
+def replay(
+    db: DbOption = "jiefeng.db",
+    policy: PolicyOption = None,
+    check_only: Annotated[bool, typer.Option("--check-only",
+                                             help="Compare, do not rewrite state")] = False,
+) -> None:
+    """Rebuild every account's state from the event log and compare it with the stored state."""
+    engine = _engine(db, policy)
+    with progress_bar() as bar:
+        task = bar.add_task("replay", total=None)
+        report = engine.replay(progress=lambda n: bar.advance(task, n), write=not check_only)
+    console.print(f"accounts {report.accounts}, events {report.events}, "
+                  f"mismatched {len(report.mismatched)}")
+    for account_id in report.mismatched[:20]:
+        console.print(f"  mismatch: {account_id}")
+    if report.mismatched:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    db: DbOption = "jiefeng.db",
+    accounts: Annotated[int, typer.Option("--accounts", min=12, max=200_000)] = 2000,
+    months: Annotated[int, typer.Option("--months", min=15, max=36)] = 18,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    out: Annotated[Path, typer.Option("--out", help="Where the HTML report goes")] = Path("out"),
+    lang: Annotated[str, typer.Option("--lang", help="zh-CN or en")] = "zh-CN",
+) -> None:
+    """Generate a synthetic portfolio in which every cause occurs and lifts, run it, report."""
+    from jiefeng.batch.demo import run_demo
+
+    run_demo(db=db, accounts=accounts, months=months, seed=seed, out=out, lang=lang,
+             console=console, progress=progress_bar)
+
+
+@policy_app.command("show")
+def policy_show(
+    file: Annotated[Path | None, typer.Argument(help="Policy file; default: built-in")] = None,
+) -> None:
+    """Print a policy (the built-in default unless a file is given), validated."""
+    from jiefeng.policy.schema import default_policy_text
+
+    if file is None:
+        print(default_policy_text())
+        return
+    _policy(file)
+    print(file.read_text(encoding="utf-8"))
+
+
+@policy_app.command("validate")
+def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML)")]) -> None:
+    """Check a policy file; exit 2 with each field and reason if it is invalid."""
+    from jiefeng.policy.schema import PolicyInvalid, load_policy
+
+    try:
+        policy = load_policy(file)
+    except OSError as error:
+        errors.print(f"[red]{file}: {error.strerror}[/red]")
+        raise typer.Exit(2) from None
+    except PolicyInvalid as error:
+        for field_name, reason in error.problems:
+            console.print(f"{field_name}: {reason}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"valid: policy version {policy.version}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = "jiefeng.db") -> None:
+    """Create or migrate the schema to the latest version (Alembic)."""
+    from jiefeng.store.sql import SqlStore
+
+    store = SqlStore(db)
+    console.print(f"schema at revision {store.current_revision()}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

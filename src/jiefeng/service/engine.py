@@ -1,0 +1,212 @@
+"""The use cases the CLI and the HTTP API share: ingest, state as of a time, explain, authorize,
+replay. Storage comes in through `SqlStore`; the rules stay in the pure core."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jiefeng.domain import core
+from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import AccountState
+from jiefeng.policy.schema import Policy, default_policy
+from jiefeng.service.ingest import IngestReport, event_from_row, ingest, load_scopes
+from jiefeng.store.sql import SnapshotRow, SqlStore
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AccountNotFound(LookupError):
+    def __init__(self, account_id: str):
+        self.account_id = account_id
+        super().__init__(f"account_id: no account {account_id!r}")
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    accounts: int
+    events: int
+    mismatched: list[str]
+
+
+def fingerprint(state: AccountState) -> tuple[Any, ...]:
+    """What must agree between a replayed and an incrementally built account."""
+    return (
+        state.opened,
+        tuple(sorted((code, h.since, h.releases_at) for code, h in state.holds.items())),
+        tuple(sorted(state.summary().items())),
+        tuple((s.statement_date, s.due_date, s.principal_fen, s.paid_principal_fen,
+               s.late_fee_fen, s.overdue_since) for s in state.statements),
+        state.score,
+        tuple(sorted(state.appeals)),
+    )
+
+
+class Engine:
+    def __init__(self, store: SqlStore, policy: Policy | None = None,
+                 now: Callable[[], dt.datetime] = utc_now):
+        self.store = store
+        self.policy = policy or default_policy()
+        self.now = now
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def ingest(self, items: Sequence[tuple[int, Any]]) -> IngestReport:
+        return ingest(self.store, items, self.policy, self.now)
+
+    def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
+        return self.ingest(list(enumerate(raws)))
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def scopes(self) -> Scopes:
+        with self.store.read() as connection:
+            return load_scopes(self.store, connection)
+
+    def state_at(self, account_id: str, at: dt.datetime | None = None
+                 ) -> tuple[AccountState, Scopes, dt.datetime]:
+        """The account as of `at` (default now): the same answer whenever it is asked."""
+        at = at or self.now()
+        with self.store.read() as connection:
+            scopes = load_scopes(self.store, connection)
+            snapshot = self.store.load_snapshots(connection, [account_id]).get(account_id)
+            if snapshot is not None and snapshot.clock is not None and snapshot.clock <= at:
+                state, _ = core.advance(snapshot, at, self.policy, scopes)
+                return state, scopes, at
+            bodies = self.store.account_event_bodies(connection, account_id, until=at)
+        if not bodies:
+            if snapshot is None and not self._exists(account_id):
+                raise AccountNotFound(account_id)
+            state = core.new_account(account_id)
+            return state, scopes, at
+        events = [event_from_row(body, account_id) for body in bodies]
+        state, _ = core.fold(account_id, events, self.policy, scopes, until=at)
+        return state, scopes, at
+
+    def _exists(self, account_id: str) -> bool:
+        with self.store.read() as connection:
+            return self.store.account_exists(connection, account_id)
+
+    def explain(self, account_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
+        from jiefeng.explain.structured import build_explanation
+
+        state, scopes, at = self.state_at(account_id, at)
+        if not state.opened:
+            raise AccountNotFound(account_id)
+        return build_explanation(state, at, self.policy, scopes)
+
+    def authorize(self, account_id: str, request: PurchaseRequest,
+                  at: dt.datetime | None = None) -> Decision:
+        state, scopes, at = self.state_at(account_id, at)
+        if not state.opened:
+            raise AccountNotFound(account_id)
+        return authorize(state, request, at, self.policy, scopes)
+
+    # --- maintenance ----------------------------------------------------------------------------
+
+    def replay(self, progress: Callable[[int], None] | None = None,
+               write: bool = True) -> ReplayReport:
+        """Rebuild every account from the log; report accounts whose stored state disagrees."""
+        mismatched: list[str] = []
+        accounts = events_count = 0
+        with self.store.transaction() as connection:
+            scopes = load_scopes(self.store, connection)
+            stored_ids = self.store.account_ids(connection)
+            stored = {}
+            for start in range(0, len(stored_ids), 1_000):
+                stored.update(self.store.load_snapshots(connection,
+                                                        stored_ids[start : start + 1_000]))
+            rebuilt: dict[str, tuple[AccountState, list[Any]]] = {}
+            current_id: str | None = None
+            pending: list[Any] = []
+
+            def finish() -> None:
+                nonlocal accounts
+                if current_id is None:
+                    return
+                state, effects = core.fold(current_id, pending, self.policy, scopes)
+                rebuilt[current_id] = (state, effects)
+                accounts += 1
+                if progress:
+                    progress(len(pending))
+
+            for account_id, body in self.store.iter_all_event_bodies(connection):
+                if account_id != current_id:
+                    finish()
+                    current_id, pending = account_id, []
+                pending.append(event_from_row(body, account_id))
+                events_count += 1
+            finish()
+
+            for account_id, (state, _) in rebuilt.items():
+                before = stored.get(account_id)
+                if before is None:
+                    mismatched.append(account_id)
+                    continue
+                horizon = max(before.clock, state.clock)
+                a, _ = core.advance(before, horizon, self.policy, scopes)
+                b, _ = core.advance(state, horizon, self.policy, scopes)
+                if fingerprint(a) != fingerprint(b):
+                    mismatched.append(account_id)
+            if write:
+                self.store.clear_snapshots(connection)
+                rows = {}
+                all_effects = []
+                for account_id, (state, effects) in rebuilt.items():
+                    holds = core.active_holds(state, state.clock, scopes)
+                    rows[account_id] = SnapshotRow(
+                        state, core.H.derive_status(holds), tuple(h.code for h in holds),
+                        self.policy.version)
+                    all_effects.extend(effects)
+                self.store.save_snapshots(connection, rows)
+                self.store.append_effects(connection, all_effects)
+        return ReplayReport(accounts, events_count, mismatched)
+
+    def advance_all(self, now: dt.datetime, progress: Callable[[int], None] | None = None,
+                    chunk_accounts: int = 500) -> int:
+        """Let time pass for every account up to `now` and store the result: statements,
+        overdue, expiries and notices happen even for accounts that send no events.
+
+        Runs in chunks of `chunk_accounts`, one transaction each; returns the effects count."""
+        with self.store.read() as connection:
+            account_ids = self.store.account_ids(connection)
+        produced = 0
+        for start in range(0, len(account_ids), chunk_accounts):
+            chunk = account_ids[start : start + chunk_accounts]
+            with self.store.transaction() as connection:
+                self.store.lock_accounts(connection, chunk)
+                scopes = load_scopes(self.store, connection)
+                states = self.store.load_snapshots(connection, chunk)
+                rows = {}
+                effects: list[Any] = []
+                for account_id, state in states.items():
+                    if state.clock is None or state.clock >= now:
+                        continue
+                    core.advance_to(state, now, self.policy, scopes, effects)
+                    holds = core.active_holds(state, now, scopes)
+                    rows[account_id] = SnapshotRow(
+                        state, core.H.derive_status(holds), tuple(h.code for h in holds),
+                        self.policy.version)
+                self.store.save_snapshots(connection, rows)
+                self.store.append_effects(connection, effects)
+                produced += len(effects)
+            if progress:
+                progress(len(chunk))
+        return produced
+
+    def all_states(self) -> dict[str, AccountState]:
+        with self.store.read() as connection:
+            ids = self.store.account_ids(connection)
+            states: dict[str, AccountState] = {}
+            for start in range(0, len(ids), 1_000):
+                states.update(self.store.load_snapshots(connection, ids[start : start + 1_000]))
+        return states
+
+    def hold_effect_rows(self) -> list[tuple[str, str, str, str]]:
+        with self.store.read() as connection:
+            return list(self.store.hold_effects(connection))

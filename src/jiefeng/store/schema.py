@@ -1,0 +1,97 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations in `store/migrations` create them;
+this module is what the code reads and writes through.
+
+Times are stored as fixed-width UTC ISO strings (`2025-01-01T02:00:00.000000+00:00`): they sort
+as text identically in SQLite and PostgreSQL, and no driver converts them behind our back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(128)
+TIME = String(32)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("event_id", ID, nullable=False, unique=True),
+    Column("account_id", ID, nullable=True),
+    Column("type", String(40), nullable=False),
+    Column("at_utc", TIME, nullable=False),
+    Column("actor", ID, nullable=True),
+    Column("body", Text, nullable=False),
+    Column("ingested_at_utc", TIME, nullable=False),
+)
+Index("ix_events_account_time", events.c.account_id, events.c.at_utc, events.c.seq)
+Index("ix_events_type", events.c.type)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", ID, primary_key=True),
+    Column("snapshot", LargeBinary, nullable=False),
+    Column("snapshot_format", Integer, nullable=False),
+    Column("clock_utc", TIME, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("segment", ID, nullable=True),
+    Column("hold_codes", String(400), nullable=False, default=""),
+    Column("policy_version", String(64), nullable=False),
+)
+
+effects = Table(
+    "effects",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("account_id", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("code", String(40), nullable=True),
+    Column("at_utc", TIME, nullable=False),
+    Column("cause", ID, nullable=True),
+    Column("data", Text, nullable=False),
+)
+Index("ix_effects_account", effects.c.account_id, effects.c.seq)
+Index("ix_effects_kind_code", effects.c.kind, effects.c.code)
+
+appeals = Table(
+    "appeals",
+    metadata,
+    Column("appeal_id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("hold_code", String(40), nullable=False),
+    Column("submitted_at_utc", TIME, nullable=False),
+    Column("sla_due_at_utc", TIME, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("statement", Text, nullable=False, default=""),
+    Column("decided_at_utc", TIME, nullable=True),
+    Column("decided_by", ID, nullable=True),
+    Column("reason", Text, nullable=True),
+)
+Index("ix_appeals_status", appeals.c.status, appeals.c.submitted_at_utc)
+
+
+def utc_text(at: dt.datetime) -> str:
+    """A fixed-width UTC ISO string that sorts like the instant it names."""
+    assert at.tzinfo is not None, "store times are timezone-aware"
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def parse_utc_text(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)

@@ -1,0 +1,381 @@
+"""The event log and account snapshots on SQLAlchemy Core: SQLite (embedded default) or
+PostgreSQL (production), one code path.
+
+The log is append-only with a unique `event_id`; a batch of accepted events, the snapshots of
+the accounts they touched and their effects commit in one transaction, or not at all.
+
+Writers serialize per account: SQLite takes its write lock at BEGIN (BEGIN IMMEDIATE), so the
+state a writer reads cannot change under it; PostgreSQL takes a transaction-scoped advisory lock
+per account before reading its snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pickle
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+
+from jiefeng.domain.state import AccountState
+from jiefeng.store import schema as t
+
+SNAPSHOT_FORMAT = 1  # bump when AccountState changes shape; older snapshots are rebuilt
+MAX_BATCH_EVENTS = 1_000
+SQLITE_DEFAULT_PATH = "jiefeng.db"
+
+
+def database_url(db: str | None) -> str:
+    """`--db` accepts a file path (SQLite) or a SQLAlchemy URL (`postgresql://...`)."""
+    if not db:
+        db = SQLITE_DEFAULT_PATH
+    if "://" in db:
+        url = make_url(db)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    return f"sqlite:///{Path(db).expanduser()}"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: str
+    account_id: str | None
+    type: str
+    at: dt.datetime
+    actor: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    state: AccountState
+    status: str
+    hold_codes: tuple[str, ...]
+    policy_version: str
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Writers take the write lock up front: read-modify-write of a snapshot must not
+        # interleave. Readers begin deferred and never wait for a writer (WAL).
+        if connection.get_execution_options().get("jiefeng_readonly"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlStore:
+    def __init__(self, db: str | None = None, *, upgrade: bool = True):
+        self.url = database_url(db)
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = create_engine(self.url)
+            _install_sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        if upgrade:
+            self.upgrade()
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Apply Alembic migrations up to head (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(resources.files("jiefeng.store").joinpath("migrations"))
+        )
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            try:
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except Exception:  # noqa: BLE001 - no table yet means no revision
+                return None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: a consistent view that blocks no writer."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(jiefeng_readonly=True)
+            with connection.begin():
+                yield connection
+
+    def lock_accounts(self, connection: Connection, account_ids: Iterable[str]) -> None:
+        """Serialize writers per account (PostgreSQL; SQLite already holds the write lock)."""
+        if self.dialect != "postgresql":
+            return
+        for account_id in sorted(set(account_ids)):  # sorted: no lock-order deadlocks
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": account_id},
+            )
+
+    def lock_portfolio(self, connection: Connection) -> None:
+        """One lock for operator commands that touch many accounts."""
+        if self.dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7201)"))
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def existing_bodies(self, connection: Connection, event_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(event_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = connection.execute(
+                select(t.events.c.event_id, t.events.c.body).where(t.events.c.event_id.in_(chunk))
+            )
+            found.update({row.event_id: row.body for row in rows})
+        return found
+
+    def append_events(self, connection: Connection, rows: Sequence[EventRow],
+                      ingested_at: dt.datetime) -> None:
+        if not rows:
+            return
+        ingested = t.utc_text(ingested_at)
+        connection.execute(
+            t.events.insert(),
+            [
+                {
+                    "event_id": row.event_id,
+                    "account_id": row.account_id,
+                    "type": row.type,
+                    "at_utc": t.utc_text(row.at),
+                    "actor": row.actor,
+                    "body": row.body,
+                    "ingested_at_utc": ingested,
+                }
+                for row in rows
+            ],
+        )
+
+    def account_event_bodies(self, connection: Connection, account_id: str,
+                             until: dt.datetime | None = None) -> list[str]:
+        query = select(t.events.c.body).where(t.events.c.account_id == account_id)
+        if until is not None:
+            query = query.where(t.events.c.at_utc <= t.utc_text(until))
+        query = query.order_by(t.events.c.at_utc, t.events.c.seq)
+        return [row.body for row in connection.execute(query)]
+
+    def account_events_page(self, connection: Connection, account_id: str, after_seq: int,
+                            limit: int) -> list[tuple[int, str]]:
+        query = (
+            select(t.events.c.seq, t.events.c.body)
+            .where(t.events.c.account_id == account_id, t.events.c.seq > after_seq)
+            .order_by(t.events.c.seq)
+            .limit(limit)
+        )
+        return [(row.seq, row.body) for row in connection.execute(query)]
+
+    def operator_event_bodies(self, connection: Connection, types: Iterable[str]) -> list[str]:
+        query = (
+            select(t.events.c.body)
+            .where(t.events.c.type.in_(list(types)))
+            .order_by(t.events.c.at_utc, t.events.c.seq)
+        )
+        return [row.body for row in connection.execute(query)]
+
+    def iter_all_event_bodies(self, connection: Connection) -> Iterator[tuple[str | None, str]]:
+        """Every account event in (account, time, arrival) order, for replay."""
+        query = (
+            select(t.events.c.account_id, t.events.c.body)
+            .where(t.events.c.account_id.is_not(None))
+            .order_by(t.events.c.account_id, t.events.c.at_utc, t.events.c.seq)
+            .execution_options(yield_per=5_000)
+        )
+        for row in connection.execute(query):
+            yield row.account_id, row.body
+
+    def count_events(self, connection: Connection) -> int:
+        return connection.execute(select(func.count()).select_from(t.events)).scalar_one()
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    def load_snapshots(self, connection: Connection,
+                       account_ids: Iterable[str]) -> dict[str, AccountState]:
+        ids = list(dict.fromkeys(account_ids))
+        states: dict[str, AccountState] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = connection.execute(
+                select(t.accounts.c.account_id, t.accounts.c.snapshot,
+                       t.accounts.c.snapshot_format).where(t.accounts.c.account_id.in_(chunk))
+            )
+            for row in rows:
+                if row.snapshot_format == SNAPSHOT_FORMAT:
+                    states[row.account_id] = pickle.loads(zlib.decompress(row.snapshot))
+        return states
+
+    def save_snapshots(self, connection: Connection, rows: dict[str, SnapshotRow]) -> None:
+        if not rows:
+            return
+        ids = list(rows)
+        existing: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            existing.update(
+                connection.execute(
+                    select(t.accounts.c.account_id).where(t.accounts.c.account_id.in_(chunk))
+                ).scalars()
+            )
+        values = [
+            {
+                "account_id": account_id,
+                "snapshot": zlib.compress(pickle.dumps(row.state, protocol=5), 1),
+                "snapshot_format": SNAPSHOT_FORMAT,
+                "clock_utc": t.utc_text(row.state.clock) if row.state.clock else "",
+                "status": row.status,
+                "segment": row.state.segment,
+                "hold_codes": ",".join(row.hold_codes),
+                "policy_version": row.policy_version,
+            }
+            for account_id, row in rows.items()
+        ]
+        inserts = [v for v in values if v["account_id"] not in existing]
+        updates = [v for v in values if v["account_id"] in existing]
+        if inserts:
+            connection.execute(t.accounts.insert(), inserts)
+        if updates:
+            from sqlalchemy import bindparam
+
+            statement = (
+                t.accounts.update()
+                .where(t.accounts.c.account_id == bindparam("key"))
+                .values(
+                    snapshot=bindparam("snapshot"),
+                    snapshot_format=bindparam("snapshot_format"),
+                    clock_utc=bindparam("clock_utc"),
+                    status=bindparam("status"),
+                    segment=bindparam("segment"),
+                    hold_codes=bindparam("hold_codes"),
+                    policy_version=bindparam("policy_version"),
+                )
+            )
+            connection.execute(
+                statement, [{**v, "key": v["account_id"]} for v in updates]
+            )
+
+    def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
+                    segment: str | None = None) -> list[str]:
+        query = select(t.accounts.c.account_id).order_by(t.accounts.c.account_id)
+        if clock_after is not None:
+            query = query.where(t.accounts.c.clock_utc > t.utc_text(clock_after))
+        if segment is not None:
+            query = query.where(t.accounts.c.segment == segment)
+        return list(connection.execute(query).scalars())
+
+    def account_exists(self, connection: Connection, account_id: str) -> bool:
+        return connection.execute(
+            select(t.accounts.c.account_id).where(t.accounts.c.account_id == account_id)
+        ).first() is not None
+
+    def status_counts(self, connection: Connection) -> dict[str, int]:
+        rows = connection.execute(
+            select(t.accounts.c.status, func.count()).group_by(t.accounts.c.status)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def hold_code_rows(self, connection: Connection) -> list[str]:
+        return list(connection.execute(select(t.accounts.c.hold_codes)).scalars())
+
+    def clear_snapshots(self, connection: Connection) -> None:
+        connection.execute(t.accounts.delete())
+        connection.execute(t.effects.delete())
+
+    # --- effects --------------------------------------------------------------------------------
+
+    def append_effects(self, connection: Connection, effects: Sequence[Any]) -> None:
+        rows = [
+            {
+                "account_id": e.account_id,
+                "kind": e.kind,
+                "code": e.code,
+                "at_utc": t.utc_text(e.at),
+                "cause": e.cause,
+                "data": json.dumps(e.data, default=str, ensure_ascii=False),
+            }
+            for e in effects
+        ]
+        if rows:
+            connection.execute(t.effects.insert(), rows)
+
+    def delete_effects(self, connection: Connection, account_id: str) -> None:
+        connection.execute(t.effects.delete().where(t.effects.c.account_id == account_id))
+
+    def hold_effects(self, connection: Connection) -> Iterator[tuple[str, str, str, str]]:
+        """(account_id, kind, code, at_utc) of every hold placement and release, in time order."""
+        query = (
+            select(t.effects.c.account_id, t.effects.c.kind, t.effects.c.code, t.effects.c.at_utc)
+            .where(t.effects.c.kind.in_(["hold_placed", "hold_released"]))
+            .order_by(t.effects.c.at_utc, t.effects.c.seq)
+            .execution_options(yield_per=5_000)
+        )
+        for row in connection.execute(query):
+            yield row.account_id, row.kind, row.code, row.at_utc
+
+    # --- appeals --------------------------------------------------------------------------------
+
+    def appeal_account(self, connection: Connection, appeal_id: str) -> str | None:
+        return connection.execute(
+            select(t.appeals.c.account_id).where(t.appeals.c.appeal_id == appeal_id)
+        ).scalar()
+
+    def upsert_appeal(self, connection: Connection, values: dict[str, Any]) -> None:
+        exists = connection.execute(
+            select(t.appeals.c.appeal_id).where(t.appeals.c.appeal_id == values["appeal_id"])
+        ).first()
+        if exists:
+            connection.execute(
+                t.appeals.update().where(t.appeals.c.appeal_id == values["appeal_id"]).values(
+                    **{k: v for k, v in values.items() if k != "appeal_id"})
+            )
+        else:
+            connection.execute(t.appeals.insert().values(**values))
+
+    def list_appeals(self, connection: Connection, status: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        query = select(t.appeals).order_by(t.appeals.c.submitted_at_utc).limit(limit)
+        if status is not None:
+            query = query.where(t.appeals.c.status == status)
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+    def get_appeal(self, connection: Connection, appeal_id: str) -> dict[str, Any] | None:
+        row = connection.execute(
+            select(t.appeals).where(t.appeals.c.appeal_id == appeal_id)
+        ).first()
+        return dict(row._mapping) if row else None
