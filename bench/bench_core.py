@@ -1,0 +1,131 @@
+"""Benchmarks for the core (issue: the core): the pure fold and durable ingest into SQLite.
+
+Figures are printed next to baselines measured in the same run on the same data, because these
+machines are shared and noisy: absolute rates move, ratios much less.
+
+- floor: json-parse the same JSON Lines file and insert its rows into SQLite (WAL,
+  synchronous=NORMAL, 1,000 rows a transaction, unique event_id, index on account and time).
+- ingest: `jiefeng ingest FILE` as a whole process (start-up, validation, fold, snapshots,
+  effects), as events/s and as a ratio to the floor. Target: >= 0.5.
+- fold: the pure core folding the same (already parsed) events, per account in time order, on
+  one core. Target: >= 100,000 events/s.
+
+Usage: python bench/bench_core.py [--events 100000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+
+def make_events(target: int) -> list[dict]:
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    # About 180 events per account over 18 months in the synthetic portfolio.
+    accounts = max(12, target // 170)
+    events = generate_portfolio(PortfolioSpec(accounts=accounts, months=18, seed=11))
+    return events[:target]
+
+
+def floor_rate(path: Path, db_path: Path) -> float:
+    started = time.perf_counter()
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+        "account_id TEXT, type TEXT NOT NULL, at_utc TEXT NOT NULL, body TEXT NOT NULL)")
+    connection.execute("CREATE INDEX ix_events_account_time ON events (account_id, at_utc)")
+    rows = []
+    count = 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            raw = json.loads(line)
+            rows.append((raw["event_id"], raw.get("account_id"), raw["type"], raw["at"], line))
+            if len(rows) == 1_000:
+                connection.execute("BEGIN")
+                connection.executemany(
+                    "INSERT INTO events (event_id, account_id, type, at_utc, body) "
+                    "VALUES (?, ?, ?, ?, ?)", rows)
+                connection.execute("COMMIT")
+                count += len(rows)
+                rows = []
+    if rows:
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO events (event_id, account_id, type, at_utc, body) VALUES (?, ?, ?, ?, ?)",
+            rows)
+        connection.execute("COMMIT")
+        count += len(rows)
+    connection.close()
+    return count / (time.perf_counter() - started)
+
+
+def ingest_rate(path: Path, db_path: Path, count: int) -> float:
+    jiefeng = Path(sys.executable).with_name("jiefeng")
+    started = time.perf_counter()
+    subprocess.run([str(jiefeng), "ingest", str(path), "--db", str(db_path), "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return count / (time.perf_counter() - started)
+
+
+def fold_rate(events: list[dict]) -> float:
+    from jiefeng.domain import core
+    from jiefeng.domain.events import parse_event
+    from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
+    from jiefeng.policy.schema import default_policy
+
+    policy = default_policy()
+    scopes = Scopes()
+    by_account: dict[str, list] = defaultdict(list)
+    for raw in events:
+        event = parse_event(raw)
+        if event.type in SCOPE_TYPES:
+            scopes = apply_scope_command(scopes, event)
+        elif getattr(event, "account_id", None):
+            by_account[event.account_id].append(event)
+    total = sum(len(v) for v in by_account.values())
+    started = time.perf_counter()
+    for account_id, account_events in by_account.items():
+        core.fold(account_id, account_events, policy, scopes)
+    return total / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    events = make_events(args.events)
+    count = len(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
+                        encoding="utf-8")
+        floors, ingests, folds = [], [], []
+        for n in range(args.repeat):
+            floors.append(floor_rate(path, Path(tmp) / f"floor-{n}.db"))
+            ingests.append(ingest_rate(path, Path(tmp) / f"ingest-{n}.db", count))
+            folds.append(fold_rate(events))
+    floor, ingest, fold = (statistics.median(x) for x in (floors, ingests, folds))
+    print(f"events: {count} mixed (synthetic portfolio), repeat {args.repeat}, "
+          f"cpu count {os.cpu_count()}")
+    print(f"floor  (json + sqlite insert, 1000/tx): {floor:12,.0f} events/s   ratio 1.00")
+    print(f"ingest (jiefeng ingest, whole process): {ingest:12,.0f} events/s   "
+          f"ratio {ingest / floor:.2f} of floor (target >= 0.50)")
+    print(f"fold   (pure core, one core)          : {fold:12,.0f} events/s   "
+          f"ratio {fold / floor:.2f} of floor (target >= 100,000 events/s)")
+
+
+if __name__ == "__main__":
+    main()
