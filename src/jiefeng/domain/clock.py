@@ -19,8 +19,10 @@ def local_date(at: dt.datetime, tz: ZoneInfo) -> dt.date:
     return at.astimezone(tz).date()
 
 
+@lru_cache(maxsize=4096)
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+    """The instant the local day begins, in UTC (see events.Timestamp for why UTC)."""
+    return dt.datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(dt.UTC)
 
 
 def next_day_of_month(after: dt.date, day_of_month: int) -> dt.date:

@@ -85,18 +85,21 @@ def apply_event(
             f"event {event.event_id} at {at.isoformat()} is older than the state "
             f"({state.clock.isoformat()}); replay the account in time order"
         )
+    # Every event handed to the fold counts, applied or ignored: the store relies on it to
+    # know how many of an account's logged events a snapshot already contains.
+    state.events_applied += 1
     if not state.opened and not isinstance(event, ev.AccountOpened):
         effects.append(_ignored(state, event, "account not opened"))
         return
-    if state.opened:
+    if state.opened and state.clock != at:
         advance_to(state, at, policy, scopes, effects)
     handler = rules.HANDLERS.get(type(event))
     if handler is None:
         effects.append(_ignored(state, event, f"{event.type} does not apply to one account"))
+        state.clock = max(state.clock or at, at)
         return
     handler(state, event, policy, scopes, effects)
     state.clock = at
-    state.events_applied += 1
     state.last_event_id = event.event_id
     rules.after_change(state, at, policy, effects)
 

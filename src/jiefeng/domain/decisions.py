@@ -128,7 +128,8 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
         if any(a.hold_code == event.hold_code and a.status == "pending"
                for a in state.appeals.values()):
             raise DomainRejected("hold_code", "an appeal for this hold is already pending")
-        unknown = [pid for pid in event.purchase_event_ids if pid not in state.purchases]
+        attempted = set(state.purchases) | {pid for _, pid in state.declined_purchases}
+        unknown = [pid for pid in event.purchase_event_ids if pid not in attempted]
         if unknown:
             raise DomainRejected("purchase_event_ids", f"not purchases of this account: {unknown[0]}")
     elif isinstance(event, ev.AppealDecided):

@@ -39,6 +39,7 @@ from jiefeng.domain.state import (
     MAX_APPEALS,
     MAX_REMEMBERED_PURCHASES,
     MAX_WINDOW_ITEMS,
+    REMEMBERED_PURCHASE_DAYS,
     AccountState,
     Appeal,
     BureauFact,
@@ -209,7 +210,12 @@ def check_overdue(state: AccountState, at: dt.datetime, policy: Policy, scopes: 
             # A due date inside maintenance or a migration moves past it: no fee, no overdue.
             moved = statement.due_date + DAY
             if isinstance(disruption, dt.datetime):
-                moved = max(moved, local_date(disruption, tz))
+                # The first local day the disruption does not touch; a window ending after
+                # midnight touches its last day, which would otherwise move the date twice.
+                first_clear_day = local_date(disruption, tz)
+                if local_midnight(first_clear_day, tz) < disruption:
+                    first_clear_day += DAY
+                moved = max(moved, first_clear_day)
             statement.due_date = moved
             continue
         statement.overdue_since = check_at
@@ -335,13 +341,18 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
                           {"approved": approved, "codes": codes, "amount_fen": event.amount_fen,
                            "policy_version": policy.version}))
     if not approved:
+        state.declined_purchases.append((at, event.event_id))
+        _trim(state.declined_purchases, at - DAY * REMEMBERED_PURCHASE_DAYS)
         return
     state.unbilled_fen += event.amount_fen
     state.purchases_total_fen += event.amount_fen
     state.last_purchase_at = at
     state.purchases[event.event_id] = PurchaseRecord(event.event_id, at, event.amount_fen,
                                                      event.merchant_id)
-    if len(state.purchases) > MAX_REMEMBERED_PURCHASES:
+    # Purchases are remembered for refunds and appeals, within a horizon and a count.
+    horizon = at - DAY * REMEMBERED_PURCHASE_DAYS
+    while state.purchases and (len(state.purchases) > MAX_REMEMBERED_PURCHASES
+                               or next(iter(state.purchases.values())).at < horizon):
         del state.purchases[next(iter(state.purchases))]
     state.recent_purchases.append((at, event.event_id))
     _trim(state.recent_purchases, at - PURCHASES_WINDOW)

@@ -97,6 +97,8 @@ class Scopes:
     # --- questions an account asks ------------------------------------------------------------
 
     def maintenance_at(self, at: dt.datetime, segment: str | None) -> list[MaintenanceWindow]:
+        if not self.windows:
+            return []
         return [w for w in self.windows.values() if w.covers(at, segment)]
 
     def migrations_at(

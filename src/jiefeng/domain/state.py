@@ -15,7 +15,8 @@ from typing import Any
 from jiefeng.domain.holds import Hold
 
 MAX_WINDOW_ITEMS = 512  # cap on any window of recent events (TigerStyle: a limit on everything)
-MAX_REMEMBERED_PURCHASES = 2_000  # purchases kept for refunds and statements' evidence
+MAX_REMEMBERED_PURCHASES = 500  # approved purchases kept for refunds and appeals
+REMEMBERED_PURCHASE_DAYS = 180
 MAX_APPEALS = 100
 
 
@@ -119,6 +120,7 @@ class AccountState:
     purchases: dict[str, PurchaseRecord] = field(default_factory=dict)
     recent_purchases: deque = field(default_factory=deque)  # (at, event_id), last 90 days
     last_purchase_at: dt.datetime | None = None
+    declined_purchases: deque = field(default_factory=deque)  # (at, event_id): appeals cite them
     recent_repayments: deque = field(default_factory=deque)  # (at, amount_fen, event_id), 90 days
     score: int | None = None
     score_at: dt.datetime | None = None

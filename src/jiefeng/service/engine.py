@@ -13,8 +13,9 @@ from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
-from jiefeng.service.ingest import IngestReport, event_from_row, ingest, load_scopes
-from jiefeng.store.sql import SnapshotRow, SqlStore
+from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
+from jiefeng.service.states import StateCache, load_states
+from jiefeng.store.sql import AccountWrite, SqlStore
 
 
 def utc_now() -> dt.datetime:
@@ -51,13 +52,20 @@ class Engine:
     def __init__(self, store: SqlStore, policy: Policy | None = None,
                  now: Callable[[], dt.datetime] = utc_now):
         self.store = store
+        if policy is None:  # the store's active version (service/policies.py), else built-in
+            from jiefeng.service.policies import active_policy
+
+            policy = active_policy(store)
         self.policy = policy or default_policy()
         self.now = now
+        self.cache = StateCache()  # writers' working states
+        self.read_cache = StateCache()  # readers' states: never mutated (advance copies)
+        self.scope_cache = ScopeCache()
 
     # --- writes ---------------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[tuple[int, Any]]) -> IngestReport:
-        return ingest(self.store, items, self.policy, self.now)
+        return ingest(self.store, items, self.policy, self.now, self.cache, self.scope_cache)
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))
@@ -66,31 +74,30 @@ class Engine:
 
     def scopes(self) -> Scopes:
         with self.store.read() as connection:
-            return load_scopes(self.store, connection)
+            return self.scope_cache.get(self.store, connection)
 
     def state_at(self, account_id: str, at: dt.datetime | None = None
                  ) -> tuple[AccountState, Scopes, dt.datetime]:
-        """The account as of `at` (default now): the same answer whenever it is asked."""
+        """The account as of `at` (default now): the same answer whenever it is asked.
+
+        At or after the stored state's clock, the stored state advanced to `at`; before it, the
+        account folded from its log up to `at`.
+        """
         at = at or self.now()
         with self.store.read() as connection:
-            scopes = load_scopes(self.store, connection)
-            snapshot = self.store.load_snapshots(connection, [account_id]).get(account_id)
-            if snapshot is not None and snapshot.clock is not None and snapshot.clock <= at:
-                state, _ = core.advance(snapshot, at, self.policy, scopes)
+            scopes = self.scope_cache.get(self.store, connection)
+            states, _ = load_states(self.store, connection, [account_id], self.policy, scopes,
+                                    self.read_cache, remember=True)
+            current = states.get(account_id)
+            if current is None:
+                raise AccountNotFound(account_id)
+            if current.clock is not None and current.clock <= at:
+                state, _ = core.advance(current, at, self.policy, scopes)
                 return state, scopes, at
             bodies = self.store.account_event_bodies(connection, account_id, until=at)
-        if not bodies:
-            if snapshot is None and not self._exists(account_id):
-                raise AccountNotFound(account_id)
-            state = core.new_account(account_id)
-            return state, scopes, at
         events = [event_from_row(body, account_id) for body in bodies]
         state, _ = core.fold(account_id, events, self.policy, scopes, until=at)
         return state, scopes, at
-
-    def _exists(self, account_id: str) -> bool:
-        with self.store.read() as connection:
-            return self.store.account_exists(connection, account_id)
 
     def explain(self, account_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
         from jiefeng.explain.structured import build_explanation
@@ -114,13 +121,17 @@ class Engine:
         """Rebuild every account from the log; report accounts whose stored state disagrees."""
         mismatched: list[str] = []
         accounts = events_count = 0
+        self.cache.clear()
         with self.store.transaction() as connection:
-            scopes = load_scopes(self.store, connection)
+            scopes = self.scope_cache.get(self.store, connection)
             stored_ids = self.store.account_ids(connection)
-            stored = {}
+            stored: dict[str, AccountState] = {}
+            rows = {}
             for start in range(0, len(stored_ids), 1_000):
-                stored.update(self.store.load_snapshots(connection,
-                                                        stored_ids[start : start + 1_000]))
+                chunk_states, chunk_rows = load_states(
+                    self.store, connection, stored_ids[start : start + 1_000], self.policy, scopes)
+                stored.update(chunk_states)
+                rows.update(chunk_rows)
             rebuilt: dict[str, tuple[AccountState, list[Any]]] = {}
             current_id: str | None = None
             pending: list[Any] = []
@@ -130,6 +141,10 @@ class Engine:
                 if current_id is None:
                     return
                 state, effects = core.fold(current_id, pending, self.policy, scopes)
+                before = stored.get(current_id)
+                if before is not None and before.clock is not None and state.clock is not None \
+                        and before.clock > state.clock:
+                    core.advance_to(state, before.clock, self.policy, scopes, effects)
                 rebuilt[current_id] = (state, effects)
                 accounts += 1
                 if progress:
@@ -145,25 +160,20 @@ class Engine:
 
             for account_id, (state, _) in rebuilt.items():
                 before = stored.get(account_id)
-                if before is None:
-                    mismatched.append(account_id)
-                    continue
-                horizon = max(before.clock, state.clock)
-                a, _ = core.advance(before, horizon, self.policy, scopes)
-                b, _ = core.advance(state, horizon, self.policy, scopes)
-                if fingerprint(a) != fingerprint(b):
+                if before is None or fingerprint(before) != fingerprint(state):
                     mismatched.append(account_id)
             if write:
                 self.store.clear_snapshots(connection)
-                rows = {}
+                writes = []
                 all_effects = []
                 for account_id, (state, effects) in rebuilt.items():
                     holds = core.active_holds(state, state.clock, scopes)
-                    rows[account_id] = SnapshotRow(
+                    row = rows.get(account_id)
+                    writes.append(AccountWrite(
                         state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                        self.policy.version)
-                    all_effects.extend(effects)
-                self.store.save_snapshots(connection, rows)
+                        self.policy.version, (row.revision if row else 0) + 1, True, True))
+                    all_effects.extend(e for e in effects if e.kind != "purchase_decided")
+                self.store.save_accounts(connection, writes)
                 self.store.append_effects(connection, all_effects)
         return ReplayReport(accounts, events_count, mismatched)
 
@@ -178,33 +188,43 @@ class Engine:
         produced = 0
         for start in range(0, len(account_ids), chunk_accounts):
             chunk = account_ids[start : start + chunk_accounts]
-            with self.store.transaction() as connection:
-                self.store.lock_accounts(connection, chunk)
-                scopes = load_scopes(self.store, connection)
-                states = self.store.load_snapshots(connection, chunk)
-                rows = {}
-                effects: list[Any] = []
-                for account_id, state in states.items():
-                    if state.clock is None or state.clock >= now:
-                        continue
-                    core.advance_to(state, now, self.policy, scopes, effects)
-                    holds = core.active_holds(state, now, scopes)
-                    rows[account_id] = SnapshotRow(
-                        state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                        self.policy.version)
-                self.store.save_snapshots(connection, rows)
-                self.store.append_effects(connection, effects)
-                produced += len(effects)
+            try:
+                with self.store.transaction() as connection:
+                    self.store.lock_accounts(connection, chunk)
+                    scopes = self.scope_cache.get(self.store, connection)
+                    states, rows = load_states(self.store, connection, chunk, self.policy, scopes,
+                                               self.cache)
+                    writes = []
+                    effects: list[Any] = []
+                    for account_id, state in states.items():
+                        if state.clock is None or state.clock >= now:
+                            continue
+                        core.advance_to(state, now, self.policy, scopes, effects)
+                        holds = core.active_holds(state, now, scopes)
+                        writes.append(AccountWrite(
+                            state, core.H.derive_status(holds), tuple(h.code for h in holds),
+                            self.policy.version, rows[account_id].revision + 1, False, False))
+                    self.store.save_accounts(connection, writes)
+                    self.store.append_effects(connection, effects)
+            except BaseException:
+                self.cache.clear()
+                raise
+            for write in writes:
+                self.cache.put(write.state.account_id, write.revision, write.state)
+            produced += len(effects)
             if progress:
                 progress(len(chunk))
         return produced
 
     def all_states(self) -> dict[str, AccountState]:
+        states: dict[str, AccountState] = {}
         with self.store.read() as connection:
+            scopes = self.scope_cache.get(self.store, connection)
             ids = self.store.account_ids(connection)
-            states: dict[str, AccountState] = {}
             for start in range(0, len(ids), 1_000):
-                states.update(self.store.load_snapshots(connection, ids[start : start + 1_000]))
+                chunk, _ = load_states(self.store, connection, ids[start : start + 1_000],
+                                       self.policy, scopes)
+                states.update(chunk)
         return states
 
     def hold_effect_rows(self) -> list[tuple[str, str, str, str]]:

@@ -14,22 +14,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from jiefeng.domain import core
 from jiefeng.domain import events as ev
 from jiefeng.domain.decisions import DomainRejected, check_event
-from jiefeng.domain.effects import APPEAL_DECIDED, APPEAL_RECORDED, Effect
-from jiefeng.domain.scopes import SCOPE_TYPES, ScopeRejected, Scopes, check_scope_command
-from jiefeng.domain.scopes import apply_scope_command
+from jiefeng.domain.effects import APPEAL_DECIDED, APPEAL_RECORDED, PURCHASE_DECIDED, Effect
+from jiefeng.domain.scopes import (
+    SCOPE_TYPES,
+    ScopeRejected,
+    Scopes,
+    apply_scope_command,
+    check_scope_command,
+)
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
+from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache, load_states, parse_stored
 from jiefeng.store import schema as t
-from jiefeng.store.sql import MAX_BATCH_EVENTS, EventRow, SnapshotRow, SqlStore
+from jiefeng.store.sql import MAX_BATCH_EVENTS, AccountRow, AccountWrite, EventRow, SqlStore
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -79,59 +86,81 @@ class IngestReport:
 
 
 def canonical_json(raw: dict[str, Any]) -> str:
-    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces: two sends of one event compare equal whatever their layout."""
+    return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def event_from_row(body: str, account_id: str | None = None) -> Any:
-    """Parse a stored event; an appeal decision gets the account the store routed it to."""
-    event = ev.parse_event(json.loads(body))
-    if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
-        event = event.model_copy(update={"account_id": account_id})
-    return event
+    return parse_stored(body, account_id)
+
+
+class ScopeCache:
+    """The portfolio's scopes, rebuilt only when the operator commands in the log change."""
+
+    def __init__(self) -> None:
+        self._marker: tuple[int, int] | None = None
+        self._scopes = Scopes()
+
+    def get(self, store: SqlStore, connection: Connection) -> Scopes:
+        marker = store.scope_marker(connection, SCOPE_TYPES)
+        if marker != self._marker:
+            scopes = Scopes()
+            for body in store.operator_event_bodies(connection, SCOPE_TYPES):
+                scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
+            self._scopes, self._marker = scopes, marker
+        return self._scopes
 
 
 def load_scopes(store: SqlStore, connection: Connection) -> Scopes:
-    scopes = Scopes()
-    for body in store.operator_event_bodies(connection, SCOPE_TYPES):
-        scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
-    return scopes
+    return ScopeCache().get(store, connection)
 
 
 @dataclass
 class _Candidate:
     position: int
-    raw: dict[str, Any]
     body: str
     event: Any
 
 
 class BatchIngest:
-    """One transaction's worth of events (at most MAX_BATCH_EVENTS)."""
+    """One transaction's worth of events (at most MAX_BATCH_EVENTS).
+
+    States come from the process cache or the store and are updated in place; `cache_updates`
+    lists what the cache may take once the transaction has committed.
+    """
 
     def __init__(self, store: SqlStore, connection: Connection, policy: Policy,
-                 now: dt.datetime):
+                 now: dt.datetime, scopes: Scopes, cache: StateCache):
         self.store = store
         self.connection = connection
         self.policy = policy
         self.now = now
-        self.scopes = load_scopes(store, connection)
-        self.states: dict[str, AccountState | None] = {}
+        self.scopes = scopes
+        self.cache = cache
+        self.states: dict[str, AccountState] = {}
+        self.rows: dict[str, AccountRow] = {}
+        self.touched: set[str] = set()
         self.accepted_rows: list[EventRow] = []
         self.accepted_events: dict[str, list[Any]] = {}  # per account, in arrival order
         self.effects: list[Effect] = []
-        self.rebuilt: set[str] = set()  # accounts whose effects were recomputed whole
+        self.rebuilt: set[str] = set()  # replayed whole: effects recomputed, snapshot forced
         self.appeal_accounts: dict[str, str] = {}
+        self.cache_updates: list[tuple[str, int, AccountState]] = []
 
     # --- state access -----------------------------------------------------------------------
 
+    def _load(self, account_ids: Iterable[str]) -> None:
+        wanted = [a for a in account_ids if a not in self.states and a not in self.rows]
+        if not wanted:
+            return
+        states, rows = load_states(self.store, self.connection, wanted, self.policy,
+                                   self.scopes, self.cache)
+        self.states.update(states)
+        self.rows.update(rows)
+
     def _state(self, account_id: str) -> AccountState | None:
-        if account_id not in self.states:
-            loaded = self.store.load_snapshots(self.connection, [account_id]).get(account_id)
-            if loaded is None and self.store.account_exists(self.connection, account_id):
-                loaded = self._replay(account_id, [])[0]  # snapshot of an older format
-                self.rebuilt.add(account_id)
-            self.states[account_id] = loaded
-        return self.states[account_id]
+        self._load([account_id])
+        return self.states.get(account_id)
 
     def _replay(self, account_id: str, extra: list[Any],
                 check: Any = None) -> tuple[AccountState, list[Effect]]:
@@ -154,28 +183,49 @@ class BatchIngest:
             core.apply_event(state, event, self.policy, self.scopes, effects)
         return state, effects
 
+    def _replace(self, account_id: str, state: AccountState, effects: list[Effect]) -> None:
+        self.states[account_id] = state
+        self.touched.add(account_id)
+        self.rebuilt.add(account_id)
+        self.effects = [e for e in self.effects if e.account_id != account_id] + effects
+
     # --- the batch ----------------------------------------------------------------------------
 
     def run(self, candidates: list[_Candidate]) -> list[ItemResult]:
         results: list[ItemResult] = []
         candidates.sort(key=lambda c: c.event.at)  # stable: ties keep arrival order
-        scope_commands: list[Any] = []
-        self.store.lock_accounts(
-            self.connection, [a for c in candidates if (a := ev.routing_account_id(c.event))]
-        )
+        stale: set[str] = set()
+        sweeps: list[Any] = []
+        for candidate in candidates:
+            try:
+                candidate.event = self._route(candidate.event)
+            except DomainRejected:
+                pass  # reported below, in order
+        account_ids = [a for c in candidates if (a := ev.routing_account_id(c.event))]
+        self.store.lock_accounts(self.connection, account_ids)
         if any(c.event.type in SCOPE_TYPES for c in candidates):
             self.store.lock_portfolio(self.connection)
+        self._load(account_ids)
         for candidate in candidates:
             event = candidate.event
             try:
                 if event.type in SCOPE_TYPES:
                     check_scope_command(self.scopes, event)
                     self.scopes = apply_scope_command(self.scopes, event)
-                    scope_commands.append(event)
+                    # Accounts already folded past this command must be folded again with it.
+                    stale.update(self.store.account_ids(self.connection, clock_after=event.at))
+                    stale.update(a for a, s in self.states.items()
+                                 if s.clock is not None and s.clock > event.at)
+                    if isinstance(event, ev.PolicySweep):
+                        sweeps.append(event)
                     account_id = None
                 else:
-                    event = self._route(event)
-                    candidate.event = event
+                    if isinstance(event, ev.AppealDecided) and event.account_id is None:
+                        routed = self.appeal_accounts.get(event.appeal_id)
+                        if routed is None:
+                            raise DomainRejected("appeal_id", "no appeal with this id")
+                        event = candidate.event = event.model_copy(
+                            update={"account_id": routed})
                     account_id = event.account_id
                     self._apply_account_event(account_id, event)
             except (DomainRejected, ScopeRejected) as rejection:
@@ -186,18 +236,19 @@ class BatchIngest:
                 event.event_id, account_id, event.type, event.at,
                 getattr(event, "actor", None), candidate.body))
             results.append(ItemResult(candidate.position, ACCEPTED, event.event_id))
-        for command in scope_commands:
-            self._propagate_scope_command(command)
+        for account_id in sorted(stale):
+            state, effects = self._replay(account_id, [])
+            self._replace(account_id, state, effects)
+        for sweep in sweeps:
+            self._advance_everyone_to(sweep.at)
         self._persist()
         return results
 
     def _route(self, event: Any) -> Any:
         if isinstance(event, ev.AppealDecided) and event.account_id is None:
-            account_id = self.appeal_accounts.get(event.appeal_id) or self.store.appeal_account(
-                self.connection, event.appeal_id)
-            if account_id is None:
-                raise DomainRejected("appeal_id", "no appeal with this id")
-            return event.model_copy(update={"account_id": account_id})
+            account_id = self.store.appeal_account(self.connection, event.appeal_id)
+            if account_id is not None:
+                return event.model_copy(update={"account_id": account_id})
         return event
 
     def _apply_account_event(self, account_id: str, event: Any) -> None:
@@ -205,72 +256,69 @@ class BatchIngest:
         if state is not None and state.clock is not None and event.at < state.clock:
             # Late arrival: fold the account again in time order with this event in its place.
             new_state, effects = self._replay(account_id, [event], check=event)
-            self.states[account_id] = new_state
-            self.rebuilt.add(account_id)
-            self.effects = [e for e in self.effects if e.account_id != account_id] + effects
+            self._replace(account_id, new_state, effects)
         else:
-            working = state.clone() if state is not None else None
             effects: list[Effect] = []
-            if working is not None and working.opened:
-                core.advance_to(working, event.at, self.policy, self.scopes, effects)
-            check_event(working, event, self.policy, self.scopes)
-            if working is None:
-                working = core.new_account(account_id)
-            core.apply_event(working, event, self.policy, self.scopes, effects)
-            self.states[account_id] = working
+            if state is not None and state.opened:
+                core.advance_to(state, event.at, self.policy, self.scopes, effects)
+            try:
+                check_event(state, event, self.policy, self.scopes)
+            finally:
+                # Time passed even for a rejected event; keep what it produced.
+                if effects:
+                    self.touched.add(account_id)
+                    self.effects.extend(effects)
+            if state is None:
+                state = core.new_account(account_id)
+                self.states[account_id] = state
+            effects = []
+            core.apply_event(state, event, self.policy, self.scopes, effects)
             self.effects.extend(effects)
+            self.touched.add(account_id)
         self.accepted_events.setdefault(account_id, []).append(event)
         if isinstance(event, ev.AppealSubmitted):
             self.appeal_accounts[event.appeal_id] = account_id
 
-    def _propagate_scope_command(self, command: Any) -> None:
-        """Bring affected accounts in line with a portfolio-wide command."""
-        if isinstance(command, ev.PolicySweep):
-            affected = self.store.account_ids(self.connection)
-        elif isinstance(command, ev.MigrationStarted) and command.account_ids is not None:
-            affected = list(command.account_ids)
-        elif isinstance(command, ev.MigrationCompleted):
-            campaign = self.scopes.campaigns[command.campaign_id]
-            affected = list(command.account_ids or campaign.account_ids or
-                            self.store.account_ids(self.connection, segment=campaign.segment))
-        else:
-            segment = getattr(command, "segment", None)
-            if isinstance(command, ev.MaintenanceCancelled):
-                segment = self.scopes.windows[command.window_id].segment
-            affected = self.store.account_ids(self.connection, clock_after=command.at,
-                                              segment=segment)
-        affected = sorted(set(affected) | {a for a in self.states if self.states[a] is not None})
-        for account_id in affected:
-            state = self._state(account_id)
-            if state is None or not state.opened:
-                continue
-            if state.clock is not None and state.clock > command.at:
-                new_state, effects = self._replay(account_id, [])
-                self.states[account_id] = new_state
-                self.rebuilt.add(account_id)
-                self.effects = [e for e in self.effects if e.account_id != account_id] + effects
-            elif isinstance(command, ev.PolicySweep):
-                working = state.clone()
-                effects = []
-                core.advance_to(working, command.at, self.policy, self.scopes, effects)
-                self.states[account_id] = working
+    def _advance_everyone_to(self, at: dt.datetime) -> None:
+        """A sweep applies to every account at its time, not only those that send events."""
+        behind = [a for a in self.store.account_ids(self.connection) if a not in self.states]
+        for start in range(0, len(behind), 500):
+            self._load(behind[start : start + 500])
+        for account_id, state in self.states.items():
+            if state.opened and state.clock is not None and state.clock < at:
+                effects: list[Effect] = []
+                core.advance_to(state, at, self.policy, self.scopes, effects)
                 self.effects.extend(effects)
+                self.touched.add(account_id)
 
     def _persist(self) -> None:
         store, connection = self.store, self.connection
-        store.append_events(connection, self.accepted_rows, self.now)
-        snapshots = {}
-        for account_id, state in self.states.items():
-            if state is None or state.clock is None:
+        outcomes = {
+            e.cause: "approved" if e.data["approved"] else "declined:" + ",".join(e.data["codes"])
+            for e in self.effects if e.kind == PURCHASE_DECIDED and e.cause
+        }
+        rows = [EventRow(r.event_id, r.account_id, r.type, r.at, r.actor, r.body,
+                         outcomes.get(r.event_id)) for r in self.accepted_rows]
+        store.append_events(connection, rows, self.now)
+        writes = []
+        for account_id in sorted(self.touched):
+            state = self.states[account_id]
+            if state.clock is None:
                 continue
+            row = self.rows.get(account_id)
             holds = core.active_holds(state, state.clock, self.scopes)
-            snapshots[account_id] = SnapshotRow(
+            revision = (row.revision if row else 0) + 1
+            snapshot_due = row is None or (
+                state.events_applied - row.snapshot_events >= SNAPSHOT_EVERY_EVENTS)
+            writes.append(AccountWrite(
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                self.policy.version)
-        store.save_snapshots(connection, snapshots)
+                self.policy.version, revision, row is None,
+                account_id in self.rebuilt or snapshot_due))
+            self.cache_updates.append((account_id, revision, state))
+        store.save_accounts(connection, writes)
         for account_id in self.rebuilt:
             store.delete_effects(connection, account_id)
-        store.append_effects(connection, self.effects)
+        store.append_effects(connection, [e for e in self.effects if e.kind != PURCHASE_DECIDED])
         self._record_appeals()
 
     def _record_appeals(self) -> None:
@@ -298,16 +346,34 @@ class BatchIngest:
             })
 
 
-def _decode(position: int, item: Any) -> tuple[dict[str, Any] | None, ItemResult | None]:
-    if isinstance(item, (str, bytes)):
-        try:
-            item = json.loads(item)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return None, ItemResult(position, REJECTED, None, "(line)",
-                                    f"not valid JSON: {error}")
-    if not isinstance(item, dict):
-        return None, ItemResult(position, REJECTED, None, "(event)", "must be a JSON object")
-    return item, None
+def _parse(position: int, item: Any) -> tuple[Any, str] | ItemResult:
+    """An item (JSON text or a decoded object) -> (event, body to store), or a rejection.
+
+    JSON text is validated in one pass and stored as received; a decoded object is stored in
+    canonical form (sorted keys)."""
+    try:
+        if isinstance(item, (str, bytes)):
+            event = ev.parse_event_json(item)
+            body = item.strip() if isinstance(item, str) else item.strip().decode()
+        elif isinstance(item, dict):
+            event = ev.parse_event(item)
+            body = canonical_json(item)
+        else:
+            return ItemResult(position, REJECTED, None, "(event)", "must be a JSON object")
+    except ev.EventRejected as rejection:
+        return ItemResult(position, REJECTED, rejection.event_id, rejection.field,
+                          rejection.reason)
+    return event, body
+
+
+def _same_event(body: str, other_body: str, event: Any) -> bool:
+    """Two sends of one event_id: equal text, or the same event written differently."""
+    if body == other_body:
+        return True
+    try:
+        return parse_stored(other_body) == event
+    except ev.EventRejected:
+        return False
 
 
 def ingest(
@@ -315,66 +381,72 @@ def ingest(
     items: Sequence[tuple[int, Any]],
     policy: Policy,
     now: Callable[[], dt.datetime],
+    cache: StateCache | None = None,
+    scope_cache: ScopeCache | None = None,
 ) -> IngestReport:
     """Ingest (position, raw) items in batches of at most MAX_BATCH_EVENTS, one transaction each.
 
     A raw item is a decoded JSON object or one line of JSON text.
     """
+    cache = cache if cache is not None else StateCache()
+    scope_cache = scope_cache if scope_cache is not None else ScopeCache()
     report = IngestReport()
     for start in range(0, len(items), MAX_BATCH_EVENTS):
-        report.extend(_ingest_batch(store, items[start : start + MAX_BATCH_EVENTS], policy, now))
+        report.extend(_ingest_batch(store, items[start : start + MAX_BATCH_EVENTS], policy, now,
+                                    cache, scope_cache))
     return report
 
 
 def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Policy,
-                  now: Callable[[], dt.datetime]) -> IngestReport:
+                  now: Callable[[], dt.datetime], cache: StateCache,
+                  scope_cache: ScopeCache) -> IngestReport:
     results: dict[int, ItemResult] = {}
     candidates: list[_Candidate] = []
     seen: dict[str, str] = {}
     for index, (position, item) in enumerate(items):
-        raw, problem = _decode(position, item)
-        if problem is not None:
-            results[index] = problem
+        parsed = _parse(position, item)
+        if isinstance(parsed, ItemResult):
+            results[index] = parsed
             continue
-        assert raw is not None
-        try:
-            event = ev.parse_event(raw)
-        except ev.EventRejected as rejection:
-            results[index] = ItemResult(position, REJECTED, rejection.event_id, rejection.field,
-                                        rejection.reason)
-            continue
-        body = canonical_json(raw)
+        event, body = parsed
         if event.event_id in seen:
-            if seen[event.event_id] == body:
+            if _same_event(body, seen[event.event_id], event):
                 results[index] = ItemResult(position, DUPLICATE, event.event_id)
             else:
                 results[index] = ItemResult(position, REJECTED, event.event_id, "event_id",
                                             "repeated in this batch with different content")
             continue
         seen[event.event_id] = body
-        candidates.append(_Candidate(index, raw, body, event))
+        candidates.append(_Candidate(index, body, event))
 
     report = IngestReport()
-    with store.transaction() as connection:
-        existing = store.existing_bodies(connection, [c.event.event_id for c in candidates])
-        fresh: list[_Candidate] = []
-        for candidate in candidates:
-            stored = existing.get(candidate.event.event_id)
-            if stored is None:
-                fresh.append(candidate)
-            elif stored == candidate.body:
-                results[candidate.position] = ItemResult(
-                    items[candidate.position][0], DUPLICATE, candidate.event.event_id)
-            else:
-                results[candidate.position] = ItemResult(
-                    items[candidate.position][0], REJECTED, candidate.event.event_id, "event_id",
-                    "already used by a different event")
-        batch = BatchIngest(store, connection, policy, now())
-        for result in batch.run(fresh):
-            # `position` inside the batch is the item index; map back to the caller's position.
-            results[result.position] = ItemResult(
-                items[result.position][0], result.status, result.event_id, result.field,
-                result.reason)
-        report.effects = batch.effects
+    try:
+        with store.transaction() as connection:
+            existing = store.existing_bodies(connection, [c.event.event_id for c in candidates])
+            fresh: list[_Candidate] = []
+            for candidate in candidates:
+                stored = existing.get(candidate.event.event_id)
+                if stored is None:
+                    fresh.append(candidate)
+                elif _same_event(candidate.body, stored, candidate.event):
+                    results[candidate.position] = ItemResult(
+                        items[candidate.position][0], DUPLICATE, candidate.event.event_id)
+                else:
+                    results[candidate.position] = ItemResult(
+                        items[candidate.position][0], REJECTED, candidate.event.event_id,
+                        "event_id", "already used by a different event")
+            batch = BatchIngest(store, connection, policy, now(),
+                                scope_cache.get(store, connection), cache)
+            for result in batch.run(fresh):
+                # `position` inside the batch is the item index; map back to the caller's.
+                results[result.position] = ItemResult(
+                    items[result.position][0], result.status, result.event_id, result.field,
+                    result.reason)
+            report.effects = batch.effects
+    except BaseException:
+        cache.clear()  # states were updated in place; the transaction did not commit
+        raise
+    for account_id, revision, state in batch.cache_updates:
+        cache.put(account_id, revision, state)
     report.results = [results[i] for i in sorted(results)]
     return report

@@ -37,6 +37,8 @@ events = Table(
     Column("at_utc", TIME, nullable=False),
     Column("actor", ID, nullable=True),
     Column("body", Text, nullable=False),
+    # For purchases: "approved" or "declined:<codes>", the decision the fold made.
+    Column("outcome", String(200), nullable=True),
     Column("ingested_at_utc", TIME, nullable=False),
 )
 Index("ix_events_account_time", events.c.account_id, events.c.at_utc, events.c.seq)
@@ -46,8 +48,15 @@ accounts = Table(
     "accounts",
     metadata,
     Column("account_id", ID, primary_key=True),
-    Column("snapshot", LargeBinary, nullable=False),
+    # Incremented on every write: a process-local cache entry is valid while it matches.
+    Column("revision", BigInteger, nullable=False),
+    # Account events folded into the current state (the log holds exactly these).
+    Column("events_applied", BigInteger, nullable=False),
+    # The pickled state, written every so many events, not every batch: a reader folds the
+    # events after it (`snapshot_events` of them are inside) and advances to `clock_utc`.
+    Column("snapshot", LargeBinary, nullable=True),
     Column("snapshot_format", Integer, nullable=False),
+    Column("snapshot_events", BigInteger, nullable=False),
     Column("clock_utc", TIME, nullable=False),
     Column("status", String(16), nullable=False),
     Column("segment", ID, nullable=True),

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from jiefeng.domain.state import AccountState
@@ -53,14 +53,40 @@ class EventRow:
     at: dt.datetime
     actor: str | None
     body: str
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)
-class SnapshotRow:
+class AccountRow:
+    revision: int
+    events_applied: int
+    snapshot_events: int
+    snapshot_format: int
+    clock: dt.datetime
+
+
+@dataclass(frozen=True)
+class AccountWrite:
     state: AccountState
     status: str
     hold_codes: tuple[str, ...]
     policy_version: str
+    revision: int
+    is_new: bool
+    with_snapshot: bool
+
+
+_ROW_COLUMNS = ("revision", "events_applied", "clock_utc", "status", "segment", "hold_codes",
+                "policy_version")
+_BLOB_COLUMNS = ("snapshot", "snapshot_format", "snapshot_events")
+
+
+def encode_state(state: AccountState) -> bytes:
+    return zlib.compress(pickle.dumps(state, protocol=5), 1)
+
+
+def decode_state(blob: bytes) -> AccountState:
+    return pickle.loads(zlib.decompress(blob))
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
@@ -163,25 +189,24 @@ class SqlStore:
             found.update({row.event_id: row.body for row in rows})
         return found
 
+    def _executemany(self, connection: Connection, sql: str, rows: list[tuple]) -> None:
+        """Hand rows straight to the driver's executemany: on the ingest path SQLAlchemy's
+        per-row parameter processing cost more than the insert itself."""
+        if self.dialect != "sqlite":
+            sql = sql.replace("?", "%s")
+        connection.exec_driver_sql(sql, rows)
+
     def append_events(self, connection: Connection, rows: Sequence[EventRow],
                       ingested_at: dt.datetime) -> None:
         if not rows:
             return
         ingested = t.utc_text(ingested_at)
-        connection.execute(
-            t.events.insert(),
-            [
-                {
-                    "event_id": row.event_id,
-                    "account_id": row.account_id,
-                    "type": row.type,
-                    "at_utc": t.utc_text(row.at),
-                    "actor": row.actor,
-                    "body": row.body,
-                    "ingested_at_utc": ingested,
-                }
-                for row in rows
-            ],
+        self._executemany(
+            connection,
+            "INSERT INTO events (event_id, account_id, type, at_utc, actor, body, outcome, "
+            "ingested_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(row.event_id, row.account_id, row.type, t.utc_text(row.at), row.actor, row.body,
+              row.outcome, ingested) for row in rows],
         )
 
     def account_event_bodies(self, connection: Connection, account_id: str,
@@ -201,6 +226,14 @@ class SqlStore:
             .limit(limit)
         )
         return [(row.seq, row.body) for row in connection.execute(query)]
+
+    def scope_marker(self, connection: Connection, types: Iterable[str]) -> tuple[int, int]:
+        """(count, max seq) of the given event types: changes whenever one is added."""
+        row = connection.execute(
+            select(func.count(), func.coalesce(func.max(t.events.c.seq), 0))
+            .where(t.events.c.type.in_(list(types)))
+        ).one()
+        return int(row[0]), int(row[1])
 
     def operator_event_bodies(self, connection: Connection, types: Iterable[str]) -> list[str]:
         query = (
@@ -224,70 +257,89 @@ class SqlStore:
     def count_events(self, connection: Connection) -> int:
         return connection.execute(select(func.count()).select_from(t.events)).scalar_one()
 
-    # --- snapshots ------------------------------------------------------------------------------
+    # --- account rows and snapshots ---------------------------------------------------------------
 
-    def load_snapshots(self, connection: Connection,
-                       account_ids: Iterable[str]) -> dict[str, AccountState]:
+    def account_rows(self, connection: Connection,
+                     account_ids: Iterable[str]) -> dict[str, AccountRow]:
+        """The small columns of each account row (no snapshot blob)."""
         ids = list(dict.fromkeys(account_ids))
-        states: dict[str, AccountState] = {}
+        found: dict[str, AccountRow] = {}
+        columns = (t.accounts.c.account_id, t.accounts.c.revision, t.accounts.c.events_applied,
+                   t.accounts.c.snapshot_events, t.accounts.c.snapshot_format,
+                   t.accounts.c.clock_utc)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = connection.execute(
-                select(t.accounts.c.account_id, t.accounts.c.snapshot,
-                       t.accounts.c.snapshot_format).where(t.accounts.c.account_id.in_(chunk))
-            )
-            for row in rows:
-                if row.snapshot_format == SNAPSHOT_FORMAT:
-                    states[row.account_id] = pickle.loads(zlib.decompress(row.snapshot))
-        return states
+            for row in connection.execute(
+                select(*columns).where(t.accounts.c.account_id.in_(chunk))
+            ):
+                found[row.account_id] = AccountRow(
+                    row.revision, row.events_applied, row.snapshot_events, row.snapshot_format,
+                    t.parse_utc_text(row.clock_utc))
+        return found
 
-    def save_snapshots(self, connection: Connection, rows: dict[str, SnapshotRow]) -> None:
-        if not rows:
-            return
-        ids = list(rows)
-        existing: set[str] = set()
+    def load_blobs(self, connection: Connection, account_ids: Sequence[str]) -> dict[str, bytes]:
+        blobs: dict[str, bytes] = {}
+        ids = list(account_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            existing.update(
-                connection.execute(
-                    select(t.accounts.c.account_id).where(t.accounts.c.account_id.in_(chunk))
-                ).scalars()
-            )
-        values = [
-            {
-                "account_id": account_id,
-                "snapshot": zlib.compress(pickle.dumps(row.state, protocol=5), 1),
-                "snapshot_format": SNAPSHOT_FORMAT,
-                "clock_utc": t.utc_text(row.state.clock) if row.state.clock else "",
-                "status": row.status,
-                "segment": row.state.segment,
-                "hold_codes": ",".join(row.hold_codes),
-                "policy_version": row.policy_version,
+            for row in connection.execute(
+                select(t.accounts.c.account_id, t.accounts.c.snapshot).where(
+                    t.accounts.c.account_id.in_(chunk), t.accounts.c.snapshot.is_not(None),
+                    t.accounts.c.snapshot_format == SNAPSHOT_FORMAT)
+            ):
+                blobs[row.account_id] = row.snapshot
+        return blobs
+
+    def account_event_bodies_from(self, connection: Connection, account_id: str,
+                                  offset: int) -> list[str]:
+        """The account's events in (time, arrival) order, skipping the first `offset`."""
+        query = (
+            select(t.events.c.body)
+            .where(t.events.c.account_id == account_id)
+            .order_by(t.events.c.at_utc, t.events.c.seq)
+            .offset(offset)
+        )
+        return [row.body for row in connection.execute(query)]
+
+    def save_accounts(self, connection: Connection, writes: Sequence[AccountWrite]) -> None:
+        """Insert new account rows and update existing ones; the blob only where given."""
+        inserts, updates, blob_updates = [], [], []
+        for write in writes:
+            state = write.state
+            values = {
+                "account_id": state.account_id,
+                "revision": write.revision,
+                "events_applied": state.events_applied,
+                "clock_utc": t.utc_text(state.clock) if state.clock else "",
+                "status": write.status,
+                "segment": state.segment,
+                "hold_codes": ",".join(write.hold_codes),
+                "policy_version": write.policy_version,
             }
-            for account_id, row in rows.items()
-        ]
-        inserts = [v for v in values if v["account_id"] not in existing]
-        updates = [v for v in values if v["account_id"] in existing]
+            if write.with_snapshot:
+                values["snapshot"] = encode_state(state)
+                values["snapshot_format"] = SNAPSHOT_FORMAT
+                values["snapshot_events"] = state.events_applied
+            if write.is_new:
+                values.setdefault("snapshot", None)
+                values.setdefault("snapshot_format", SNAPSHOT_FORMAT)
+                values.setdefault("snapshot_events", 0)
+                inserts.append(values)
+            elif write.with_snapshot:
+                blob_updates.append(values)
+            else:
+                updates.append(values)
         if inserts:
             connection.execute(t.accounts.insert(), inserts)
-        if updates:
-            from sqlalchemy import bindparam
-
-            statement = (
-                t.accounts.update()
-                .where(t.accounts.c.account_id == bindparam("key"))
-                .values(
-                    snapshot=bindparam("snapshot"),
-                    snapshot_format=bindparam("snapshot_format"),
-                    clock_utc=bindparam("clock_utc"),
-                    status=bindparam("status"),
-                    segment=bindparam("segment"),
-                    hold_codes=bindparam("hold_codes"),
-                    policy_version=bindparam("policy_version"),
-                )
-            )
-            connection.execute(
-                statement, [{**v, "key": v["account_id"]} for v in updates]
+        plans = ((updates, _ROW_COLUMNS), (blob_updates, _ROW_COLUMNS + _BLOB_COLUMNS))
+        for batch, columns in plans:
+            if not batch:
+                continue
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            self._executemany(
+                connection,
+                f"UPDATE accounts SET {assignments} WHERE account_id = ?",
+                [tuple(v[name] for name in columns) + (v["account_id"],) for v in batch],
             )
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
@@ -313,6 +365,14 @@ class SqlStore:
     def hold_code_rows(self, connection: Connection) -> list[str]:
         return list(connection.execute(select(t.accounts.c.hold_codes)).scalars())
 
+    def set_outcomes(self, connection: Connection, outcomes: dict[str, str]) -> None:
+        if outcomes:
+            connection.execute(
+                t.events.update().where(t.events.c.event_id == bindparam("key"))
+                .values(outcome=bindparam("outcome")),
+                [{"key": k, "outcome": v} for k, v in outcomes.items()],
+            )
+
     def clear_snapshots(self, connection: Connection) -> None:
         connection.execute(t.accounts.delete())
         connection.execute(t.effects.delete())
@@ -321,18 +381,17 @@ class SqlStore:
 
     def append_effects(self, connection: Connection, effects: Sequence[Any]) -> None:
         rows = [
-            {
-                "account_id": e.account_id,
-                "kind": e.kind,
-                "code": e.code,
-                "at_utc": t.utc_text(e.at),
-                "cause": e.cause,
-                "data": json.dumps(e.data, default=str, ensure_ascii=False),
-            }
+            (e.account_id, e.kind, e.code, t.utc_text(e.at), e.cause,
+             json.dumps(e.data, default=str, ensure_ascii=False))
             for e in effects
         ]
         if rows:
-            connection.execute(t.effects.insert(), rows)
+            self._executemany(
+                connection,
+                "INSERT INTO effects (account_id, kind, code, at_utc, cause, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def delete_effects(self, connection: Connection, account_id: str) -> None:
         connection.execute(t.effects.delete().where(t.effects.c.account_id == account_id))

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("at_utc", TIME, nullable=False),
         sa.Column("actor", ID, nullable=True),
         sa.Column("body", sa.Text, nullable=False),
+        sa.Column("outcome", sa.String(200), nullable=True),
         sa.Column("ingested_at_utc", TIME, nullable=False),
     )
     op.create_index("ix_events_account_time", "events", ["account_id", "at_utc", "seq"])
@@ -34,8 +35,11 @@ def upgrade() -> None:
     op.create_table(
         "accounts",
         sa.Column("account_id", ID, primary_key=True),
-        sa.Column("snapshot", sa.LargeBinary, nullable=False),
+        sa.Column("revision", sa.BigInteger, nullable=False),
+        sa.Column("events_applied", sa.BigInteger, nullable=False),
+        sa.Column("snapshot", sa.LargeBinary, nullable=True),
         sa.Column("snapshot_format", sa.Integer, nullable=False),
+        sa.Column("snapshot_events", sa.BigInteger, nullable=False),
         sa.Column("clock_utc", TIME, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("segment", ID, nullable=True),

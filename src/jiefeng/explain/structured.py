@@ -1,0 +1,634 @@
+"""The structured explanation: why an account is frozen and what the customer can do, as data.
+
+`build_explanation` turns an account's state into a JSON-ready dict of codes and parameters and
+nothing else: no prose, so every language renders the same facts (see `render.py` and the
+message catalogs). Datetimes are ISO 8601 strings with their offset, dates are "YYYY-MM-DD",
+money is a decimal string ("121.64").
+
+Holds in CONFIDENTIAL_CODES (suspected cash-out, account security) name only the kind of signal
+and the transaction refs and times: never a detection threshold, count or window, so a customer
+cannot learn how to stay just under them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from jiefeng.domain import holds as H
+from jiefeng.domain import rules
+from jiefeng.domain.clock import DAY, local_date, zone
+from jiefeng.domain.core import active_holds
+from jiefeng.domain.money import format_fen
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import AccountState, Appeal
+from jiefeng.policy.schema import Policy
+
+MAX_EVIDENCE = rules.MAX_EVIDENCE_ITEMS  # the principal reasons shown per hold (4)
+MAX_SELF_CHECK_ITEMS = 5  # recent purchases / repayments listed for the customer to check
+
+# Features whose snapshot value is yuan (a float in `rules.features`); shown as money.
+_MONEY_FEATURES = frozenset({"credit_limit", "available_credit", "deposits", "wealth_balance"})
+
+Item = dict[str, Any]
+
+
+# --- small conversions --------------------------------------------------------------------------
+
+
+# Instants are shown in the policy's zone (+08:00 by default): the domain holds UTC, the
+# customer and the issuer's systems read local time. Set per explanation; safe across threads.
+_ZONE: ContextVar[dt.tzinfo] = ContextVar("explanation_zone", default=dt.UTC)
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.astimezone(_ZONE.get()).isoformat()
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return _ts(value)
+    return value.isoformat()
+
+
+def _money(fen: int) -> str:
+    return format_fen(fen)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return _iso(value)
+    return value
+
+
+# --- the explanation -----------------------------------------------------------------------------
+
+
+def build_explanation(
+    state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes
+) -> dict[str, Any]:
+    """Explain the account at `at`. The caller has already advanced `state` to `at`."""
+    _ZONE.set(policy.zone)
+    holds = active_holds(state, at, scopes)
+    ctx = _Context(state, at, policy)
+    items = [_hold_item(hold, ctx) for hold in holds]
+    if holds:
+        works = ["repayment", "statements", "queries"]
+        if any(hold.code in policy.appeals.appealable_codes for hold in holds):
+            works.append("appeal")
+    else:
+        works = ["purchase", "repayment", "statements", "queries"]
+    return {
+        "account_id": state.account_id,
+        "at": _ts(at),
+        "status": H.derive_status(holds),
+        "can_purchase": not holds,
+        "can_repay": True,  # repayment is never blocked, whatever the holds
+        "policy_version": policy.version,
+        "holds": items,
+        "what_still_works": works,
+        "ledger": _ledger(state, policy),
+        "self_checks": _self_checks(state, policy),
+    }
+
+
+class _Context:
+    """What every hold's explanation reads: the state, the moment, the policy."""
+
+    def __init__(self, state: AccountState, at: dt.datetime, policy: Policy):
+        self.state = state
+        self.at = at
+        self.policy = policy
+        self.today = local_date(at, zone(policy.timezone))
+
+    def past_due_fen(self) -> int:
+        return sum(s.owed_fen for s in self.state.past_due_statements())
+
+    def late_fee_fen(self) -> int:
+        return sum(s.late_fee_due_fen for s in self.state.past_due_statements())
+
+    def days_past_due(self) -> int:
+        return max(((self.today - s.due_date).days for s in self.state.past_due_statements()),
+                   default=0)
+
+    def activities_in_window(self) -> int:
+        start = self.at - DAY * self.policy.dormancy.reopen_window_days
+        return sum(1 for when, _ in self.state.activities if start <= when <= self.at)
+
+    def probation_days(self) -> int:
+        # The probation a cleared overdue would start now (doubled after a repeat overdue).
+        return rules._cure_days(self.state, self.policy)
+
+
+def _hold_item(hold: H.Hold, ctx: _Context) -> Item:
+    policy = ctx.policy
+    spec = _SPECS[hold.code]
+    appeals = [a for a in ctx.state.appeals.values() if a.hold_code == hold.code]
+    pending = [a for a in appeals if a.status == "pending"]
+    appealable_code = hold.code in policy.appeals.appealable_codes
+    appealable = appealable_code and not pending
+    latest = max(appeals, key=lambda a: a.submitted_at, default=None)
+
+    release = spec.release(hold, ctx)
+    if H.RELEASE_REVIEW in hold.release_paths and appealable_code:
+        release.append({"path": H.RELEASE_REVIEW, "condition": "appeal_approved"})
+    steps = spec.steps(hold, ctx)
+    if pending:
+        steps.append({"step": "wait_for_appeal_decision",
+                      "reply_by": _iso(_reply_by(pending[-1], policy))})
+    elif appealable:
+        steps.append({"step": spec.appeal_step, "appeal_path": policy.support.appeal_path})
+    evidence = spec.evidence(hold, ctx)[:MAX_EVIDENCE]
+    return {
+        "code": hold.code,
+        "since": _ts(hold.since),
+        "releases_at": _iso(hold.releases_at),
+        "placed_by": hold.placed_by,
+        "blocks": list(hold.blocks),
+        "closes_line": hold.closes_line,
+        "confidential": hold.code in H.CONFIDENTIAL_CODES,
+        "release_paths": list(hold.release_paths),
+        "evidence": evidence,
+        "release": release,
+        "steps": steps,
+        "appealable": appealable,
+        "appeal_sla": _appeal_sla(hold.code, policy) if appealable_code else None,
+        "appeal": _appeal_dict(latest, policy) if latest is not None else None,
+        "counterfactual": (None if hold.code in H.CONFIDENTIAL_CODES
+                           else spec.counterfactual(hold, ctx)),
+        "bureau": spec.bureau(hold, ctx),
+    }
+
+
+# --- appeals -------------------------------------------------------------------------------------
+
+
+def _appeal_sla(code: str, policy: Policy) -> dict[str, Any]:
+    if code in policy.appeals.fast_sla_codes:
+        return {"unit": "hours", "value": policy.appeals.fast_sla_hours}
+    return {"unit": "days", "value": policy.appeals.sla_days}
+
+
+def _reply_by(appeal: Appeal, policy: Policy) -> dt.datetime:
+    if appeal.hold_code in policy.appeals.fast_sla_codes:
+        return appeal.submitted_at + dt.timedelta(hours=policy.appeals.fast_sla_hours)
+    return appeal.submitted_at + DAY * policy.appeals.sla_days
+
+
+def _appeal_dict(appeal: Appeal, policy: Policy) -> dict[str, Any]:
+    return {
+        "appeal_id": appeal.appeal_id,
+        "hold_code": appeal.hold_code,
+        "status": appeal.status,
+        "submitted_at": _ts(appeal.submitted_at),
+        "reply_by": _iso(_reply_by(appeal, policy)) if appeal.status == "pending" else None,
+        "decided_at": _iso(appeal.decided_at),
+        # The decision's reason is written for the customer; shown only when rejected.
+        "reason": appeal.reason if appeal.status == "rejected" else None,
+    }
+
+
+# --- per-code evidence, release, steps, counterfactual, bureau ----------------------------------
+
+
+def _none(hold: H.Hold, ctx: _Context) -> Any:
+    return None
+
+
+class _Spec:
+    def __init__(
+        self,
+        evidence: Callable[[H.Hold, _Context], list[Item]],
+        release: Callable[[H.Hold, _Context], list[Item]],
+        steps: Callable[[H.Hold, _Context], list[Item]],
+        counterfactual: Callable[[H.Hold, _Context], Item | None] = _none,
+        bureau: Callable[[H.Hold, _Context], Item | None] = _none,
+        appeal_step: str = "submit_appeal",
+    ):
+        self.evidence = evidence
+        self.release = release
+        self.steps = steps
+        self.counterfactual = counterfactual
+        self.bureau = bureau
+        self.appeal_step = appeal_step
+
+
+# overdue
+
+
+def _overdue_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    past_due = ctx.state.past_due_statements()
+    oldest = min(past_due, key=lambda s: s.due_date) if past_due else None
+    due_date = oldest.due_date if oldest else hold.evidence["due_date"]
+    return [
+        {"fact": "past_due_amount", "value": _money(ctx.past_due_fen()),
+         "late_fee": _money(ctx.late_fee_fen())},
+        {"fact": "due_date", "value": due_date.isoformat()},
+        {"fact": "days_past_due", "value": ctx.days_past_due()},
+        {"fact": "statements_past_due", "value": len(past_due)},
+    ]
+
+
+def _overdue_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_CONDITION, "condition": "repay_past_due",
+             "amount": _money(ctx.past_due_fen()), "then_probation_days": ctx.probation_days()}]
+
+
+def _overdue_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "repay_now", "amount": _money(ctx.past_due_fen())}, {"step": "set_autopay"}]
+
+
+def _overdue_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    return {"if": "repaid", "amount": _money(ctx.past_due_fen()),
+            "then": H.CURE_PROBATION, "probation_days": ctx.probation_days()}
+
+
+def _overdue_bureau(hold: H.Hold, ctx: _Context) -> Item:
+    past_due = ctx.state.past_due_statements()
+    reported = any(s.bureau_reported for s in past_due)
+    unreported = [s for s in past_due if not s.bureau_reported]
+    report_on = None
+    if not reported and unreported:
+        first = min(unreported, key=lambda s: s.due_date)
+        report_on = first.due_date + DAY * ctx.policy.overdue.bureau_report_days_past_due
+    return {"reported": reported, "report_on": _iso(report_on),
+            "days_past_due": ctx.days_past_due()}
+
+
+# cure probation
+
+_CURE_SOURCE_FACTS = {
+    "overdue": "overdue_repaid",
+    "external": "external_overdue_settled",
+    "bureau": "new_external_overdue",
+}
+
+
+def _cure_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    evidence = hold.evidence
+    items: list[Item] = [
+        {"fact": _CURE_SOURCE_FACTS.get(evidence.get("source"), "overdue_repaid"),
+         "value": _iso(evidence.get("cleared_at", hold.since))},
+        {"fact": "probation_days", "value": evidence.get("probation_days")},
+    ]
+    if evidence.get("repeat"):
+        items.append({"fact": "repeat_overdue", "value": True,
+                      "threshold": ctx.policy.cure_probation.repeat_window_days})
+    return items
+
+
+def _cure_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_TIME, "condition": "no_new_overdue_until",
+             "at": _iso(hold.releases_at)}]
+
+
+def _cure_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "repay_on_time"}, {"step": "wait_until", "at": _iso(hold.releases_at)}]
+
+
+# external overdue
+
+
+def _external_products(hold: H.Hold) -> list[Item]:
+    return [{"product": p["product"], "days_past_due": p["days_past_due"],
+             "amount": _money(p["amount_fen"]), "reported_at": _iso(p["reported_at"])}
+            for p in hold.evidence.get("products", [])]
+
+
+def _external_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    threshold = hold.evidence.get("threshold_days")
+    return [{"fact": "external_overdue", "value": p["days_past_due"], "threshold": threshold,
+             "product": p["product"], "amount": p["amount"], "at": p["reported_at"]}
+            for p in _external_products(hold)]
+
+
+def _external_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_EVENT, "condition": "settle_external_overdue",
+             "products": [p["product"] for p in _external_products(hold)],
+             "then_probation_days": ctx.probation_days()}]
+
+
+def _external_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "settle_external_overdue",
+             "products": [p["product"] for p in _external_products(hold)]}]
+
+
+def _external_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    return {"if": "external_settled", "products": [p["product"] for p in _external_products(hold)],
+            "then": H.CURE_PROBATION, "probation_days": ctx.probation_days()}
+
+
+def _external_bureau(hold: H.Hold, ctx: _Context) -> Item:
+    return {"products": _external_products(hold)}
+
+
+# suspected cash-out (confidential: kinds, refs and times only)
+
+
+def _cash_out_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    signals = hold.evidence.get("signals", [])[-MAX_EVIDENCE:]
+    return [{"fact": "cash_out_signal", "value": s["signal"], "ref": s["ref"], "at": _iso(s["at"])}
+            for s in reversed(signals)]
+
+
+def _lifts_by_itself(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_TIME, "condition": "no_new_signals_until",
+             "at": _iso(hold.releases_at)}]
+
+
+def _cash_out_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "use_for_genuine_purchases"}]
+
+
+# score
+
+
+def _score_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    evidence = hold.evidence
+    items: list[Item] = [{"fact": "score", "value": evidence["score"],
+                          "threshold": evidence["threshold"]}]
+    for dim in evidence.get("weakest_dimensions", [])[:2]:
+        items.append({"fact": "weak_dimension", "value": dim["value"],
+                      "dimension": dim["dimension"]})
+    return items
+
+
+def _score_current(hold: H.Hold, ctx: _Context) -> int:
+    return ctx.state.score if ctx.state.score is not None else hold.evidence["score"]
+
+
+def _score_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_CONDITION, "condition": "score_at_least",
+             "required": ctx.policy.score.release_at, "current": _score_current(hold, ctx)}]
+
+
+def _score_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    steps: list[Item] = [{"step": "improve_score", "required": ctx.policy.score.release_at}]
+    dims = [d["dimension"] for d in hold.evidence.get("weakest_dimensions", [])[:2]]
+    if dims:
+        steps.append({"step": "improve_dimensions", "dimensions": dims})
+    return steps
+
+
+def _score_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    return {"if": "score_at_least", "value": ctx.policy.score.release_at}
+
+
+# dormant
+
+
+def _dormant_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    evidence = hold.evidence
+    return [{"fact": "no_purchase_since", "value": _iso(evidence["since_anchor"]),
+             "threshold": evidence["days_without_purchase"]}]
+
+
+def _dormant_progress(ctx: _Context) -> dict[str, int]:
+    return {"done": ctx.activities_in_window(),
+            "required": ctx.policy.dormancy.reopen_activity_count,
+            "window_days": ctx.policy.dormancy.reopen_window_days}
+
+
+def _dormant_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_CONDITION, "condition": "recent_activity",
+             "progress": _dormant_progress(ctx)}]
+
+
+def _dormant_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "use_wallet_services",
+             "required": ctx.policy.dormancy.reopen_activity_count,
+             "window_days": ctx.policy.dormancy.reopen_window_days}]
+
+
+def _dormant_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    progress = _dormant_progress(ctx)
+    return {"if": "more_activities", "value": max(0, progress["required"] - progress["done"]),
+            "window_days": progress["window_days"]}
+
+
+# account security (confidential: kinds and times only)
+
+
+def _security_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    items: list[Item] = [{"fact": "security_signal", "value": s}
+                         for s in hold.evidence.get("signals", [])]
+    if ctx.state.last_sensitive_change_at is not None:
+        items.append({"fact": "last_sensitive_change",
+                      "value": _ts(ctx.state.last_sensitive_change_at)})
+    return items[-MAX_EVIDENCE:]
+
+
+def _security_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_EVENT, "condition": "identity_verified"},
+            {"path": H.RELEASE_TIME, "condition": "no_new_sensitive_changes_until",
+             "at": _iso(hold.releases_at)}]
+
+
+def _security_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "verify_identity"}]
+
+
+# identity document
+
+
+def _id_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"fact": "id_expired_on", "value": _iso(hold.evidence["expires_on"])}]
+
+
+def _id_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_EVENT, "condition": "id_document_updated"}]
+
+
+def _id_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "upload_new_id"}]
+
+
+def _id_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    return {"if": "id_document_updated"}
+
+
+# maintenance and migration (scoped)
+
+
+def _maintenance_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"fact": "maintenance_window", "value": _iso(hold.evidence["start"]),
+             "end": _iso(hold.evidence["end"])}]
+
+
+def _maintenance_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_TIME, "condition": "maintenance_ends",
+             "at": _iso(hold.releases_at)}]
+
+
+def _maintenance_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "wait_until", "at": _iso(hold.releases_at)}]
+
+
+def _migration_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"fact": "migration_started", "value": _iso(hold.evidence["started_at"])}]
+
+
+def _migration_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_EVENT, "condition": "migration_completed"}]
+
+
+def _migration_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "wait_for_migration"}]
+
+
+# password
+
+
+def _password_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    evidence = hold.evidence
+    return [{"fact": "password_failures", "value": evidence["failures"],
+             "threshold": ctx.policy.password.max_consecutive_failures},
+            {"fact": "locked_at", "value": _iso(evidence["locked_at"])}]
+
+
+def _password_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_TIME, "condition": "lock_expires", "at": _iso(hold.releases_at)},
+            {"path": H.RELEASE_EVENT, "condition": "password_reset",
+             "identity_verification": True}]
+
+
+def _password_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "wait_until", "at": _iso(hold.releases_at)},
+            {"step": "reset_password_with_verification"}]
+
+
+def _password_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
+    return {"if": "password_reset_with_verification"}
+
+
+# policy tightening
+
+
+def _feature_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _MONEY_FEATURES:
+        return _money(round(value * 100))
+    if name == "utilization":
+        return round(float(value), 4)
+    return _jsonable(value)
+
+
+def _tightening_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    items: list[Item] = [{"fact": "portfolio_review", "value": _ts(hold.since)}]
+    for name, value in sorted(hold.evidence.get("matched", {}).items()):
+        items.append({"fact": "feature_matched", "value": _feature_value(name, value),
+                      "feature": name})
+    return items
+
+
+def _reopen_criteria(hold: H.Hold, ctx: _Context) -> tuple[str, list[str], bool]:
+    from jiefeng.policy.criteria import compile_criteria
+
+    text = hold.evidence["reopen_criteria"]
+    criteria = compile_criteria(text)
+    met = criteria.matches(rules.features(ctx.state, ctx.at, ctx.policy))
+    return text, sorted(criteria.features_used), met
+
+
+def _tightening_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    text, features, met = _reopen_criteria(hold, ctx)
+    return [{"path": H.RELEASE_CONDITION, "condition": "reopen_criteria", "criteria": text,
+             "features": features, "currently_met": met,
+             "not_before": _iso(hold.evidence["earliest_reopen_at"])}]
+
+
+def _tightening_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "wait_for_reassessment",
+             "not_before": _iso(hold.evidence["earliest_reopen_at"])}]
+
+
+# manual review (the operator's note is internal: it is not shown)
+
+
+def _manual_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"fact": "manual_review", "value": _ts(hold.since)}]
+
+
+def _manual_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"path": H.RELEASE_EVENT, "condition": "operator_release"}]
+
+
+def _manual_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
+    return [{"step": "contact_support", "phone": ctx.policy.support.phone}]
+
+
+_SPECS: dict[str, _Spec] = {
+    H.OVERDUE: _Spec(_overdue_evidence, _overdue_release, _overdue_steps,
+                     _overdue_counterfactual, _overdue_bureau),
+    H.CURE_PROBATION: _Spec(_cure_evidence, _cure_release, _cure_steps),
+    H.EXTERNAL_OVERDUE: _Spec(_external_evidence, _external_release, _external_steps,
+                              _external_counterfactual, _external_bureau),
+    H.CASH_OUT_SUSPECTED: _Spec(_cash_out_evidence, _lifts_by_itself, _cash_out_steps,
+                                appeal_step="appeal_with_receipts"),
+    H.SCORE_BELOW_THRESHOLD: _Spec(_score_evidence, _score_release, _score_steps,
+                                   _score_counterfactual),
+    H.DORMANT: _Spec(_dormant_evidence, _dormant_release, _dormant_steps,
+                     _dormant_counterfactual),
+    H.ACCOUNT_SECURITY: _Spec(_security_evidence, _security_release, _security_steps),
+    H.ID_EXPIRED: _Spec(_id_evidence, _id_release, _id_steps, _id_counterfactual),
+    H.MAINTENANCE: _Spec(_maintenance_evidence, _maintenance_release, _maintenance_steps),
+    H.MIGRATION: _Spec(_migration_evidence, _migration_release, _migration_steps),
+    H.PASSWORD_LOCKED: _Spec(_password_evidence, _password_release, _password_steps,
+                             _password_counterfactual),
+    H.POLICY_TIGHTENING: _Spec(_tightening_evidence, _tightening_release, _tightening_steps),
+    H.MANUAL_REVIEW: _Spec(_manual_evidence, _manual_release, _manual_steps),
+}
+assert set(_SPECS) == set(H.HOLD_CODES), "every hold code needs an explanation"
+
+
+# --- ledger and self-checks ----------------------------------------------------------------------
+
+
+def _ledger(state: AccountState, policy: Policy) -> dict[str, Any]:
+    return {
+        "currency": policy.currency,
+        "credit_limit": _money(state.credit_limit_fen),
+        "available_credit": _money(state.available_credit_fen),
+        "unbilled": _money(state.unbilled_fen),
+        "billed_owed": _money(state.billed_owed_fen),
+        "past_due": _money(sum(s.owed_fen for s in state.past_due_statements())),
+        "credit_balance": _money(state.credit_balance_fen),
+    }
+
+
+def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
+    purchases = []
+    for at, event_id in reversed(state.recent_purchases):
+        record = state.purchases.get(event_id)
+        if record is None:
+            continue
+        purchases.append({"event_id": event_id, "at": _ts(at),
+                          "amount": _money(record.amount_fen), "merchant_id": record.merchant_id,
+                          "refunded": _money(record.refunded_fen)})
+        if len(purchases) == MAX_SELF_CHECK_ITEMS:
+            break
+    repayments = [{"event_id": event_id, "at": _ts(at), "amount": _money(amount_fen)}
+                  for at, amount_fen, event_id in list(state.recent_repayments)[::-1]
+                  [:MAX_SELF_CHECK_ITEMS]]
+    score = None
+    if state.score is not None:
+        weakest = sorted(state.score_dimensions.items(), key=lambda kv: (kv[1], kv[0]))[:2]
+        score = {"score": state.score, "at": _iso(state.score_at),
+                 "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest]}
+    bureau = [{"product": f.product, "status": f.status, "days_past_due": f.days_past_due,
+               "amount": _money(f.amount_fen), "at": _ts(f.at), "event_id": f.event_id}
+              for f in sorted(state.bureau.values(), key=lambda f: f.product)]
+    pending = [_appeal_dict(a, policy) for a in state.appeals.values() if a.status == "pending"]
+    return {
+        "recent_purchases": purchases,
+        "recent_repayments": repayments,
+        "score": score,
+        "bureau_records": bureau,
+        "support": {"phone": policy.support.phone, "appeal_path": policy.support.appeal_path,
+                    "pending_appeals": pending},
+    }

@@ -1,0 +1,107 @@
+"""Loading account states: process-local cache, snapshot blob, then the events after it.
+
+An account row carries a `revision` bumped on every write. A state cached by this process is
+reused while the row's revision still matches, so a process ingesting a stream never reloads
+what it already holds. Otherwise the state is the stored snapshot plus the events logged after
+it, folded in time order, advanced to the row's clock. Effects of that catch-up are discarded:
+they were stored when the events were first applied.
+
+Snapshots are written every SNAPSHOT_EVERY_EVENTS events, and whenever an account was replayed
+for a late event (its events after the snapshot are then no longer a simple continuation).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import orjson
+from sqlalchemy import Connection
+
+from jiefeng.domain import core
+from jiefeng.domain import events as ev
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import AccountState
+from jiefeng.policy.schema import Policy
+from jiefeng.store.sql import AccountRow, SqlStore, decode_state
+
+SNAPSHOT_EVERY_EVENTS = 200
+MAX_CACHED_ACCOUNTS = 50_000
+
+
+class StateCache:
+    """account_id -> (revision, state). The caller owns the states it gets: a failed
+    transaction must `clear()` the cache, since its states may be half-updated."""
+
+    def __init__(self, max_accounts: int = MAX_CACHED_ACCOUNTS):
+        self.max_accounts = max_accounts
+        self._entries: OrderedDict[str, tuple[int, AccountState]] = OrderedDict()
+
+    def get(self, account_id: str, revision: int) -> AccountState | None:
+        entry = self._entries.get(account_id)
+        if entry is None or entry[0] != revision:
+            return None
+        self._entries.move_to_end(account_id)
+        return entry[1]
+
+    def put(self, account_id: str, revision: int, state: AccountState) -> None:
+        self._entries[account_id] = (revision, state)
+        self._entries.move_to_end(account_id)
+        while len(self._entries) > self.max_accounts:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def parse_stored(body: str, account_id: str | None = None):
+    """Parse a stored event; an appeal decision gets the account the store routed it to."""
+    event = ev.parse_event(orjson.loads(body))
+    if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
+        event = event.model_copy(update={"account_id": account_id})
+    return event
+
+
+def load_states(
+    store: SqlStore,
+    connection: Connection,
+    account_ids: Iterable[str],
+    policy: Policy,
+    scopes: Scopes,
+    cache: StateCache | None = None,
+    remember: bool = False,
+) -> tuple[dict[str, AccountState], dict[str, AccountRow]]:
+    """States of the accounts that exist (absent ids are new), and their rows.
+
+    With `remember`, states loaded from the store enter `cache` at once: for readers, who never
+    mutate them. Writers put states back only after their transaction commits.
+    """
+    rows = store.account_rows(connection, account_ids)
+    states: dict[str, AccountState] = {}
+    to_load: list[str] = []
+    for account_id, row in rows.items():
+        cached = cache.get(account_id, row.revision) if cache is not None else None
+        if cached is not None:
+            states[account_id] = cached
+        else:
+            to_load.append(account_id)
+    blobs = store.load_blobs(connection, to_load) if to_load else {}
+    for account_id in to_load:
+        row = rows[account_id]
+        blob = blobs.get(account_id)
+        if blob is not None and row.snapshot_format == rows[account_id].snapshot_format:
+            state = decode_state(blob)
+        else:
+            state = core.new_account(account_id)
+        pending = store.account_event_bodies_from(connection, account_id, state.events_applied)
+        discarded: list = []
+        for body in pending:
+            core.apply_event(state, parse_stored(body, account_id), policy, scopes, discarded)
+        core.advance_to(state, row.clock, policy, scopes, discarded)
+        states[account_id] = state
+        if remember and cache is not None:
+            cache.put(account_id, row.revision, state)
+    return states, rows
