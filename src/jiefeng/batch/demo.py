@@ -103,8 +103,10 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
         explanation = engine.explain(interval.account_id, at)
         zh, en = render_text(explanation, "zh-CN"), render_text(explanation, "en")
         explanations.append((code, zh, en))
-        console.rule(f"{code}: account {interval.account_id} at {at.isoformat()}")
-        console.print(zh if lang == "zh-CN" else en, markup=False, highlight=False)
+        local = at.astimezone(policy.zone).isoformat()
+        console.rule(f"{code}: account {interval.account_id} at {local}")
+        console.print(zh if lang == "zh-CN" else en, markup=False, highlight=False,
+                      soft_wrap=True)
 
     tz = policy.zone
     first_day = min(dt.datetime.fromisoformat(e["at"]) for e in events).astimezone(tz).date()

@@ -93,6 +93,15 @@ def release(
         Effect(HOLD_RELEASED, at, state.account_id, code, cause,
                {"since": hold.since.isoformat(), "path": why})
     )
+    # An appeal against a hold that lifted another way has nothing left to decide; left
+    # pending it would block an appeal against a later hold of the same code.
+    for appeal in list(state.appeals.values()):
+        if appeal.hold_code == code and appeal.status == "pending":
+            state.appeals[appeal.appeal_id] = Appeal(
+                appeal.appeal_id, appeal.hold_code, appeal.submitted_at, appeal.statement,
+                appeal.purchase_event_ids, "lapsed", at, None, why)
+            effects.append(Effect(APPEAL_DECIDED, at, state.account_id, code, cause,
+                                  {"appeal_id": appeal.appeal_id, "decision": "lapsed"}))
     return True
 
 
@@ -274,17 +283,29 @@ def check_bureau_reporting(state: AccountState, at: dt.datetime, policy: Policy,
                                    "days_past_due": days_past_due}))
 
 
-def _cure_days(state: AccountState, policy: Policy) -> int:
+def _cure_days(state: AccountState, policy: Policy, began: dt.datetime | None = None) -> int:
+    """Probation days for the overdue that began at `began` (default: the latest one here).
+
+    Doubled when an earlier overdue on this line began within the repeat window before it. An
+    outside (bureau) overdue is not in `overdue_starts`, so its own start is passed in; comparing
+    the two latest line overdues instead would judge it by unrelated, possibly old, history.
+    """
     days = policy.cure_probation.days
     starts = list(state.overdue_starts)
-    if len(starts) >= 2 and starts[-1] - starts[-2] <= DAY * policy.cure_probation.repeat_window_days:
+    if began is None:
+        if not starts:
+            return days
+        began = starts.pop()
+    earlier = [start for start in starts if start <= began]
+    if earlier and began - earlier[-1] <= DAY * policy.cure_probation.repeat_window_days:
         days *= policy.cure_probation.repeat_multiplier
     return days
 
 
 def start_cure_probation(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
-                         source: str, effects: list[Effect]) -> None:
-    days = _cure_days(state, policy)
+                         source: str, effects: list[Effect],
+                         began: dt.datetime | None = None) -> None:
+    days = _cure_days(state, policy, began)
     ends = at + DAY * days
     current = state.holds.get(H.CURE_PROBATION)
     if current is not None and current.releases_at is not None and current.releases_at > ends:
@@ -412,14 +433,17 @@ def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
     state.repayments_total_fen += event.amount_fen
     state.recent_repayments.append((at, event.amount_fen, event.event_id))
     _trim(state.recent_repayments, at - PURCHASES_WINDOW)
-    # Score brushing: a purchase repaid in full within the window, over and over.
+    # Score brushing: a purchase repaid in full within the window, over and over. Each purchase
+    # completes at most one cycle: repaying the same purchase again is not another cycle.
     window_start = at - dt.timedelta(minutes=policy.cash_out.brushing_repay_minutes)
+    counted = {purchase_id for _, purchase_id in state.brushing_cycles}
     for purchase_at, purchase_id in reversed(state.recent_purchases):
         if purchase_at < window_start:
             break
         record = state.purchases.get(purchase_id)
-        if record is not None and record.amount_fen <= event.amount_fen:
-            state.brushing_cycles.append(at)
+        if (record is not None and purchase_id not in counted
+                and record.amount_fen <= event.amount_fen):
+            state.brushing_cycles.append((at, purchase_id))
             _trim(state.brushing_cycles, at - DAY * policy.cash_out.brushing_window_days)
             if len(state.brushing_cycles) >= policy.cash_out.brushing_cycle_count:
                 cash_out_signal(state, at, "score_brushing", event.event_id, policy, effects)
@@ -483,7 +507,8 @@ def on_bureau_record(state, event: ev.BureauRecord, policy, scopes, effects) -> 
     ]
     if event.status == ev.BureauStatus.OVERDUE and H.CURE_PROBATION in state.holds:
         # "No new overdue here or on the bureau": a new bureau overdue restarts the probation.
-        start_cure_probation(state, event.at, policy, event.event_id, "bureau", effects)
+        start_cure_probation(state, event.at, policy, event.event_id, "bureau", effects,
+                             began=event.at)
     if overdue_products:
         place(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id,
               {"products": [{"product": f.product, "days_past_due": f.days_past_due,
@@ -491,8 +516,10 @@ def on_bureau_record(state, event: ev.BureauRecord, policy, scopes, effects) -> 
                             for f in overdue_products[:MAX_EVIDENCE_ITEMS]],
                "threshold_days": policy.external_overdue.min_days_past_due})
     elif H.EXTERNAL_OVERDUE in state.holds:
+        began = state.holds[H.EXTERNAL_OVERDUE].since
         release(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id, "settled")
-        start_cure_probation(state, event.at, policy, event.event_id, "external", effects)
+        start_cure_probation(state, event.at, policy, event.event_id, "external", effects,
+                             began=began)
 
 
 def on_asset_update(state, event: ev.AssetUpdate, policy, scopes, effects) -> None:
@@ -542,7 +569,10 @@ def _security_check(state: AccountState, at: dt.datetime, cause: str, policy: Po
 def on_login(state, event: ev.Login, policy, scopes, effects) -> None:
     if event.device_id in state.known_devices:
         return
+    first_device = not state.known_devices
     state.known_devices.add(event.device_id)
+    if first_device:
+        return  # the device the customer enrolled with is theirs, not a takeover signal
     if len(state.known_devices) > MAX_WINDOW_ITEMS:
         state.known_devices.pop()
     state.new_devices.append(event.at)

@@ -86,7 +86,7 @@ class Appeal:
     submitted_at: dt.datetime
     statement: str
     purchase_event_ids: tuple[str, ...]
-    status: str = "pending"  # pending | approved | rejected | void
+    status: str = "pending"  # pending | approved | rejected | lapsed (hold lifted otherwise) | void
     decided_at: dt.datetime | None = None
     decided_by: str | None = None
     reason: str = ""

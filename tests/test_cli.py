@@ -1,0 +1,145 @@
+"""The command line as a user drives it: exit statuses, line numbers, output forms."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jiefeng.cli import app
+
+runner = CliRunner()
+
+LINES = [
+    '{"event_id":"o1","type":"account_opened","at":"2026-01-05T10:00:00+08:00",'
+    '"account_id":"A1","credit_limit":"5000.00","id_expires_on":"2035-01-01"}',
+    '{"event_id":"p1","type":"purchase","at":"2026-01-06T10:00:00+08:00","account_id":"A1",'
+    '"amount":"120.50","merchant_id":"M1"}',
+    "",
+    '{"event_id":"p2","type":"purchase","at":"2026-01-06T11:00:00+08:00","account_id":"A1",'
+    '"amount":"-3","merchant_id":"M1"}',
+    "this is not json",
+] + [
+    '{"event_id":"pw%d","type":"password_attempt","at":"2026-01-07T10:0%d:00+08:00",'
+    '"account_id":"A1","ok":false}' % (n, n) for n in range(5)
+]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, str]:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    return events, str(tmp_path / "cli.db")
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_ingest_reports_each_rejected_line_and_exits_2(files) -> None:
+    events, db = files
+    result = invoke("ingest", str(events), "--db", db)
+    assert result.exit_code == 2
+    assert "line 4: event p2: amount: must not be negative" in result.output
+    assert "line 5: (line): not valid JSON" in result.output
+    assert "accepted 7, duplicate 0, rejected 2" in result.output
+
+
+def test_ingest_is_idempotent(files) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db)
+    again = invoke("ingest", str(events), "--db", db, "--quiet")
+    assert "accepted 0, duplicate 7, rejected 2" in again.output
+
+
+def test_ingest_of_a_clean_file_exits_0(tmp_path: Path) -> None:
+    events = tmp_path / "clean.jsonl"
+    events.write_text(LINES[0] + "\n", encoding="utf-8")
+    result = invoke("ingest", str(events), "--db", str(tmp_path / "c.db"))
+    assert result.exit_code == 0, result.output
+
+
+def test_ingest_of_a_missing_file_exits_2(tmp_path: Path) -> None:
+    result = invoke("ingest", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2
+
+
+def test_explain_json_and_text_in_both_languages(files) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db)
+    at = "2026-01-07T12:00:00+08:00"
+    result = invoke("explain", "A1", "--at", at, "--json", "--db", db)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["status"] == "frozen" and data["can_purchase"] is False
+    assert [h["code"] for h in data["holds"]] == ["password_locked"]
+    assert data["holds"][0]["releases_at"] == "2026-01-08T10:04:00+08:00"
+    assert data["policy_version"]
+    zh = invoke("explain", "A1", "--at", at, "--db", db)
+    en = invoke("explain", "A1", "--at", at, "--lang", "en", "--db", db)
+    assert "密码" in zh.output and "password" in en.output.lower()
+    lifted = invoke("explain", "A1", "--at", "2026-01-08T10:04:00+08:00", "--json", "--db", db)
+    assert json.loads(lifted.output)["status"] == "active"
+
+
+def test_explain_refuses_bad_input(files) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db)
+    assert invoke("explain", "NOPE", "--db", db).exit_code == 2
+    assert invoke("explain", "A1", "--at", "2026-01-07T12:00:00", "--db", db).exit_code == 2
+    assert invoke("explain", "A1", "--lang", "fr", "--db", db).exit_code == 2
+
+
+def test_authorize_exit_status_follows_the_decision(files) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db)
+    locked = invoke("authorize", "A1", "--amount", "10.00", "--at", "2026-01-07T12:00:00+08:00",
+                    "--json", "--db", db)
+    assert locked.exit_code == 1
+    assert json.loads(locked.output)["codes"] == ["password_locked"]
+    fine = invoke("authorize", "A1", "--amount", "10.00", "--at", "2026-01-09T12:00:00+08:00",
+                  "--db", db)
+    assert fine.exit_code == 0 and "approved" in fine.output
+    too_much = invoke("authorize", "A1", "--amount", "99999.00", "--at",
+                      "2026-01-09T12:00:00+08:00", "--json", "--db", db)
+    assert json.loads(too_much.output)["codes"] == ["insufficient_credit"]
+    assert invoke("authorize", "A1", "--amount", "1.001", "--db", db).exit_code == 2
+
+
+def test_replay_finds_no_mismatch(files) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db)
+    result = invoke("replay", "--db", db)
+    assert result.exit_code == 0
+    assert "mismatched 0" in result.output
+
+
+def test_policy_show_and_validate(tmp_path: Path) -> None:
+    shown = invoke("policy", "show")
+    assert shown.exit_code == 0 and 'version = "' in shown.output
+    good = tmp_path / "good.toml"
+    good.write_text(shown.output, encoding="utf-8")
+    assert invoke("policy", "validate", str(good)).exit_code == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(shown.output.replace("release_at = 600", "release_at = 550")
+                   + "\n[nonsense]\nx = 1\n", encoding="utf-8")
+    result = invoke("policy", "validate", str(bad))
+    assert result.exit_code == 2
+    assert "score.release_at" in result.output
+    assert "nonsense: unknown setting" in result.output
+
+
+def test_the_installed_command_runs_as_a_process(files) -> None:
+    """The console script, not only the in-process runner, is what the README promises."""
+    events, db = files
+    jiefeng = Path(sys.executable).with_name("jiefeng")
+    env = {**os.environ, "JIEFENG_DB": db}
+    completed = subprocess.run([str(jiefeng), "ingest", str(events), "--quiet"],
+                               capture_output=True, text=True, env=env, timeout=120)
+    assert completed.returncode == 2
+    assert "accepted 7" in completed.stdout

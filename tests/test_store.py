@@ -1,0 +1,205 @@
+"""The store and the ingest service, on SQLite and on PostgreSQL: idempotency, rejection with
+nothing half-applied, late events, replay equals incremental, atomic batches, two writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import random
+
+import pytest
+from backends import db_url  # noqa: F401  (fixture)
+from sqlalchemy import func, select
+
+from jiefeng.service.engine import AccountNotFound, Engine, fingerprint
+from jiefeng.store import schema as t
+from jiefeng.store.sql import SqlStore
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=TZ)
+DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+
+
+def ev(event_id: str, type_: str, at: dt.datetime, account: str = "A1", **fields) -> dict:
+    return {"event_id": event_id, "type": type_, "at": at.isoformat(), "account_id": account,
+            **fields}
+
+
+def opened(account: str = "A1", at: dt.datetime = T0, event_id: str | None = None) -> dict:
+    return ev(event_id or f"{account}-open", "account_opened", at, account,
+              credit_limit="10000.00", id_expires_on="2035-01-01")
+
+
+def engine_for(url: str, now: dt.datetime = T0 + 400 * DAY) -> Engine:
+    return Engine(SqlStore(url), now=lambda: now)
+
+
+def count_events(engine: Engine) -> int:
+    with engine.store.read() as connection:
+        return connection.execute(select(func.count()).select_from(t.events)).scalar_one()
+
+
+def test_retried_batch_is_applied_once(db_url: str) -> None:
+    engine = engine_for(db_url)
+    batch = [opened(), ev("p1", "purchase", T0 + HOUR, amount="100.00", merchant_id="M1")]
+    first = engine.ingest_events(batch)
+    assert (first.accepted, first.duplicates, first.rejected) == (2, 0, 0)
+    again = engine.ingest_events(batch)
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 2, 0)
+    assert count_events(engine) == 2
+    state, _, _ = engine.state_at("A1", T0 + 2 * HOUR)
+    assert state.unbilled_fen == 10_000  # one purchase, not two
+
+
+def test_same_id_with_other_content_is_rejected(db_url: str) -> None:
+    engine = engine_for(db_url)
+    engine.ingest_events([opened(), ev("p1", "purchase", T0 + HOUR, amount="100.00",
+                                       merchant_id="M1")])
+    report = engine.ingest_events([ev("p1", "purchase", T0 + HOUR, amount="999.00",
+                                      merchant_id="M1")])
+    (result,) = report.results
+    assert result.status == "rejected" and result.field == "event_id"
+    state, _, _ = engine.state_at("A1", T0 + 2 * HOUR)
+    assert state.unbilled_fen == 10_000
+
+
+def test_a_differently_formatted_resend_is_a_duplicate(db_url: str) -> None:
+    engine = engine_for(db_url)
+    engine.ingest_events([opened()])
+    line = ('{"type": "purchase", "event_id": "p1", "account_id": "A1", "merchant_id": "M1", '
+            f'"amount": "100.00", "at": "{(T0 + HOUR).isoformat()}"}}')
+    engine.ingest([(1, line)])
+    resent = engine.ingest([(7, line.replace(", ", ","))])
+    assert [(r.position, r.status) for r in resent.results] == [(7, "duplicate")]
+
+
+def test_rejected_events_name_the_field_and_the_rest_applies(db_url: str) -> None:
+    engine = engine_for(db_url)
+    report = engine.ingest_events([
+        opened(),
+        ev("bad-amount", "purchase", T0 + HOUR, amount="1.005", merchant_id="M1"),
+        ev("no-account", "purchase", T0 + HOUR, account="NOPE", amount="1.00", merchant_id="M"),
+        ev("bad-refund", "refund", T0 + HOUR, amount="5.00", purchase_event_id="missing"),
+        ev("ok", "purchase", T0 + 2 * HOUR, amount="20.00", merchant_id="M1"),
+    ])
+    by_id = {r.event_id: r for r in report.results}
+    assert by_id["bad-amount"].field == "amount" and "2 decimal" in by_id["bad-amount"].reason
+    assert by_id["no-account"].field == "account_id"
+    assert by_id["bad-refund"].field == "purchase_event_id"
+    assert by_id["ok"].status == "accepted"
+    assert count_events(engine) == 2
+    with pytest.raises(AccountNotFound):
+        engine.state_at("NOPE")
+
+
+def test_a_late_repayment_gives_the_state_of_in_order_arrival(db_url: str, tmp_path) -> None:
+    """Events of one account may arrive out of time order."""
+    purchase = ev("p1", "purchase", T0 + DAY, amount="500.00", merchant_id="M1")
+    repay = ev("r1", "repayment", dt.datetime(2026, 2, 8, 12, tzinfo=TZ), amount="500.00")
+    later = ev("s1", "score_update", dt.datetime(2026, 3, 1, tzinfo=TZ), score=700)
+    in_order = engine_for(str(tmp_path / "in-order.db"))
+    in_order.ingest_events([opened(), purchase, repay, later])
+    late = engine_for(db_url)
+    late.ingest_events([opened(), purchase, later])
+    report = late.ingest_events([repay])
+    assert report.accepted == 1
+    at = dt.datetime(2026, 4, 1, tzinfo=TZ)
+    assert fingerprint(late.state_at("A1", at)[0]) == fingerprint(in_order.state_at("A1", at)[0])
+    assert "overdue" not in late.state_at("A1", at)[0].holds
+    assert late.replay(write=False).mismatched == []
+
+
+def test_explain_as_of_a_time_never_changes(db_url: str) -> None:
+    engine = engine_for(db_url)
+    engine.ingest_events([opened()] + [
+        ev(f"pw{i}", "password_attempt", T0 + DAY + i * HOUR, ok=False) for i in range(5)])
+    asked_at = T0 + DAY + 5 * HOUR
+    before = engine.explain("A1", asked_at)
+    engine.ingest_events([ev("s1", "score_update", T0 + 30 * DAY, score=500)])
+    assert engine.explain("A1", asked_at) == before
+    assert [h["code"] for h in before["holds"]] == ["password_locked"]
+
+
+def test_replay_equals_incremental_on_a_portfolio(db_url: str) -> None:
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    events = generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=3))
+    engine = engine_for(db_url)
+    for start in range(0, len(events), 700):  # batches that cut across accounts and time
+        report = engine.ingest_events(events[start : start + 700])
+        assert report.rejected == 0, [r for r in report.results if r.status == "rejected"][:3]
+    horizon = dt.datetime.fromisoformat(events[-1]["at"]) + DAY
+    engine.advance_all(horizon)
+    report = engine.replay(write=False)
+    assert report.accounts == 100
+    assert report.mismatched == []
+
+
+def test_a_failed_batch_leaves_nothing_and_the_retry_succeeds(db_url: str, monkeypatch) -> None:
+    engine = engine_for(db_url)
+    engine.ingest_events([opened()])
+    batch = [ev("p1", "purchase", T0 + HOUR, amount="100.00", merchant_id="M1"),
+             ev("p2", "purchase", T0 + 2 * HOUR, amount="50.00", merchant_id="M1")]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(engine.store, "append_effects", broken)
+    with pytest.raises(RuntimeError):
+        engine.ingest_events(batch)
+    monkeypatch.undo()
+    assert count_events(engine) == 1
+    state, _, _ = engine.state_at("A1", T0 + 3 * HOUR)
+    assert state.unbilled_fen == 0  # the in-memory state of the failed batch was dropped
+    assert engine.ingest_events(batch).accepted == 2
+    assert engine.state_at("A1", T0 + 3 * HOUR)[0].unbilled_fen == 15_000
+
+
+def test_two_engines_alternating_on_one_account_lose_nothing(db_url: str) -> None:
+    """Two processes share the database: each one's cache must notice the other's writes."""
+    first, second = engine_for(db_url), engine_for(db_url)
+    first.ingest_events([opened()])
+    for n in range(40):
+        writer = first if n % 3 else second
+        writer.ingest_events([ev(f"p{n}", "purchase", T0 + (n + 1) * HOUR, amount="10.00",
+                                 merchant_id=f"M{n % 7}")])
+    for reader in (first, second):
+        state, _, _ = reader.state_at("A1", T0 + 50 * HOUR)
+        assert state.unbilled_fen == 40 * 1_000
+        assert state.events_applied == 41
+    assert first.replay(write=False).mismatched == []
+
+
+def _post_purchases(url: str, worker: int, count: int) -> None:
+    engine = engine_for(url)
+    rng = random.Random(worker)
+    for n in range(count):
+        # Each worker resends some of its events: retries must be harmless.
+        event_id = f"w{worker}-{n}"
+        engine.ingest_events([
+            {"event_id": event_id, "type": "purchase", "account_id": "A1",
+             "at": (T0 + HOUR + dt.timedelta(seconds=worker * 100_000 + n)).isoformat(),
+             "amount": "1.00", "merchant_id": "M1"}])
+        if rng.random() < 0.3:
+            engine.ingest_events([
+                {"event_id": event_id, "type": "purchase", "account_id": "A1",
+                 "at": (T0 + HOUR + dt.timedelta(seconds=worker * 100_000 + n)).isoformat(),
+                 "amount": "1.00", "merchant_id": "M1"}])
+
+
+def test_concurrent_writers_for_one_account_lose_no_update(db_url: str) -> None:
+    engine_for(db_url).ingest_events([opened()])
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_post_purchases, args=(db_url, w, 60)) for w in (1, 2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    engine = engine_for(db_url)
+    state, _, _ = engine.state_at("A1", T0 + 10 * DAY)
+    assert state.events_applied == 121
+    assert state.unbilled_fen == 120 * 100
+    assert count_events(engine) == 121
+    assert engine.replay(write=False).mismatched == []
