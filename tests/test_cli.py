@@ -25,8 +25,8 @@ LINES = [
     '"amount":"-3","merchant_id":"M1"}',
     "this is not json",
 ] + [
-    '{"event_id":"pw%d","type":"password_attempt","at":"2026-01-07T10:0%d:00+08:00",'
-    '"account_id":"A1","ok":false}' % (n, n) for n in range(5)
+    f'{{"event_id":"pw{n}","type":"password_attempt","at":"2026-01-07T10:0{n}:00+08:00",'
+    '"account_id":"A1","ok":false}' for n in range(5)
 ]
 
 

@@ -8,9 +8,9 @@ import multiprocessing
 import random
 
 import pytest
-from backends import db_url  # noqa: F401  (fixture)
 from sqlalchemy import func, select
 
+from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.service.engine import AccountNotFound, Engine, fingerprint
 from jiefeng.store import schema as t
 from jiefeng.store.sql import SqlStore
