@@ -41,4 +41,6 @@ def first_statement_date(opened_at: dt.datetime, statement_day: int, tz: ZoneInf
     candidate = opened_local.replace(day=statement_day)
     if local_midnight(candidate, tz) > opened_at:
         return candidate
-    return next_day_of_month(opened_local, statement_day) if candidate <= opened_local else candidate
+    return (
+        next_day_of_month(opened_local, statement_day) if candidate <= opened_local else candidate
+    )

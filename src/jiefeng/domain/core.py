@@ -126,7 +126,9 @@ def advance_to(
 
 
 def _ignored(state: AccountState, event: Any, reason: str) -> Effect:
-    return Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id, {"reason": reason})
+    return Effect(
+        EVENT_IGNORED, event.at, state.account_id, None, event.event_id, {"reason": reason}
+    )
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -141,8 +143,12 @@ def scoped_holds(state: AccountState, at: dt.datetime, scopes: Scopes) -> list[H
                 H.MAINTENANCE,
                 max(window.start, window.known_at),
                 window.event_id,
-                {"window_id": window.window_id, "start": window.start, "end": window.end,
-                 "segment": window.segment},
+                {
+                    "window_id": window.window_id,
+                    "start": window.start,
+                    "end": window.end,
+                    "segment": window.segment,
+                },
                 releases_at=window.end,
                 placed_by_actor=window.actor,
             )

@@ -77,7 +77,12 @@ def authorize(
     if request.amount_fen > current.available_credit_fen:
         codes.append("insufficient_credit")
     return Decision(
-        state.account_id, at, not codes, codes, hold_codes, current.available_credit_fen,
+        state.account_id,
+        at,
+        not codes,
+        codes,
+        hold_codes,
+        current.available_credit_fen,
         policy.version,
     )
 
@@ -106,13 +111,15 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
         record = state.purchases.get(event.purchase_event_id)
         if record is None:
             raise DomainRejected(
-                "purchase_event_id", "no approved purchase with this id on this account")
+                "purchase_event_id", "no approved purchase with this id on this account"
+            )
         refundable_fen = record.amount_fen - record.refunded_fen
         if event.amount_fen > refundable_fen:
             from jiefeng.domain.money import format_fen
 
             raise DomainRejected(
-                "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}")
+                "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}"
+            )
     elif isinstance(event, ev.IdDocumentUpdated):
         if event.expires_on <= local_date(event.at, zone(policy.timezone)):
             raise DomainRejected("expires_on", "must be after the day of the update")
@@ -124,14 +131,18 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
             raise DomainRejected("hold_code", f"the account has no active {event.hold_code} hold")
         if event.hold_code not in policy.appeals.appealable_codes:
             raise DomainRejected(
-                "hold_code", f"{event.hold_code} cannot be appealed; it lifts as explained")
-        if any(a.hold_code == event.hold_code and a.status == "pending"
-               for a in state.appeals.values()):
+                "hold_code", f"{event.hold_code} cannot be appealed; it lifts as explained"
+            )
+        if any(
+            a.hold_code == event.hold_code and a.status == "pending" for a in state.appeals.values()
+        ):
             raise DomainRejected("hold_code", "an appeal for this hold is already pending")
         attempted = set(state.purchases) | {pid for _, pid in state.declined_purchases}
         unknown = [pid for pid in event.purchase_event_ids if pid not in attempted]
         if unknown:
-            raise DomainRejected("purchase_event_ids", f"not purchases of this account: {unknown[0]}")
+            raise DomainRejected(
+                "purchase_event_ids", f"not purchases of this account: {unknown[0]}"
+            )
     elif isinstance(event, ev.AppealDecided):
         appeal = state.appeals.get(event.appeal_id)
         if appeal is None:

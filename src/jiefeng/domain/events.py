@@ -315,7 +315,9 @@ def _valid_criteria(text: str) -> str:
     return text
 
 
-Criteria = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_valid_criteria)]
+Criteria = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_valid_criteria)
+]
 
 
 class PolicySweep(_OperatorEvent):
@@ -348,7 +350,8 @@ class ManualHoldReleased(_OperatorEvent):
     reason: Text = ""
 
 
-AccountEvent = Union[
+# typing.Union, not `|`: the members are listed by `__args__` below.
+AccountEvent = Union[  # noqa: UP007
     AccountOpened,
     Purchase,
     Refund,
@@ -365,7 +368,7 @@ AccountEvent = Union[
     IdDocumentUpdated,
     AppealSubmitted,
 ]
-OperatorEvent = Union[
+OperatorEvent = Union[  # noqa: UP007
     MaintenanceScheduled,
     MaintenanceCancelled,
     MigrationStarted,
@@ -415,7 +418,8 @@ def _problems(error: ValidationError, raw: Any) -> list[tuple[str, str]]:
         message = item["msg"]
         if item["type"] == "union_tag_invalid":
             loc = ["type"]
-            message = f"unknown event type {raw.get('type')!r}" if isinstance(raw, dict) else message
+            if isinstance(raw, dict):
+                message = f"unknown event type {raw.get('type')!r}"
         elif item["type"] == "union_tag_not_found":
             loc = ["type"]
             message = "is required"

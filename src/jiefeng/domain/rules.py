@@ -72,12 +72,22 @@ def place(
     if current is None:
         state.holds[code] = H.Hold(code, at, cause, evidence, releases_at, actor)
         effects.append(
-            Effect(HOLD_PLACED, at, state.account_id, code, cause,
-                   {"releases_at": releases_at.isoformat() if releases_at else None})
+            Effect(
+                HOLD_PLACED,
+                at,
+                state.account_id,
+                code,
+                cause,
+                {"releases_at": releases_at.isoformat() if releases_at else None},
+            )
         )
         return
     state.holds[code] = H.Hold(
-        code, current.since, current.placed_by, evidence, releases_at,
+        code,
+        current.since,
+        current.placed_by,
+        evidence,
+        releases_at,
         current.placed_by_actor if actor is None else actor,
     )
     effects.append(Effect(HOLD_UPDATED, at, state.account_id, code, cause, {}))
@@ -90,18 +100,40 @@ def release(
     if hold is None:
         return False
     effects.append(
-        Effect(HOLD_RELEASED, at, state.account_id, code, cause,
-               {"since": hold.since.isoformat(), "path": why})
+        Effect(
+            HOLD_RELEASED,
+            at,
+            state.account_id,
+            code,
+            cause,
+            {"since": hold.since.isoformat(), "path": why},
+        )
     )
     # An appeal against a hold that lifted another way has nothing left to decide; left
     # pending it would block an appeal against a later hold of the same code.
     for appeal in list(state.appeals.values()):
         if appeal.hold_code == code and appeal.status == "pending":
             state.appeals[appeal.appeal_id] = Appeal(
-                appeal.appeal_id, appeal.hold_code, appeal.submitted_at, appeal.statement,
-                appeal.purchase_event_ids, "lapsed", at, None, why)
-            effects.append(Effect(APPEAL_DECIDED, at, state.account_id, code, cause,
-                                  {"appeal_id": appeal.appeal_id, "decision": "lapsed"}))
+                appeal.appeal_id,
+                appeal.hold_code,
+                appeal.submitted_at,
+                appeal.statement,
+                appeal.purchase_event_ids,
+                "lapsed",
+                at,
+                None,
+                why,
+            )
+            effects.append(
+                Effect(
+                    APPEAL_DECIDED,
+                    at,
+                    state.account_id,
+                    code,
+                    cause,
+                    {"appeal_id": appeal.appeal_id, "decision": "lapsed"},
+                )
+            )
     return True
 
 
@@ -118,8 +150,16 @@ def _trim(window: deque, before: dt.datetime) -> None:
 
 def on_account_opened(state, event: ev.AccountOpened, policy, scopes, effects) -> None:
     if state.opened:
-        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
-                              {"reason": "account already opened"}))
+        effects.append(
+            Effect(
+                EVENT_IGNORED,
+                event.at,
+                state.account_id,
+                None,
+                event.event_id,
+                {"reason": "account already opened"},
+            )
+        )
         return
     tz = zone(policy.timezone)
     state.opened = True
@@ -136,16 +176,25 @@ def on_account_opened(state, event: ev.AccountOpened, policy, scopes, effects) -
     # Sweeps before the opening never apply to this account.
     state.sweeps_seen = sum(1 for s in scopes.sweeps if s.at <= event.at)
     if event.id_expires_on < local_date(event.at, tz):
-        place(state, effects, H.ID_EXPIRED, event.at, event.event_id,
-              {"expires_on": event.id_expires_on})
+        place(
+            state,
+            effects,
+            H.ID_EXPIRED,
+            event.at,
+            event.event_id,
+            {"expires_on": event.id_expires_on},
+        )
+    else:
+        _id_notice_if_due(state, event.at, policy, effects)
 
 
 def due_date_for(statement_date: dt.date, due_day: int) -> dt.date:
     return next_day_of_month(statement_date, due_day)
 
 
-def issue_statement(state: AccountState, at: dt.datetime, policy: Policy,
-                    effects: list[Effect]) -> None:
+def issue_statement(
+    state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
+) -> None:
     statement_date = state.next_statement_date
     assert statement_date is not None
     state.next_statement_date = next_day_of_month(statement_date, state.statement_day)
@@ -158,9 +207,20 @@ def issue_statement(state: AccountState, at: dt.datetime, policy: Policy,
         return
     due = due_date_for(statement_date, state.due_day)
     state.statements.append(Statement(statement_date, due, amount_fen))
-    effects.append(Effect(STATEMENT_ISSUED, at, state.account_id, None, f"clock:statement:{statement_date}",
-                          {"statement_date": statement_date.isoformat(), "due_date": due.isoformat(),
-                           "amount_fen": amount_fen}))
+    effects.append(
+        Effect(
+            STATEMENT_ISSUED,
+            at,
+            state.account_id,
+            None,
+            f"clock:statement:{statement_date}",
+            {
+                "statement_date": statement_date.isoformat(),
+                "due_date": due.isoformat(),
+                "amount_fen": amount_fen,
+            },
+        )
+    )
 
 
 def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> None:
@@ -169,6 +229,8 @@ def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> N
     The fee a day is floored per statement and multiplied by days, so the total does not depend
     on how often the account was advanced (replay equals incremental).
     """
+    if not any(s.overdue_since is not None for s in state.statements):
+        return  # nothing accrues; `check_overdue` restarts the count when something is late
     tz = zone(policy.timezone)
     today = local_date(now, tz)
     through = state.fees_accrued_through
@@ -182,16 +244,16 @@ def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> N
     state.fees_accrued_through = today
 
 
-def _disruption_end(state: AccountState, day_start: dt.datetime, now: dt.datetime,
-                    scopes: Scopes) -> dt.datetime | None | bool:
+def _disruption_end(
+    state: AccountState, day_start: dt.datetime, now: dt.datetime, scopes: Scopes
+) -> dt.datetime | None | bool:
     """Did maintenance or a migration cover this account during [day_start, now)?
 
     Returns False if not, True if one is still going on at `now`, else the latest end.
     """
     latest: dt.datetime | None = None
     for window in scopes.windows.values():
-        if (window.applies_to(state.segment, now) and window.start < now
-                and window.end > day_start):
+        if window.applies_to(state.segment, now) and window.start < now and window.end > day_start:
             latest = window.end if latest is None else max(latest, window.end)
     for campaign in scopes.campaigns.values():
         if not campaign.includes(state.account_id, state.segment) or campaign.started_at >= now:
@@ -204,8 +266,9 @@ def _disruption_end(state: AccountState, day_start: dt.datetime, now: dt.datetim
     return False if latest is None else latest
 
 
-def check_overdue(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes,
-                  effects: list[Effect]) -> None:
+def check_overdue(
+    state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes, effects: list[Effect]
+) -> None:
     tz = zone(policy.timezone)
     newly_overdue = False
     for statement in state.statements:
@@ -227,6 +290,8 @@ def check_overdue(state: AccountState, at: dt.datetime, policy: Policy, scopes: 
                 moved = max(moved, first_clear_day)
             statement.due_date = moved
             continue
+        if not any(s.overdue_since is not None for s in state.statements):
+            state.fees_accrued_through = local_date(check_at, tz)  # fees count from here
         statement.overdue_since = check_at
         newly_overdue = True
     if newly_overdue:
@@ -237,8 +302,9 @@ def check_overdue(state: AccountState, at: dt.datetime, policy: Policy, scopes: 
     _refresh_overdue_hold(state, at, policy, "clock:overdue", effects)
 
 
-def _refresh_overdue_hold(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
-                          effects: list[Effect]) -> None:
+def _refresh_overdue_hold(
+    state: AccountState, at: dt.datetime, policy: Policy, cause: str, effects: list[Effect]
+) -> None:
     past_due = state.past_due_statements()
     if not past_due:
         return
@@ -257,8 +323,9 @@ def _refresh_overdue_hold(state: AccountState, at: dt.datetime, policy: Policy, 
     place(state, effects, H.OVERDUE, at, cause, evidence)
 
 
-def check_bureau_reporting(state: AccountState, at: dt.datetime, policy: Policy,
-                           effects: list[Effect]) -> None:
+def check_bureau_reporting(
+    state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
+) -> None:
     tz = zone(policy.timezone)
     today = local_date(at, tz)
     for statement in state.past_due_statements():
@@ -267,20 +334,39 @@ def check_bureau_reporting(state: AccountState, at: dt.datetime, policy: Policy,
             days_past_due >= policy.overdue.bureau_prenotice_days_past_due
         ):
             statement.bureau_notice_sent = True
-            effects.append(Effect(NOTICE, at, state.account_id, H.OVERDUE, "clock:overdue",
-                                  {"notice": "bureau_prenotice",
-                                   "statement_date": statement.statement_date.isoformat(),
-                                   "report_on": (statement.due_date + DAY *
-                                                 policy.overdue.bureau_report_days_past_due
-                                                 ).isoformat()}))
+            effects.append(
+                Effect(
+                    NOTICE,
+                    at,
+                    state.account_id,
+                    H.OVERDUE,
+                    "clock:overdue",
+                    {
+                        "notice": "bureau_prenotice",
+                        "statement_date": statement.statement_date.isoformat(),
+                        "report_on": (
+                            statement.due_date + DAY * policy.overdue.bureau_report_days_past_due
+                        ).isoformat(),
+                    },
+                )
+            )
         if not statement.bureau_reported and (
             days_past_due >= policy.overdue.bureau_report_days_past_due
         ):
             statement.bureau_reported = True
-            effects.append(Effect(BUREAU_REPORTED, at, state.account_id, H.OVERDUE,
-                                  "clock:overdue",
-                                  {"statement_date": statement.statement_date.isoformat(),
-                                   "days_past_due": days_past_due}))
+            effects.append(
+                Effect(
+                    BUREAU_REPORTED,
+                    at,
+                    state.account_id,
+                    H.OVERDUE,
+                    "clock:overdue",
+                    {
+                        "statement_date": statement.statement_date.isoformat(),
+                        "days_past_due": days_past_due,
+                    },
+                )
+            )
 
 
 def _cure_days(state: AccountState, policy: Policy, began: dt.datetime | None = None) -> int:
@@ -302,18 +388,34 @@ def _cure_days(state: AccountState, policy: Policy, began: dt.datetime | None = 
     return days
 
 
-def start_cure_probation(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
-                         source: str, effects: list[Effect],
-                         began: dt.datetime | None = None) -> None:
+def start_cure_probation(
+    state: AccountState,
+    at: dt.datetime,
+    policy: Policy,
+    cause: str,
+    source: str,
+    effects: list[Effect],
+    began: dt.datetime | None = None,
+) -> None:
     days = _cure_days(state, policy, began)
     ends = at + DAY * days
     current = state.holds.get(H.CURE_PROBATION)
     if current is not None and current.releases_at is not None and current.releases_at > ends:
         ends = current.releases_at
-    place(state, effects, H.CURE_PROBATION, at, cause,
-          {"source": source, "probation_days": days, "cleared_at": at,
-           "repeat": days > policy.cure_probation.days},
-          releases_at=ends)
+    place(
+        state,
+        effects,
+        H.CURE_PROBATION,
+        at,
+        cause,
+        {
+            "source": source,
+            "probation_days": days,
+            "cleared_at": at,
+            "repeat": days > policy.cure_probation.days,
+        },
+        releases_at=ends,
+    )
 
 
 # --- purchases, refunds, repayments ------------------------------------------------------------
@@ -358,9 +460,21 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     if event.amount_fen > state.available_credit_fen:
         codes.append("insufficient_credit")
     approved = not codes
-    effects.append(Effect(PURCHASE_DECIDED, at, state.account_id, None, event.event_id,
-                          {"approved": approved, "codes": codes, "amount_fen": event.amount_fen,
-                           "policy_version": policy.version}))
+    effects.append(
+        Effect(
+            PURCHASE_DECIDED,
+            at,
+            state.account_id,
+            None,
+            event.event_id,
+            {
+                "approved": approved,
+                "codes": codes,
+                "amount_fen": event.amount_fen,
+                "policy_version": policy.version,
+            },
+        )
+    )
     if not approved:
         state.declined_purchases.append((at, event.event_id))
         _trim(state.declined_purchases, at - DAY * REMEMBERED_PURCHASE_DAYS)
@@ -368,12 +482,15 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     state.unbilled_fen += event.amount_fen
     state.purchases_total_fen += event.amount_fen
     state.last_purchase_at = at
-    state.purchases[event.event_id] = PurchaseRecord(event.event_id, at, event.amount_fen,
-                                                     event.merchant_id)
+    state.purchases[event.event_id] = PurchaseRecord(
+        event.event_id, at, event.amount_fen, event.merchant_id
+    )
     # Purchases are remembered for refunds and appeals, within a horizon and a count.
     horizon = at - DAY * REMEMBERED_PURCHASE_DAYS
-    while state.purchases and (len(state.purchases) > MAX_REMEMBERED_PURCHASES
-                               or next(iter(state.purchases.values())).at < horizon):
+    while state.purchases and (
+        len(state.purchases) > MAX_REMEMBERED_PURCHASES
+        or next(iter(state.purchases.values())).at < horizon
+    ):
         del state.purchases[next(iter(state.purchases))]
     state.recent_purchases.append((at, event.event_id))
     _trim(state.recent_purchases, at - PURCHASES_WINDOW)
@@ -382,12 +499,24 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
 def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
     record = state.purchases.get(event.purchase_event_id)
     if record is None or event.amount_fen > record.amount_fen - record.refunded_fen:
-        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
-                              {"reason": "refund does not match a refundable purchase"}))
+        effects.append(
+            Effect(
+                EVENT_IGNORED,
+                event.at,
+                state.account_id,
+                None,
+                event.event_id,
+                {"reason": "refund does not match a refundable purchase"},
+            )
+        )
         return
     state.purchases[record.event_id] = PurchaseRecord(
-        record.event_id, record.at, record.amount_fen, record.merchant_id,
-        record.refunded_fen + event.amount_fen)
+        record.event_id,
+        record.at,
+        record.amount_fen,
+        record.merchant_id,
+        record.refunded_fen + event.amount_fen,
+    )
     _pay(state, event.amount_fen)
     if event.at - record.at <= HOUR * policy.cash_out.quick_refund_hours:
         state.quick_refunds.append(event.at)
@@ -418,8 +547,9 @@ def _pay(state: AccountState, amount_fen: int) -> None:
     state.statements = [s for s in state.statements if s.owed_fen > 0]
 
 
-def _after_payment(state: AccountState, at: dt.datetime, policy: Policy, cause: str,
-                   effects: list[Effect]) -> None:
+def _after_payment(
+    state: AccountState, at: dt.datetime, policy: Policy, cause: str, effects: list[Effect]
+) -> None:
     if H.OVERDUE in state.holds:
         if not state.past_due_statements():
             release(state, effects, H.OVERDUE, at, cause, "repaid")
@@ -441,8 +571,11 @@ def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
         if purchase_at < window_start:
             break
         record = state.purchases.get(purchase_id)
-        if (record is not None and purchase_id not in counted
-                and record.amount_fen <= event.amount_fen):
+        if (
+            record is not None
+            and purchase_id not in counted
+            and record.amount_fen <= event.amount_fen
+        ):
             state.brushing_cycles.append((at, purchase_id))
             _trim(state.brushing_cycles, at - DAY * policy.cash_out.brushing_window_days)
             if len(state.brushing_cycles) >= policy.cash_out.brushing_cycle_count:
@@ -455,16 +588,29 @@ def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
 # --- cash-out ----------------------------------------------------------------------------------
 
 
-def cash_out_signal(state: AccountState, at: dt.datetime, signal: str, ref: str, policy: Policy,
-                    effects: list[Effect]) -> None:
+def cash_out_signal(
+    state: AccountState,
+    at: dt.datetime,
+    signal: str,
+    ref: str,
+    policy: Policy,
+    effects: list[Effect],
+) -> None:
     state.last_cash_out_signal_at = at
     state.cash_out_signals.append((at, signal, ref))
     _trim(state.cash_out_signals, at - DAY * 365)
     recent = list(state.cash_out_signals)[-MAX_EVIDENCE_ITEMS:]
     # Evidence names the kind of signal and the transaction, never the detection threshold.
     evidence = {"signals": [{"signal": s, "at": t, "ref": r} for t, s, r in recent]}
-    place(state, effects, H.CASH_OUT_SUSPECTED, at, ref, evidence,
-          releases_at=at + DAY * policy.cash_out.quiet_days)
+    place(
+        state,
+        effects,
+        H.CASH_OUT_SUSPECTED,
+        at,
+        ref,
+        evidence,
+        releases_at=at + DAY * policy.cash_out.quiet_days,
+    )
 
 
 def _clear_cash_out(state: AccountState) -> None:
@@ -481,45 +627,74 @@ def on_score_update(state, event: ev.ScoreUpdate, policy, scopes, effects) -> No
     state.score_at = event.at
     if event.dimensions is not None:
         state.score_dimensions = {
-            name: value for name, value in event.dimensions.model_dump().items()
+            name: value
+            for name, value in event.dimensions.model_dump().items()
             if value is not None
         }
     held = H.SCORE_BELOW_THRESHOLD in state.holds
     if held and event.score >= policy.score.release_at:
-        release(state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id,
-                "score_recovered")
+        release(
+            state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id, "score_recovered"
+        )
     elif event.score < policy.score.threshold or held:
         weakest = sorted(state.score_dimensions.items(), key=lambda kv: kv[1])[:2]
-        place(state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id,
-              {"score": event.score, "threshold": policy.score.threshold,
-               "release_at": policy.score.release_at,
-               "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest]})
+        place(
+            state,
+            effects,
+            H.SCORE_BELOW_THRESHOLD,
+            event.at,
+            event.event_id,
+            {
+                "score": event.score,
+                "threshold": policy.score.threshold,
+                "release_at": policy.score.release_at,
+                "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest],
+            },
+        )
 
 
 def on_bureau_record(state, event: ev.BureauRecord, policy, scopes, effects) -> None:
     product = event.product.value
-    state.bureau[product] = BureauFact(product, event.status.value, event.days_past_due,
-                                       event.amount_fen, event.at, event.event_id)
+    state.bureau[product] = BureauFact(
+        product, event.status.value, event.days_past_due, event.amount_fen, event.at, event.event_id
+    )
     overdue_products = [
-        fact for fact in state.bureau.values()
+        fact
+        for fact in state.bureau.values()
         if fact.status == "overdue"
         and fact.days_past_due >= policy.external_overdue.min_days_past_due
     ]
     if event.status == ev.BureauStatus.OVERDUE and H.CURE_PROBATION in state.holds:
         # "No new overdue here or on the bureau": a new bureau overdue restarts the probation.
-        start_cure_probation(state, event.at, policy, event.event_id, "bureau", effects,
-                             began=event.at)
+        start_cure_probation(
+            state, event.at, policy, event.event_id, "bureau", effects, began=event.at
+        )
     if overdue_products:
-        place(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id,
-              {"products": [{"product": f.product, "days_past_due": f.days_past_due,
-                             "amount_fen": f.amount_fen, "reported_at": f.at}
-                            for f in overdue_products[:MAX_EVIDENCE_ITEMS]],
-               "threshold_days": policy.external_overdue.min_days_past_due})
+        place(
+            state,
+            effects,
+            H.EXTERNAL_OVERDUE,
+            event.at,
+            event.event_id,
+            {
+                "products": [
+                    {
+                        "product": f.product,
+                        "days_past_due": f.days_past_due,
+                        "amount_fen": f.amount_fen,
+                        "reported_at": f.at,
+                    }
+                    for f in overdue_products[:MAX_EVIDENCE_ITEMS]
+                ],
+                "threshold_days": policy.external_overdue.min_days_past_due,
+            },
+        )
     elif H.EXTERNAL_OVERDUE in state.holds:
         began = state.holds[H.EXTERNAL_OVERDUE].since
         release(state, effects, H.EXTERNAL_OVERDUE, event.at, event.event_id, "settled")
-        start_cure_probation(state, event.at, policy, event.event_id, "external", effects,
-                             began=began)
+        start_cure_probation(
+            state, event.at, policy, event.event_id, "external", effects, began=began
+        )
 
 
 def on_asset_update(state, event: ev.AssetUpdate, policy, scopes, effects) -> None:
@@ -539,42 +714,59 @@ def on_activity(state, event: ev.Activity, policy, scopes, effects) -> None:
 # --- account security --------------------------------------------------------------------------
 
 
-def _security_check(state: AccountState, at: dt.datetime, cause: str, policy: Policy,
-                    effects: list[Effect]) -> None:
+def _security_check(
+    state: AccountState, at: dt.datetime, cause: str, policy: Policy, effects: list[Effect]
+) -> None:
     rules = policy.account_security
     _trim(state.bank_card_changes, at - DAY * rules.bank_card_window_days)
-    _trim(state.new_devices, at - max(DAY * rules.new_devices_window_days,
-                                      HOUR * rules.phone_device_window_hours))
+    _trim(
+        state.new_devices,
+        at - max(DAY * rules.new_devices_window_days, HOUR * rules.phone_device_window_hours),
+    )
     _trim(state.phone_changes, at - HOUR * rules.phone_device_window_hours)
     signals: list[str] = []
     if len(state.bank_card_changes) >= rules.bank_card_changes:
         signals.append("bank_card_changes")
     pair_window = HOUR * rules.phone_device_window_hours
-    if any(abs(phone - device) <= pair_window
-           for phone in state.phone_changes for device in state.new_devices):
+    if any(
+        abs(phone - device) <= pair_window
+        for phone in state.phone_changes
+        for device in state.new_devices
+    ):
         signals.append("phone_and_new_device")
     recent_devices = [t for t in state.new_devices if t >= at - DAY * rules.new_devices_window_days]
     if len(recent_devices) >= rules.new_devices:
         signals.append("new_devices")
     if signals or H.ACCOUNT_SECURITY in state.holds:
-        merged = tuple(dict.fromkeys((*state.security_signals, *signals))) if (
-            H.ACCOUNT_SECURITY in state.holds) else tuple(signals)
+        merged = (
+            tuple(dict.fromkeys((*state.security_signals, *signals)))
+            if (H.ACCOUNT_SECURITY in state.holds)
+            else tuple(signals)
+        )
         state.security_signals = merged
         assert state.last_sensitive_change_at is not None
-        place(state, effects, H.ACCOUNT_SECURITY, at, cause,
-              {"signals": list(merged)},
-              releases_at=state.last_sensitive_change_at + DAY * rules.quiet_days)
+        place(
+            state,
+            effects,
+            H.ACCOUNT_SECURITY,
+            at,
+            cause,
+            {"signals": list(merged)},
+            releases_at=state.last_sensitive_change_at + DAY * rules.quiet_days,
+        )
 
 
 def on_login(state, event: ev.Login, policy, scopes, effects) -> None:
     if event.device_id in state.known_devices:
         return
     first_device = not state.known_devices
-    state.known_devices.add(event.device_id)
+    # An insertion-ordered dict, not a set: evicting the oldest device is the same in every
+    # process (set order depends on the hash seed, and replays must agree).
+    state.known_devices[event.device_id] = event.at
+    if len(state.known_devices) > MAX_WINDOW_ITEMS:
+        del state.known_devices[next(iter(state.known_devices))]
     if first_device:
         return  # the device the customer enrolled with is theirs, not a takeover signal
-    if len(state.known_devices) > MAX_WINDOW_ITEMS:
-        state.known_devices.pop()
     state.new_devices.append(event.at)
     state.last_sensitive_change_at = event.at
     _security_check(state, event.at, event.event_id, policy, effects)
@@ -607,8 +799,14 @@ def on_identity_verified(state, event: ev.IdentityVerified, policy, scopes, effe
 # --- password ----------------------------------------------------------------------------------
 
 
-def _password_attempt(state: AccountState, at: dt.datetime, ok: bool, cause: str, policy: Policy,
-                      effects: list[Effect]) -> None:
+def _password_attempt(
+    state: AccountState,
+    at: dt.datetime,
+    ok: bool,
+    cause: str,
+    policy: Policy,
+    effects: list[Effect],
+) -> None:
     if H.PASSWORD_LOCKED in state.holds:
         return  # attempts while locked neither count nor unlock
     if ok:
@@ -617,9 +815,15 @@ def _password_attempt(state: AccountState, at: dt.datetime, ok: bool, cause: str
     state.password_failures += 1
     if state.password_failures >= policy.password.max_consecutive_failures:
         unlocks_at = at + HOUR * policy.password.lock_hours
-        place(state, effects, H.PASSWORD_LOCKED, at, cause,
-              {"failures": state.password_failures, "locked_at": at, "unlocks_at": unlocks_at},
-              releases_at=unlocks_at)
+        place(
+            state,
+            effects,
+            H.PASSWORD_LOCKED,
+            at,
+            cause,
+            {"failures": state.password_failures, "locked_at": at, "unlocks_at": unlocks_at},
+            releases_at=unlocks_at,
+        )
         state.password_failures = 0
 
 
@@ -640,12 +844,43 @@ def on_password_reset(state, event: ev.PasswordReset, policy, scopes, effects) -
 def on_id_document_updated(state, event: ev.IdDocumentUpdated, policy, scopes, effects) -> None:
     today = local_date(event.at, zone(policy.timezone))
     if event.expires_on <= today:
-        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
-                              {"reason": "the new document has already expired"}))
+        effects.append(
+            Effect(
+                EVENT_IGNORED,
+                event.at,
+                state.account_id,
+                None,
+                event.event_id,
+                {"reason": "the new document has already expired"},
+            )
+        )
         return
     state.id_expires_on = event.expires_on
     state.id_notice_sent_for = None
     release(state, effects, H.ID_EXPIRED, event.at, event.event_id, "id_document_updated")
+    _id_notice_if_due(state, event.at, policy, effects)
+
+
+def _id_notice_if_due(
+    state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
+) -> None:
+    """A document that expires within the notice period gets its notice now, not never."""
+    expires_on = state.id_expires_on
+    if expires_on is None or state.id_notice_sent_for == expires_on:
+        return
+    tz = zone(policy.timezone)
+    if at >= local_midnight(expires_on - DAY * policy.id_expiry.notice_days, tz):
+        state.id_notice_sent_for = expires_on
+        effects.append(
+            Effect(
+                NOTICE,
+                at,
+                state.account_id,
+                H.ID_EXPIRED,
+                "clock:id_expiry",
+                {"notice": "id_expiry_notice", "expires_on": expires_on.isoformat()},
+            )
+        )
 
 
 # --- appeals and manual holds ---------------------------------------------------------------------
@@ -654,28 +889,63 @@ def on_id_document_updated(state, event: ev.IdDocumentUpdated, policy, scopes, e
 def on_appeal_submitted(state, event: ev.AppealSubmitted, policy, scopes, effects) -> None:
     status = "pending" if event.hold_code in state.holds else "void"
     state.appeals[event.appeal_id] = Appeal(
-        event.appeal_id, event.hold_code, event.at, event.statement,
-        tuple(event.purchase_event_ids), status)
+        event.appeal_id,
+        event.hold_code,
+        event.at,
+        event.statement,
+        tuple(event.purchase_event_ids),
+        status,
+    )
     if len(state.appeals) > MAX_APPEALS:
         del state.appeals[next(iter(state.appeals))]
-    effects.append(Effect(APPEAL_RECORDED, event.at, state.account_id, event.hold_code,
-                          event.event_id, {"appeal_id": event.appeal_id, "status": status}))
+    effects.append(
+        Effect(
+            APPEAL_RECORDED,
+            event.at,
+            state.account_id,
+            event.hold_code,
+            event.event_id,
+            {"appeal_id": event.appeal_id, "status": status},
+        )
+    )
 
 
 def on_appeal_decided(state, event: ev.AppealDecided, policy, scopes, effects) -> None:
     appeal = state.appeals.get(event.appeal_id)
     if appeal is None or appeal.status != "pending":
-        effects.append(Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
-                              {"reason": "no pending appeal with this id"}))
+        effects.append(
+            Effect(
+                EVENT_IGNORED,
+                event.at,
+                state.account_id,
+                None,
+                event.event_id,
+                {"reason": "no pending appeal with this id"},
+            )
+        )
         return
     approved = event.decision == ev.AppealDecision.APPROVE
     state.appeals[event.appeal_id] = Appeal(
-        appeal.appeal_id, appeal.hold_code, appeal.submitted_at, appeal.statement,
-        appeal.purchase_event_ids, "approved" if approved else "rejected", event.at,
-        event.actor, event.reason)
-    effects.append(Effect(APPEAL_DECIDED, event.at, state.account_id, appeal.hold_code,
-                          event.event_id, {"appeal_id": appeal.appeal_id,
-                                           "decision": event.decision.value}))
+        appeal.appeal_id,
+        appeal.hold_code,
+        appeal.submitted_at,
+        appeal.statement,
+        appeal.purchase_event_ids,
+        "approved" if approved else "rejected",
+        event.at,
+        event.actor,
+        event.reason,
+    )
+    effects.append(
+        Effect(
+            APPEAL_DECIDED,
+            event.at,
+            state.account_id,
+            appeal.hold_code,
+            event.event_id,
+            {"appeal_id": appeal.appeal_id, "decision": event.decision.value},
+        )
+    )
     if not approved:
         return
     code = appeal.hold_code
@@ -690,8 +960,15 @@ def on_appeal_decided(state, event: ev.AppealDecided, policy, scopes, effects) -
 
 
 def on_manual_hold_placed(state, event: ev.ManualHoldPlaced, policy, scopes, effects) -> None:
-    place(state, effects, H.MANUAL_REVIEW, event.at, event.event_id,
-          {"reason": event.reason}, actor=event.actor)
+    place(
+        state,
+        effects,
+        H.MANUAL_REVIEW,
+        event.at,
+        event.event_id,
+        {"reason": event.reason},
+        actor=event.actor,
+    )
 
 
 def on_manual_hold_released(state, event: ev.ManualHoldReleased, policy, scopes, effects) -> None:
@@ -717,14 +994,22 @@ def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, 
         "days_past_due": max(((today - s.due_date).days for s in past_due), default=0),
         "deposits": state.deposits_fen / 100,
         "wealth_balance": state.wealth_balance_fen / 100,
-        "account_age_days": (today - local_date(state.opened_at, tz)).days if state.opened_at else 0,
+        "account_age_days": (today - local_date(state.opened_at, tz)).days
+        if state.opened_at
+        else 0,
         "purchases_90d": sum(1 for t, _ in state.recent_purchases if t >= cutoff),
         "segment": state.segment,
     }
 
 
-def _apply_sweeps(state: AccountState, previous: dt.datetime, at: dt.datetime, policy: Policy,
-                  scopes: Scopes, effects: list[Effect]) -> None:
+def _apply_sweeps(
+    state: AccountState,
+    previous: dt.datetime,
+    at: dt.datetime,
+    policy: Policy,
+    scopes: Scopes,
+    effects: list[Effect],
+) -> None:
     from jiefeng.policy.criteria import compile_criteria
 
     while state.sweeps_seen < len(scopes.sweeps) and scopes.sweeps[state.sweeps_seen].at <= at:
@@ -736,16 +1021,25 @@ def _apply_sweeps(state: AccountState, previous: dt.datetime, at: dt.datetime, p
         snapshot = features(state, sweep.at, policy)
         if not criteria.matches(snapshot):
             continue
-        place(state, effects, H.POLICY_TIGHTENING, sweep.at, sweep.event_id,
-              {"sweep_id": sweep.sweep_id,
-               "matched": {name: snapshot[name] for name in sorted(criteria.features_used)},
-               "reopen_criteria": sweep.reopen_criteria,
-               "earliest_reopen_at": sweep.at + DAY * policy.policy_tightening.min_closed_days},
-              actor=sweep.actor)
+        place(
+            state,
+            effects,
+            H.POLICY_TIGHTENING,
+            sweep.at,
+            sweep.event_id,
+            {
+                "sweep_id": sweep.sweep_id,
+                "matched": {name: snapshot[name] for name in sorted(criteria.features_used)},
+                "reopen_criteria": sweep.reopen_criteria,
+                "earliest_reopen_at": sweep.at + DAY * policy.policy_tightening.min_closed_days,
+            },
+            actor=sweep.actor,
+        )
 
 
-def _check_reopen(state: AccountState, at: dt.datetime, cause: str, policy: Policy,
-                  effects: list[Effect]) -> None:
+def _check_reopen(
+    state: AccountState, at: dt.datetime, cause: str, policy: Policy, effects: list[Effect]
+) -> None:
     from jiefeng.policy.criteria import compile_criteria
 
     hold = state.holds.get(H.POLICY_TIGHTENING)
@@ -755,8 +1049,9 @@ def _check_reopen(state: AccountState, at: dt.datetime, cause: str, policy: Poli
         release(state, effects, H.POLICY_TIGHTENING, at, cause, "reopen_criteria_met")
 
 
-def after_change(state: AccountState, at: dt.datetime, policy: Policy,
-                 effects: list[Effect]) -> None:
+def after_change(
+    state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
+) -> None:
     """Checks that depend on features any event may move (run after every event)."""
     if H.POLICY_TIGHTENING in state.holds:
         _check_reopen(state, at, state.last_event_id or "clock", policy, effects)
@@ -781,19 +1076,31 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
             add(local_midnight(statement.due_date + DAY, tz))
         else:
             if not statement.bureau_notice_sent:
-                add(local_midnight(statement.due_date + DAY *
-                                   policy.overdue.bureau_prenotice_days_past_due, tz))
+                add(
+                    local_midnight(
+                        statement.due_date + DAY * policy.overdue.bureau_prenotice_days_past_due, tz
+                    )
+                )
             if not statement.bureau_reported:
-                add(local_midnight(statement.due_date + DAY *
-                                   policy.overdue.bureau_report_days_past_due, tz))
+                add(
+                    local_midnight(
+                        statement.due_date + DAY * policy.overdue.bureau_report_days_past_due, tz
+                    )
+                )
     for hold in state.holds.values():
         if hold.releases_at is not None:
             add(hold.releases_at)
     tightening = state.holds.get(H.POLICY_TIGHTENING)
     if tightening is not None:
-        add(tightening.evidence["earliest_reopen_at"])
-    if H.DORMANT not in state.holds and state.dormancy_anchor is not None and (
-        state.last_purchase_at is None or state.last_purchase_at < state.dormancy_anchor
+        earliest = tightening.evidence["earliest_reopen_at"]
+        add(earliest)
+        if clock >= earliest:
+            # Criteria such as account_age_days turn true by time alone: look again daily.
+            add(local_midnight(local_date(clock, tz) + DAY, tz))
+    if (
+        H.DORMANT not in state.holds
+        and state.dormancy_anchor is not None
+        and (state.last_purchase_at is None or state.last_purchase_at < state.dormancy_anchor)
     ):
         dormant_at = state.dormancy_anchor + DAY * policy.dormancy.days_since_open
         add(dormant_at)
@@ -811,12 +1118,21 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
     return min(future) if future else None
 
 
-def on_time(state: AccountState, previous: dt.datetime, at: dt.datetime, policy: Policy,
-            scopes: Scopes, effects: list[Effect]) -> None:
+def on_time(
+    state: AccountState,
+    previous: dt.datetime,
+    at: dt.datetime,
+    policy: Policy,
+    scopes: Scopes,
+    effects: list[Effect],
+) -> None:
     """Everything that falls due at `at` (the state's clock is already `at`)."""
     tz = zone(policy.timezone)
     accrue_late_fees(state, at, policy)
-    while state.next_statement_date is not None and local_midnight(state.next_statement_date, tz) <= at:
+    while (
+        state.next_statement_date is not None
+        and local_midnight(state.next_statement_date, tz) <= at
+    ):
         issue_statement(state, at, policy, effects)
     check_overdue(state, at, policy, scopes, effects)
     check_bureau_reporting(state, at, policy, effects)
@@ -830,19 +1146,40 @@ def on_time(state: AccountState, previous: dt.datetime, at: dt.datetime, policy:
                 _clear_security(state)
 
     anchor = state.dormancy_anchor
-    if H.DORMANT not in state.holds and anchor is not None and (
-        state.last_purchase_at is None or state.last_purchase_at < anchor
+    if (
+        H.DORMANT not in state.holds
+        and anchor is not None
+        and (state.last_purchase_at is None or state.last_purchase_at < anchor)
     ):
         dormant_at = anchor + DAY * policy.dormancy.days_since_open
         if at >= dormant_at:
-            place(state, effects, H.DORMANT, at, "clock:dormancy",
-                  {"since_anchor": anchor, "days_without_purchase": policy.dormancy.days_since_open,
-                   "activity_required": policy.dormancy.reopen_activity_count,
-                   "window_days": policy.dormancy.reopen_window_days})
-        elif not state.dormancy_notice_sent and at >= dormant_at - DAY * policy.dormancy.notice_days:
+            place(
+                state,
+                effects,
+                H.DORMANT,
+                at,
+                "clock:dormancy",
+                {
+                    "since_anchor": anchor,
+                    "days_without_purchase": policy.dormancy.days_since_open,
+                    "activity_required": policy.dormancy.reopen_activity_count,
+                    "window_days": policy.dormancy.reopen_window_days,
+                },
+            )
+        elif (
+            not state.dormancy_notice_sent and at >= dormant_at - DAY * policy.dormancy.notice_days
+        ):
             state.dormancy_notice_sent = True
-            effects.append(Effect(NOTICE, at, state.account_id, H.DORMANT, "clock:dormancy",
-                                  {"notice": "dormancy_notice", "closes_at": dormant_at.isoformat()}))
+            effects.append(
+                Effect(
+                    NOTICE,
+                    at,
+                    state.account_id,
+                    H.DORMANT,
+                    "clock:dormancy",
+                    {"notice": "dormancy_notice", "closes_at": dormant_at.isoformat()},
+                )
+            )
 
     expires_on = state.id_expires_on
     if expires_on is not None and H.ID_EXPIRED not in state.holds:
@@ -852,9 +1189,16 @@ def on_time(state: AccountState, previous: dt.datetime, at: dt.datetime, policy:
             expires_on - DAY * policy.id_expiry.notice_days, tz
         ):
             state.id_notice_sent_for = expires_on
-            effects.append(Effect(NOTICE, at, state.account_id, H.ID_EXPIRED, "clock:id_expiry",
-                                  {"notice": "id_expiry_notice",
-                                   "expires_on": expires_on.isoformat()}))
+            effects.append(
+                Effect(
+                    NOTICE,
+                    at,
+                    state.account_id,
+                    H.ID_EXPIRED,
+                    "clock:id_expiry",
+                    {"notice": "id_expiry_notice", "expires_on": expires_on.isoformat()},
+                )
+            )
 
     _apply_sweeps(state, previous, at, policy, scopes, effects)
     if H.POLICY_TIGHTENING in state.holds:

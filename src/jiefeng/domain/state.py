@@ -136,12 +136,12 @@ class AccountState:
     # cash-out and brushing signals
     suspicious_purchases: deque = field(default_factory=deque)  # (at, merchant_id)
     quick_refunds: deque = field(default_factory=deque)  # at
-    brushing_cycles: deque = field(default_factory=deque)  # at
+    brushing_cycles: deque = field(default_factory=deque)  # (at, purchase_event_id)
     cash_out_signals: deque = field(default_factory=deque)  # (at, signal, ref)
     last_cash_out_signal_at: dt.datetime | None = None
 
     # account security
-    known_devices: set = field(default_factory=set)
+    known_devices: dict = field(default_factory=dict)  # device_id -> first seen, oldest first
     new_devices: deque = field(default_factory=deque)  # at
     bank_card_changes: deque = field(default_factory=deque)  # at
     phone_changes: deque = field(default_factory=deque)  # at
@@ -164,7 +164,7 @@ class AccountState:
         copy = AccountState.__new__(AccountState)
         for name in AccountState.__slots__:  # type: ignore[attr-defined]
             value = getattr(self, name)
-            if isinstance(value, (list, dict, set, deque)):
+            if isinstance(value, (list, dict, set, deque)):  # containers copy, items are shared
                 if name == "statements":
                     value = [s.copy() for s in value]
                 else:

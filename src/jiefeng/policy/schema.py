@@ -6,6 +6,7 @@ is refused with the field and the reason, and the engine keeps the policy it had
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -30,7 +31,9 @@ class Overdue(_Section):
     @model_validator(mode="after")
     def _notice_first(self) -> Overdue:
         if self.bureau_prenotice_days_past_due >= self.bureau_report_days_past_due:
-            raise ValueError("bureau_prenotice_days_past_due must be below bureau_report_days_past_due")
+            raise ValueError(
+                "bureau_prenotice_days_past_due: must be below bureau_report_days_past_due"
+            )
         return self
 
 
@@ -66,7 +69,7 @@ class Score(_Section):
     @model_validator(mode="after")
     def _hysteresis(self) -> Score:
         if self.release_at < self.threshold:
-            raise ValueError("release_at must be at or above threshold")
+            raise ValueError("release_at: must be at or above threshold")
         return self
 
 
@@ -151,15 +154,23 @@ class PolicyInvalid(ValueError):
         super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems))
 
 
+_NAMED_REASON = re.compile(r"^[a-z_]+: ")
+
+
 def parse_policy(document: dict[str, Any]) -> Policy:
     try:
         return Policy.model_validate(document)
     except ValidationError as error:
         problems = []
         for item in error.errors(include_url=False):
-            field = ".".join(str(part) for part in item["loc"]) or "(policy)"
+            loc = [str(part) for part in item["loc"]]
             reason = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
-            problems.append((field, reason.removeprefix("Value error, ")))
+            reason = reason.removeprefix("Value error, ")
+            # Cross-field validators name their field in the message: "release_at: must be ...".
+            if item["type"] == "value_error" and _NAMED_REASON.match(reason):
+                name, reason = reason.split(": ", 1)
+                loc.append(name)
+            problems.append((".".join(loc) or "(policy)", reason))
         raise PolicyInvalid(problems) from None
 
 

@@ -212,10 +212,11 @@ class BatchIngest:
                 if event.type in SCOPE_TYPES:
                     check_scope_command(self.scopes, event)
                     self.scopes = apply_scope_command(self.scopes, event)
-                    # Accounts already folded past this command must be folded again with it.
+                    # Accounts already folded up to or past this command's time are folded
+                    # again with it: in a replay, a command at t comes before events at t.
                     stale.update(self.store.account_ids(self.connection, clock_after=event.at))
                     stale.update(a for a, s in self.states.items()
-                                 if s.clock is not None and s.clock > event.at)
+                                 if s.clock is not None and s.clock >= event.at)
                     if isinstance(event, ev.PolicySweep):
                         sweeps.append(event)
                     account_id = None

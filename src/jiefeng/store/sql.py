@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from jiefeng.domain.state import AccountState
 from jiefeng.store import schema as t
 
-SNAPSHOT_FORMAT = 1  # bump when AccountState changes shape; older snapshots are rebuilt
+SNAPSHOT_FORMAT = 2  # bump when AccountState changes shape; older snapshots are rebuilt
 MAX_BATCH_EVENTS = 1_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
 
@@ -343,10 +343,11 @@ class SqlStore:
             )
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
+                    # clock_after is inclusive: an account at exactly that instant counts
                     segment: str | None = None) -> list[str]:
         query = select(t.accounts.c.account_id).order_by(t.accounts.c.account_id)
         if clock_after is not None:
-            query = query.where(t.accounts.c.clock_utc > t.utc_text(clock_after))
+            query = query.where(t.accounts.c.clock_utc >= t.utc_text(clock_after))
         if segment is not None:
             query = query.where(t.accounts.c.segment == segment)
         return list(connection.execute(query).scalars())
