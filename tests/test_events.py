@@ -150,7 +150,7 @@ def test_missing_field_is_named(type_, missing):
     ("amount", "reason"),
     [("-1.00", "negative"), ("1.005", "2 decimal places"), ("0", "greater than zero"),
      ("0.00", "greater than zero"), ("abc", "not a decimal"), (1.5, "decimal string"),
-     ("NaN", "finite"), (True, "decimal string")],
+     ("NaN", "not a decimal amount"), (True, "decimal string")],
 )
 def test_bad_amounts(amount, reason):
     error = rejected(raw("purchase", amount=amount))

@@ -203,3 +203,37 @@ def test_concurrent_writers_for_one_account_lose_no_update(db_url: str) -> None:
     assert state.unbilled_fen == 120 * 100
     assert count_events(engine) == 121
     assert engine.replay(write=False).mismatched == []
+
+
+def test_a_backdated_sweep_replays_accounts_already_past_it(db_url: str) -> None:
+    """An operator command older than some accounts' state is folded in its place in time."""
+    engine = engine_for(db_url)
+    engine.ingest_events([
+        opened("A1"), opened("A2"),
+        ev("s1", "score_update", T0 + DAY, "A1", score=610),
+        ev("s2", "score_update", T0 + DAY, "A2", score=700),
+        ev("later", "purchase", T0 + 20 * DAY, "A1", amount="5.00", merchant_id="M1"),
+    ])
+    sweep = {"event_id": "sw1", "type": "policy_sweep", "at": (T0 + 10 * DAY).isoformat(),
+             "actor": "ops.alice", "sweep_id": "tighten-1", "criteria": "score < 650",
+             "reopen_criteria": "score >= 680"}
+    assert engine.ingest_events([sweep]).accepted == 1
+    a1, _, _ = engine.state_at("A1", T0 + 21 * DAY)
+    assert "policy_tightening" in a1.holds
+    assert a1.holds["policy_tightening"].since == T0 + 10 * DAY
+    assert a1.unbilled_fen == 0  # the purchase after the closure is now declined
+    assert "policy_tightening" not in engine.state_at("A2", T0 + 21 * DAY)[0].holds
+    assert engine.replay(write=False).mismatched == []
+
+
+def test_a_maintenance_window_known_at_an_events_instant_applies_to_it(db_url: str) -> None:
+    engine = engine_for(db_url)
+    at = T0 + DAY
+    engine.ingest_events([opened(), ev("p1", "purchase", at, amount="5.00", merchant_id="M1")])
+    window = {"event_id": "mw1", "type": "maintenance_scheduled", "at": at.isoformat(),
+              "actor": "ops.alice", "window_id": "w1", "start": at.isoformat(),
+              "end": (at + HOUR).isoformat()}
+    assert engine.ingest_events([window]).accepted == 1
+    # In time order the window (known at `at`) covers the purchase at `at`: declined.
+    assert engine.state_at("A1", at + 2 * HOUR)[0].unbilled_fen == 0
+    assert engine.replay(write=False).mismatched == []

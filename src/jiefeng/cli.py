@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="jiefeng: freeze and unfreeze consumer credit lines, and say why.")
@@ -24,6 +23,10 @@ policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy f
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+
+from jiefeng.api.cli import register as register_api_commands  # noqa: E402
+
+register_api_commands(app)  # serve, keys, token
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,7 +56,8 @@ def _engine(db: str, policy_path: Path | None = None):
     from jiefeng.service.engine import Engine
     from jiefeng.store.sql import SqlStore
 
-    return Engine(SqlStore(db), _policy(policy_path))
+    # Without --policy: the store's active policy version, else the built-in default.
+    return Engine(SqlStore(db), _policy(policy_path) if policy_path else None)
 
 
 def _parse_at(value: str | None) -> dt.datetime | None:

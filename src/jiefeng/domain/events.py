@@ -55,12 +55,27 @@ def _require_date_text(value: Any) -> Any:
 # Instants are held in UTC inside: comparing datetimes that share one tzinfo object is several
 # times faster than across zones, and the fold compares times constantly. The stored event keeps
 # the offset it was sent with; local days are computed in the policy's zone.
+MIN_YEAR, MAX_YEAR = 1970, 2200  # a bound on every time and date: arithmetic stays in range
+
+
+def _in_range_utc(value: dt.datetime) -> dt.datetime:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value.astimezone(dt.UTC)
+
+
+def _date_in_range(value: dt.date) -> dt.date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_require_rfc3339_text),
-    AfterValidator(lambda v: v.astimezone(dt.UTC)),
+    AfterValidator(_in_range_utc),
 ]
-Day = Annotated[dt.date, BeforeValidator(_require_date_text)]
+Day = Annotated[dt.date, BeforeValidator(_require_date_text), AfterValidator(_date_in_range)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S+$")]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 

@@ -6,29 +6,33 @@ places, and turned into an integer number of fen.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 MAX_AMOUNT_FEN = 10**13  # 100 billion yuan: far above any consumer line; bounds arithmetic
 
 
+_AMOUNT = re.compile(r"\d{1,15}(\.\d{1,2})?")
+
+
 def parse_amount_fen(value: object, *, allow_zero: bool = False) -> int:
-    """Parse a CNY decimal string ("123.45") into fen. Raises ValueError saying why."""
+    """Parse a CNY decimal string ("123.45") into fen. Raises ValueError saying why.
+
+    Only plain decimal notation is money: no exponents ("1e3"), no signs but a leading minus
+    (refused as negative), no more than two places.
+    """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError('must be a decimal string such as "123.45"')
     text = str(value).strip()
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f'"{text}" is not a decimal amount such as "123.45"') from None
-    if not amount.is_finite():
-        raise ValueError("must be a finite amount")
-    if amount.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValueError("must have at most 2 decimal places")
-    if amount < 0:
+    if text.startswith("-") and _AMOUNT.fullmatch(text[1:]):
         raise ValueError("must not be negative")
-    if amount == 0 and not allow_zero:
+    if not _AMOUNT.fullmatch(text):
+        if re.fullmatch(r"\d+\.\d{3,}", text):
+            raise ValueError("must have at most 2 decimal places")
+        raise ValueError(f'"{text[:40]}" is not a decimal amount such as "123.45"')
+    fen = int(Decimal(text) * 100)
+    if fen == 0 and not allow_zero:
         raise ValueError("must be greater than zero")
-    fen = int(amount * 100)
     if fen > MAX_AMOUNT_FEN:
         raise ValueError("is implausibly large")
     return fen

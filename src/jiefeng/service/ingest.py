@@ -237,6 +237,7 @@ class BatchIngest:
                 event.event_id, account_id, event.type, event.at,
                 getattr(event, "actor", None), candidate.body))
             results.append(ItemResult(candidate.position, ACCEPTED, event.event_id))
+        self._load(sorted(stale))  # their rows: replayed accounts are updated, not inserted
         for account_id in sorted(stale):
             state, effects = self._replay(account_id, [])
             self._replace(account_id, state, effects)

@@ -1,0 +1,62 @@
+"""The HTTP API application: `create_app(db, now)`.
+
+    uvicorn --factory jiefeng.api.app:app_from_env      # reads JIEFENG_DB
+    jiefeng serve --db jiefeng.db --port 8000           # the same, from the CLI
+
+`now` is the service clock (default: the wall clock); tests pass a fixed one. Every answer carries
+`X-Request-ID` (the caller's, if it sent a sane one, else a new one); every error is
+`application/problem+json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from jiefeng.api.context import MAX_BODY_BYTES, ServiceMiddleware
+from jiefeng.api.openapi import build_openapi
+from jiefeng.api.problems import EXCEPTION_HANDLERS
+from jiefeng.api.routes import accounts, admin, appeals, events, operator, system
+from jiefeng.api.services import Services
+from jiefeng.store.sql import SQLITE_DEFAULT_PATH
+
+DB_ENV = "JIEFENG_DB"
+TAGS = [
+    {"name": "events", "description": "Ingest events; authorization decisions."},
+    {"name": "accounts", "description": "One account: state, explanation, history."},
+    {"name": "appeals", "description": "Customer appeals and their review."},
+    {"name": "operator", "description": "Maintenance, migrations, manual holds, sweeps, "
+                                        "policy versions."},
+    {"name": "admin", "description": "Audit log and API keys."},
+    {"name": "system", "description": "Health and metrics (no credentials)."},
+]
+
+
+def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | None = None,
+               *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    svc = Services.build(db, now)
+    app = FastAPI(
+        title="jiefeng",
+        version="1",
+        summary="Freeze and unfreeze consumer credit lines, and say why.",
+        description="See docs/api.md. Authenticate with `Authorization: Bearer <API key or "
+                    "customer token>`. Errors are application/problem+json (RFC 9457) with "
+                    "`errors: [{field, reason}]`.",
+        openapi_tags=TAGS,
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.services = svc
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(ServiceMiddleware, services=svc, max_body_bytes=max_body_bytes)
+    for module in (events, accounts, appeals, operator, admin, system):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (`--factory`), which imports by name: the database comes from
+    JIEFENG_DB, as for every CLI command."""
+    return create_app(os.environ.get(DB_ENV) or SQLITE_DEFAULT_PATH)

@@ -1,0 +1,75 @@
+"""Who may call what. Every protected route declares one `Guard`: the action name (for the
+audit log), the API key roles allowed, and whether a customer token for the account in the path
+may call it.
+
+`Authorization: Bearer <credential>`: an API key (`jf_...`) or a customer token (a JWT). Missing
+or invalid -> 401; valid but not allowed (wrong role, another customer's account) -> 403.
+`admin` may do everything any role may.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jiefeng.api.context import request_context
+from jiefeng.api.problems import Problem, unauthenticated
+from jiefeng.api.services import services
+from jiefeng.service.security import CredentialInvalid, Principal
+
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearer",
+    description="An API key (`jf_<id>_<secret>`, roles ingest/reviewer/operator/admin) or a "
+                "customer token (a JWT for one account).")
+
+# Machine traffic with no human decision in it: not written to the audit log (refusals are).
+NOT_AUDITED = frozenset({"events.ingest", "accounts.authorize"})
+# What a customer does that is audited.
+CUSTOMER_AUDITED = frozenset({"appeals.submit"})
+
+STAFF_READERS = ("operator", "reviewer")  # + admin
+
+_TARGET_PARAMS = ("account_id", "appeal_id", "window_id", "campaign_id", "version", "key_id")
+
+
+class Guard:
+    def __init__(self, action: str, roles: tuple[str, ...] = (), *, customer: bool = False,
+                 staff: bool = True):
+        """`roles`: API key roles allowed besides admin. `customer`: a customer token for the
+        `{account_id}` in the path may call. `staff=False`: no API key may call (customer-only
+        actions such as submitting an appeal)."""
+        self.action = action
+        self.roles = roles
+        self.customer = customer
+        self.staff = staff
+
+    def __call__(self, request: Request,
+                 credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        context = request_context(request.scope)
+        context.action = self.action
+        context.target = next((str(request.path_params[p]) for p in _TARGET_PARAMS
+                               if p in request.path_params), None)
+        if credentials is None:
+            raise unauthenticated("send Authorization: Bearer <API key or customer token>")
+        app = services(request)
+        try:
+            principal = app.authenticator.authenticate(credentials.credentials, app.now())
+        except CredentialInvalid as error:
+            raise unauthenticated(f"credential refused: {error}") from None
+        context.principal = principal
+        if principal.is_customer:
+            context.audited = self.action in CUSTOMER_AUDITED
+            if not self.customer:
+                raise Problem(403, "a customer token cannot do this; it reads its own account "
+                                   "and submits appeals for it")
+            if request.path_params.get("account_id") != principal.account_id:
+                raise Problem(403, "a customer token is for one account only")
+            return principal
+        context.audited = self.action not in NOT_AUDITED
+        if not self.staff:
+            raise Problem(403, "only the customer, with a customer token, can do this")
+        if not principal.has_role(*self.roles):
+            allowed = " or ".join((*self.roles, "admin"))
+            held = ", ".join(sorted(principal.roles)) or "none"
+            raise Problem(403, f"needs role {allowed}; this key has {held}")
+        return principal

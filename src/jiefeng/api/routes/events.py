@@ -1,0 +1,74 @@
+"""POST /v1/events: ingest a batch; POST /v1/accounts/{id}/authorize: a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from jiefeng.api.auth import Guard
+from jiefeng.api.models import AuthorizeIn, DecisionOut, EventsIn, EventsOut
+from jiefeng.api.problems import PROBLEM_JSON, field_problem, problem_body, problem_responses
+from jiefeng.api.services import Services, services
+from jiefeng.domain.decisions import PurchaseRequest
+from jiefeng.domain.money import parse_amount_fen
+from jiefeng.service.ingest import ACCEPTED, DUPLICATE, REJECTED
+from jiefeng.service.security import Principal
+
+router = APIRouter(tags=["events"])
+
+
+@router.post(
+    "/v1/events", response_model=EventsOut,
+    responses={**problem_responses(401, 403, 413, 422),
+               422: {"description": "Every event was rejected (or the body is malformed); "
+                                    "`results` lists each event's field and reason.",
+                     "content": {PROBLEM_JSON: {}}}},
+    summary="Ingest events (1-1,000)")
+def ingest_events(body: EventsIn, request: Request,
+                  principal: Principal = Depends(Guard("events.ingest", ("ingest",))),
+                  svc: Services = Depends(services)) -> Any:
+    """Store and apply events. Each gets a result: `accepted`, `duplicate` (same event_id and
+    content, applied once: retries are harmless) or `rejected` (field and reason). The accepted
+    ones commit together. If every event is rejected the answer is a 422 problem that also
+    carries `results`."""
+    report = svc.engine().ingest(list(enumerate(body.events)))
+    counts = {status: report.count(status) for status in (ACCEPTED, DUPLICATE, REJECTED)}
+    for status, count in counts.items():
+        if count:
+            svc.metrics.events.labels(status).inc(count)
+    results = [r.to_dict() for r in report.results]
+    if counts[REJECTED] == len(results):
+        errors = [{"field": f"events[{r.position}].{r.field}", "reason": r.reason or ""}
+                  for r in report.results][:50]
+        detail = f"all {len(results)} events were rejected; " + "; ".join(
+            f"{e['field']}: {e['reason']}" for e in errors[:3])
+        context = request.scope["jiefeng.context"]
+        return JSONResponse(
+            problem_body(422, "Unprocessable Content", detail, errors, context.request_id,
+                         {"results": results}),
+            status_code=422, media_type=PROBLEM_JSON)
+    return {"accepted": counts[ACCEPTED], "duplicate": counts[DUPLICATE],
+            "rejected": counts[REJECTED], "results": results}
+
+
+@router.post(
+    "/v1/accounts/{account_id}/authorize", response_model=DecisionOut,
+    responses=problem_responses(401, 403, 404, 422), summary="Would this purchase be approved?")
+def authorize(account_id: str, body: AuthorizeIn,
+              principal: Principal = Depends(
+                  Guard("accounts.authorize", ("ingest", "operator"))),
+              svc: Services = Depends(services)) -> Any:
+    """A decision with every code that applies; changes nothing (to record a purchase, ingest
+    a `purchase` event). Names the policy version it was made under."""
+    try:
+        request = PurchaseRequest(parse_amount_fen(body.amount), body.merchant_id,
+                                  body.kind.value, body.password_ok)
+    except ValueError as error:
+        message = str(error)
+        field, _, reason = message.partition(": ") if ": " in message else ("amount", "", message)
+        raise field_problem(422, field, reason) from None
+    decision = svc.engine().authorize(account_id, request, body.at)
+    svc.metrics.decisions.labels("approved" if decision.approved else "declined").inc()
+    return decision.to_dict()
