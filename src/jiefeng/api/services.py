@@ -11,7 +11,7 @@ from fastapi import Request
 
 from jiefeng.api.metrics import Metrics
 from jiefeng.service.audit import AuditLog
-from jiefeng.service.engine import Engine, utc_now
+from jiefeng.service.engine import Engine, EngineCaches, utc_now
 from jiefeng.service.security import (
     ApiKeys,
     Authenticator,
@@ -32,6 +32,7 @@ class Services:
     audit: AuditLog
     metrics: Metrics
     sweep_key: bytes
+    caches: EngineCaches
 
     @classmethod
     def build(cls, db: str, now: Callable[[], dt.datetime] | None = None) -> Services:
@@ -41,10 +42,11 @@ class Services:
         keys = ApiKeys(store)
         tokens = CustomerTokens(secret)
         return cls(store, clock, keys, Authenticator(keys, tokens), tokens, AuditLog(store),
-                   Metrics(store), derive_key(secret, "sweep-dry-run"))
+                   Metrics(store), derive_key(secret, "sweep-dry-run"), EngineCaches())
 
     def engine(self) -> Engine:
-        return Engine(self.store, None, self.now)
+        # A fresh Engine reads the active policy; the caches are the process's, shared.
+        return Engine(self.store, None, self.now, self.caches)
 
 
 def services(request: Request) -> Services:

@@ -48,9 +48,18 @@ def fingerprint(state: AccountState) -> tuple[Any, ...]:
     )
 
 
+class EngineCaches:
+    """Process-wide caches, shared by the Engines one process makes (one per API request)."""
+
+    def __init__(self) -> None:
+        self.states = StateCache()  # writers' working states
+        self.read_states = StateCache()  # readers' states: never mutated (advance copies)
+        self.scopes = ScopeCache()
+
+
 class Engine:
     def __init__(self, store: SqlStore, policy: Policy | None = None,
-                 now: Callable[[], dt.datetime] = utc_now):
+                 now: Callable[[], dt.datetime] = utc_now, caches: EngineCaches | None = None):
         self.store = store
         if policy is None:  # the store's active version (service/policies.py), else built-in
             from jiefeng.service.policies import active_policy
@@ -58,9 +67,10 @@ class Engine:
             policy = active_policy(store)
         self.policy = policy or default_policy()
         self.now = now
-        self.cache = StateCache()  # writers' working states
-        self.read_cache = StateCache()  # readers' states: never mutated (advance copies)
-        self.scope_cache = ScopeCache()
+        caches = caches or EngineCaches()
+        self.cache = caches.states
+        self.read_cache = caches.read_states
+        self.scope_cache = caches.scopes
 
     # --- writes ---------------------------------------------------------------------------------
 

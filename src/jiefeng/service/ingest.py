@@ -98,17 +98,17 @@ class ScopeCache:
     """The portfolio's scopes, rebuilt only when the operator commands in the log change."""
 
     def __init__(self) -> None:
-        self._marker: tuple[int, int] | None = None
-        self._scopes = Scopes()
+        self._cached: tuple[tuple[int, int] | None, Scopes] = (None, Scopes())
 
     def get(self, store: SqlStore, connection: Connection) -> Scopes:
         marker = store.scope_marker(connection, SCOPE_TYPES)
-        if marker != self._marker:
+        cached_marker, scopes = self._cached  # one tuple: consistent under threads
+        if marker != cached_marker:
             scopes = Scopes()
             for body in store.operator_event_bodies(connection, SCOPE_TYPES):
                 scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
-            self._scopes, self._marker = scopes, marker
-        return self._scopes
+            self._cached = (marker, scopes)
+        return scopes
 
 
 def load_scopes(store: SqlStore, connection: Connection) -> Scopes:

@@ -12,6 +12,7 @@ for a late event (its events after the snapshot are then no longer a simple cont
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -36,22 +37,27 @@ class StateCache:
     def __init__(self, max_accounts: int = MAX_CACHED_ACCOUNTS):
         self.max_accounts = max_accounts
         self._entries: OrderedDict[str, tuple[int, AccountState]] = OrderedDict()
+        # The API serves requests on several threads; entries and LRU order change together.
+        self._lock = threading.Lock()
 
     def get(self, account_id: str, revision: int) -> AccountState | None:
-        entry = self._entries.get(account_id)
-        if entry is None or entry[0] != revision:
-            return None
-        self._entries.move_to_end(account_id)
-        return entry[1]
+        with self._lock:
+            entry = self._entries.get(account_id)
+            if entry is None or entry[0] != revision:
+                return None
+            self._entries.move_to_end(account_id)
+            return entry[1]
 
     def put(self, account_id: str, revision: int, state: AccountState) -> None:
-        self._entries[account_id] = (revision, state)
-        self._entries.move_to_end(account_id)
-        while len(self._entries) > self.max_accounts:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[account_id] = (revision, state)
+            self._entries.move_to_end(account_id)
+            while len(self._entries) > self.max_accounts:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
