@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import socket
 import uuid
 from typing import Annotated
 
@@ -62,9 +63,24 @@ def serve(
     store = SqlStore(db)  # migrate once, before any worker starts
     signing_secret(store, _now())  # and make the token secret once, not per worker
     store.close()
-    uvicorn.run("jiefeng.api.app:app_from_env", factory=True, host=host, port=port,
+    # Our own listening socket with TCP_NODELAY, which accepted connections inherit: worker
+    # processes get the socket handed over, and asyncio then cannot tell it is TCP and leaves
+    # Nagle's algorithm on, so a response written in two parts waited ~40 ms for a delayed ACK.
+    listener = _listening_socket(host, port)
+    uvicorn.run("jiefeng.api.app:app_from_env", factory=True, fd=listener.fileno(),
                 workers=workers, log_level=log_level, proxy_headers=False,
                 server_header=False)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
 
 
 @keys_app.command("create")

@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,9 +98,29 @@ def check_name(name: str) -> str:
     return name
 
 
+KEY_CACHE_SECONDS = 1.0  # another process's revocation takes effect within this
+
+
 class ApiKeys:
     def __init__(self, store: SqlStore):
         self.store = store
+        # key_id -> (row, fetched at): a request does not pay a database read for its key.
+        # Revocations in this process drop the entry at once; in another worker, within
+        # KEY_CACHE_SECONDS.
+        self._rows: dict[str, tuple[Any, float]] = {}
+
+    def _row(self, key_id: str) -> Any:
+        cached = self._rows.get(key_id)
+        if cached is not None and time.monotonic() - cached[1] < KEY_CACHE_SECONDS:
+            return cached[0]
+        with self.store.read() as connection:
+            row = connection.execute(
+                select(st.api_keys).where(st.api_keys.c.key_id == key_id)).first()
+        if row is not None:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            self._rows[key_id] = (row, time.monotonic())
+        return row
 
     def create(self, roles: list[str] | tuple[str, ...], name: str | None, created_by: str | None,
                now: dt.datetime) -> NewKey:
@@ -118,9 +139,7 @@ class ApiKeys:
         match = _KEY_PATTERN.match(key)
         if match is None:
             raise CredentialInvalid("not an API key")
-        with self.store.read() as connection:
-            row = connection.execute(
-                select(st.api_keys).where(st.api_keys.c.key_id == match.group(1))).first()
+        row = self._row(match.group(1))
         stored = row.secret_sha256 if row is not None else "0" * 64
         # Compare even for an unknown id, so timing says nothing about which ids exist.
         if not hmac.compare_digest(stored, _sha256_hex(key)) or row is None:
@@ -143,6 +162,7 @@ class ApiKeys:
 
     def revoke(self, key_id: str, revoked_by: str, now: dt.datetime) -> dict[str, Any] | None:
         """Revoke a key (idempotent: a second revoke keeps the first time). None if unknown."""
+        self._rows.pop(key_id, None)
         with self.store.transaction() as connection:
             row = connection.execute(
                 select(st.api_keys).where(st.api_keys.c.key_id == key_id)).first()
@@ -152,6 +172,7 @@ class ApiKeys:
                 connection.execute(
                     st.api_keys.update().where(st.api_keys.c.key_id == key_id)
                     .values(revoked_at_utc=t.utc_text(now), revoked_by=revoked_by))
+        self._rows.pop(key_id, None)
         return self.get(key_id)
 
 

@@ -42,7 +42,7 @@ events = Table(
     Column("ingested_at_utc", TIME, nullable=False),
 )
 Index("ix_events_account_time", events.c.account_id, events.c.at_utc, events.c.seq)
-Index("ix_events_type", events.c.type)
+Index("ix_events_type", events.c.type, events.c.seq)
 
 accounts = Table(
     "accounts",

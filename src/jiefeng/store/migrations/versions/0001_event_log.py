@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("ingested_at_utc", TIME, nullable=False),
     )
     op.create_index("ix_events_account_time", "events", ["account_id", "at_utc", "seq"])
-    op.create_index("ix_events_type", "events", ["type"])
+    op.create_index("ix_events_type", "events", ["type", "seq"])
     op.create_table(
         "accounts",
         sa.Column("account_id", ID, primary_key=True),
