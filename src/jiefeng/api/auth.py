@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jiefeng.api.context import request_context
 from jiefeng.api.problems import Problem, unauthenticated
-from jiefeng.api.services import services
+from jiefeng.api.services import Services
 from jiefeng.service.security import CredentialInvalid, Principal
 
 bearer = HTTPBearer(
@@ -43,15 +43,18 @@ class Guard:
         self.customer = customer
         self.staff = staff
 
-    def __call__(self, request: Request,
-                 credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    async def __call__(self, request: Request,
+                       credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+                       ) -> Principal:
+        # async: verifying a credential is a cache hit or one indexed read at most once a
+        # second per key; a thread-pool hop per request cost more than that.
         context = request_context(request.scope)
         context.action = self.action
         context.target = next((str(request.path_params[p]) for p in _TARGET_PARAMS
                                if p in request.path_params), None)
         if credentials is None:
             raise unauthenticated("send Authorization: Bearer <API key or customer token>")
-        app = services(request)
+        app: Services = request.app.state.services
         try:
             principal = app.authenticator.authenticate(credentials.credentials, app.now())
         except CredentialInvalid as error:

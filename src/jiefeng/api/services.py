@@ -49,5 +49,6 @@ class Services:
         return Engine(self.store, None, self.now, self.caches)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain attribute read; a sync dependency would cost a thread-pool hop.
     return request.app.state.services

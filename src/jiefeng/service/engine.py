@@ -10,7 +10,7 @@ from typing import Any
 
 from jiefeng.domain import core
 from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
-from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
 from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
@@ -94,6 +94,15 @@ class Engine:
         account folded from its log up to `at`.
         """
         at = at or self.now()
+        # Fast path, one round trip: the account's row and the scope marker, and both the
+        # state (at that revision) and the scopes (at that marker) already in this process.
+        newest, row = self.store.peek(account_id, SCOPE_TYPES)
+        if row is not None and row.clock <= at:
+            scopes_now = self.scope_cache.cached(newest)
+            cached = self.read_cache.get(account_id, row.revision)
+            if scopes_now is not None and cached is not None:
+                state, _ = core.advance(cached, at, self.policy, scopes_now)
+                return state, scopes_now, at
         with self.store.read() as connection:
             scopes = self.scope_cache.get(self.store, connection)
             states, _ = load_states(self.store, connection, [account_id], self.policy, scopes,

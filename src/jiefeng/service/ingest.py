@@ -100,6 +100,11 @@ class ScopeCache:
     def __init__(self) -> None:
         self._cached: tuple[tuple[int, int] | None, Scopes] = (None, Scopes())
 
+    def cached(self, newest_seq: int) -> Scopes | None:
+        """The scopes if they are current for this marker (see SqlStore.peek), else None."""
+        marker, scopes = self._cached
+        return scopes if marker == (0, newest_seq) else None
+
     def get(self, store: SqlStore, connection: Connection) -> Scopes:
         marker = store.scope_marker(connection, SCOPE_TYPES)
         cached_marker, scopes = self._cached  # one tuple: consistent under threads

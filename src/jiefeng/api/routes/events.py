@@ -56,12 +56,14 @@ def ingest_events(body: EventsIn, request: Request,
 @router.post(
     "/v1/accounts/{account_id}/authorize", response_model=DecisionOut,
     responses=problem_responses(401, 403, 404, 422), summary="Would this purchase be approved?")
-def authorize(account_id: str, body: AuthorizeIn,
+async def authorize(account_id: str, body: AuthorizeIn,
               principal: Principal = Depends(
                   Guard("accounts.authorize", ("ingest", "operator"))),
               svc: Services = Depends(services)) -> Any:
     """A decision with every code that applies; changes nothing (to record a purchase, ingest
     a `purchase` event). Names the policy version it was made under."""
+    # Runs on the event loop, not the thread pool: the decision is a fraction of a millisecond
+    # (one indexed read and a fold from cached state), less than a thread hop under load.
     try:
         request = PurchaseRequest(parse_amount_fen(body.amount), body.merchant_id,
                                   body.kind.value, body.password_ok)
