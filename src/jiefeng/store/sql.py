@@ -165,11 +165,17 @@ class SqlStore:
         """Serialize writers per account (PostgreSQL; SQLite already holds the write lock)."""
         if self.dialect != "postgresql":
             return
-        for account_id in sorted(set(account_ids)):  # sorted: no lock-order deadlocks
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": account_id},
-            )
+        keys = sorted(set(account_ids))
+        if not keys:
+            return
+        # One round trip for the whole batch; locks are taken in hash order, the same order
+        # in every transaction, so two batches can never wait on each other in a cycle.
+        connection.exec_driver_sql(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM "
+            "(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%s::text[]) AS k "
+            "ORDER BY h) AS ordered",
+            (keys,),
+        )
 
     def lock_portfolio(self, connection: Connection) -> None:
         """One lock for operator commands that touch many accounts."""
@@ -183,10 +189,16 @@ class SqlStore:
         ids = list(dict.fromkeys(event_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = connection.execute(
-                select(t.events.c.event_id, t.events.c.body).where(t.events.c.event_id.in_(chunk))
-            )
-            found.update({row.event_id: row.body for row in rows})
+            # The driver's own statement: SQLAlchemy's expansion of a 500-item IN cost ~10 ms.
+            if self.dialect == "sqlite":
+                marks = ", ".join("?" * len(chunk))
+                rows = connection.exec_driver_sql(
+                    f"SELECT event_id, body FROM events WHERE event_id IN ({marks})",
+                    tuple(chunk))
+            else:
+                rows = connection.exec_driver_sql(
+                    "SELECT event_id, body FROM events WHERE event_id = ANY(%s)", (chunk,))
+            found.update({event_id: body for event_id, body in rows})
         return found
 
     def _executemany(self, connection: Connection, sql: str, rows: list[tuple]) -> None:
@@ -201,13 +213,21 @@ class SqlStore:
         if not rows:
             return
         ingested = t.utc_text(ingested_at)
+        values = [(row.event_id, row.account_id, row.type, t.utc_text(row.at), row.actor,
+                   row.body, row.outcome, ingested) for row in rows]
+        columns = ("event_id, account_id, type, at_utc, actor, body, outcome, "
+                   "ingested_at_utc")
+        if self.dialect == "postgresql":
+            # COPY: several times faster than even a pipelined executemany for a batch.
+            raw = connection.connection.dbapi_connection
+            with raw.cursor() as cursor, cursor.copy(
+                f"COPY events ({columns}) FROM STDIN"
+            ) as copy:
+                for value in values:
+                    copy.write_row(value)
+            return
         self._executemany(
-            connection,
-            "INSERT INTO events (event_id, account_id, type, at_utc, actor, body, outcome, "
-            "ingested_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(row.event_id, row.account_id, row.type, t.utc_text(row.at), row.actor, row.body,
-              row.outcome, ingested) for row in rows],
-        )
+            connection, f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def account_event_bodies(self, connection: Connection, account_id: str,
                              until: dt.datetime | None = None) -> list[str]:
