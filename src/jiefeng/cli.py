@@ -87,7 +87,7 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", help="Only the totals.")] = False,
 ) -> None:
     """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate."""
-    from jiefeng.store.sql import MAX_BATCH_EVENTS
+    from jiefeng.store.sql import FILE_BATCH_EVENTS
 
     if str(file) == "-":
         lines = sys.stdin.read().splitlines()
@@ -103,8 +103,8 @@ def ingest(
     rejected = []
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=len(items))
-        for start in range(0, len(items), MAX_BATCH_EVENTS):
-            report = engine.ingest(items[start : start + MAX_BATCH_EVENTS])
+        for start in range(0, len(items), FILE_BATCH_EVENTS):
+            report = engine.ingest(items[start : start + FILE_BATCH_EVENTS], FILE_BATCH_EVENTS)
             accepted += report.accepted
             duplicates += report.duplicates
             rejected.extend(r for r in report.results if r.status == "rejected")

@@ -19,7 +19,7 @@ from rich.table import Table
 from jiefeng.batch.timeline import HoldInterval, Timeline, account_intervals, scoped_intervals
 from jiefeng.domain import holds as H
 from jiefeng.service.engine import Engine
-from jiefeng.store.sql import MAX_BATCH_EVENTS, SqlStore
+from jiefeng.store.sql import FILE_BATCH_EVENTS, SqlStore
 
 
 def _explain_moment(interval: HoldInterval) -> dt.datetime:
@@ -48,8 +48,8 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
     rejected_examples: list[str] = []
     with progress() as bar:
         task = bar.add_task("ingest events", total=len(items))
-        for start in range(0, len(items), MAX_BATCH_EVENTS):
-            report = engine.ingest(items[start : start + MAX_BATCH_EVENTS])
+        for start in range(0, len(items), FILE_BATCH_EVENTS):
+            report = engine.ingest(items[start : start + FILE_BATCH_EVENTS], FILE_BATCH_EVENTS)
             counts["accepted"] += report.accepted
             counts["duplicate"] += report.duplicates
             counts["rejected"] += report.rejected

@@ -15,7 +15,7 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
 from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
 from jiefeng.service.states import StateCache, load_states
-from jiefeng.store.sql import AccountWrite, SqlStore
+from jiefeng.store.sql import MAX_BATCH_EVENTS, AccountWrite, SqlStore
 
 
 def utc_now() -> dt.datetime:
@@ -74,8 +74,10 @@ class Engine:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def ingest(self, items: Sequence[tuple[int, Any]]) -> IngestReport:
-        return ingest(self.store, items, self.policy, self.now, self.cache, self.scope_cache)
+    def ingest(self, items: Sequence[tuple[int, Any]],
+               batch_events: int = MAX_BATCH_EVENTS) -> IngestReport:
+        return ingest(self.store, items, self.policy, self.now, self.cache, self.scope_cache,
+                      batch_events)
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

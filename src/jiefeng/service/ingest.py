@@ -36,7 +36,14 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache, load_states, parse_stored
 from jiefeng.store import schema as t
-from jiefeng.store.sql import MAX_BATCH_EVENTS, AccountRow, AccountWrite, EventRow, SqlStore
+from jiefeng.store.sql import (
+    FILE_BATCH_EVENTS,
+    MAX_BATCH_EVENTS,
+    AccountRow,
+    AccountWrite,
+    EventRow,
+    SqlStore,
+)
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -390,16 +397,19 @@ def ingest(
     now: Callable[[], dt.datetime],
     cache: StateCache | None = None,
     scope_cache: ScopeCache | None = None,
+    batch_events: int = MAX_BATCH_EVENTS,
 ) -> IngestReport:
-    """Ingest (position, raw) items in batches of at most MAX_BATCH_EVENTS, one transaction each.
+    """Ingest (position, raw) items in batches of at most `batch_events` (bounded by
+    FILE_BATCH_EVENTS), one transaction each.
 
     A raw item is a decoded JSON object or one line of JSON text.
     """
     cache = cache if cache is not None else StateCache()
     scope_cache = scope_cache if scope_cache is not None else ScopeCache()
     report = IngestReport()
-    for start in range(0, len(items), MAX_BATCH_EVENTS):
-        report.extend(_ingest_batch(store, items[start : start + MAX_BATCH_EVENTS], policy, now,
+    assert 1 <= batch_events <= FILE_BATCH_EVENTS, "a transaction is bounded"
+    for start in range(0, len(items), batch_events):
+        report.extend(_ingest_batch(store, items[start : start + batch_events], policy, now,
                                     cache, scope_cache))
     return report
 

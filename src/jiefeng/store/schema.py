@@ -99,7 +99,10 @@ Index("ix_appeals_status", appeals.c.status, appeals.c.submitted_at_utc)
 def utc_text(at: dt.datetime) -> str:
     """A fixed-width UTC ISO string that sorts like the instant it names."""
     assert at.tzinfo is not None, "store times are timezone-aware"
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if at.tzinfo is not dt.UTC:
+        at = at.astimezone(dt.UTC)
+    # isoformat renders UTC as +00:00 and is several times faster than strftime.
+    return at.isoformat(timespec="microseconds")
 
 
 def parse_utc_text(text: str) -> dt.datetime:
