@@ -36,7 +36,7 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
-def _fresh_pg_database() -> Iterator[str]:
+def fresh_pg_database() -> Iterator[str]:
     import psycopg
 
     name = f"jiefeng_test_{uuid.uuid4().hex[:12]}"
@@ -57,4 +57,4 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         yield str(tmp_path / "jiefeng.db")
         return
     require_postgres()
-    yield from _fresh_pg_database()
+    yield from fresh_pg_database()

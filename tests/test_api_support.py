@@ -94,17 +94,26 @@ class Api:
         return response.json()["entries"]
 
 
-def make_api(tmp_path: Path, clock: Clock | None = None, **app_options: Any) -> Iterator[Api]:
+def make_api(tmp_path: Path, clock: Clock | None = None, db: str | None = None,
+             **app_options: Any) -> Iterator[Api]:
     clock = clock or Clock()
-    app = create_app(str(tmp_path / "api.db"), now=clock, **app_options)
+    app = create_app(db or str(tmp_path / "api.db"), now=clock, **app_options)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, clock)
     app.state.services.store.close()
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    yield from make_api(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """The service on SQLite, and again on a fresh PostgreSQL database (see backends.py)."""
+    if request.param == "sqlite":
+        yield from make_api(tmp_path)
+        return
+    from backends import fresh_pg_database, require_postgres
+
+    require_postgres()
+    for url in fresh_pg_database():
+        yield from make_api(tmp_path, db=url)
 
 
 def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
