@@ -240,7 +240,10 @@ def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> N
     rate_bp = policy.billing.late_fee_daily_bp
     for statement in state.statements:
         if statement.overdue_since is not None and statement.principal_due_fen > 0:
-            statement.late_fee_fen += statement.principal_due_fen * rate_bp // 10_000 * days
+            # Counted exactly in 1/10,000 fen and floored only when shown as fen, so small
+            # balances accrue too and the total is the same however time was chunked.
+            statement.late_fee_units += statement.principal_due_fen * rate_bp * days
+            statement.late_fee_fen = statement.late_fee_units // 10_000
     state.fees_accrued_through = today
 
 
@@ -294,9 +297,12 @@ def check_overdue(
             state.fees_accrued_through = local_date(check_at, tz)  # fees count from here
         statement.overdue_since = check_at
         newly_overdue = True
-    if newly_overdue:
+    if newly_overdue and H.OVERDUE not in state.holds:
+        # A new overdue episode (a further statement falling due while the account is already
+        # overdue is the same episode): this is what "a second overdue" counts.
         state.overdue_starts.append(at)
         _trim(state.overdue_starts, at - OVERDUE_MEMORY)
+    if newly_overdue:
         if H.CURE_PROBATION in state.holds:
             release(state, effects, H.CURE_PROBATION, at, "clock:overdue", "superseded_by_overdue")
     _refresh_overdue_hold(state, at, policy, "clock:overdue", effects)
@@ -519,7 +525,9 @@ def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
     )
     _pay(state, event.amount_fen)
     if event.at - record.at <= HOUR * policy.cash_out.quick_refund_hours:
-        state.quick_refunds.append(event.at)
+        # Counted per purchase: three partial refunds of one purchase are one quick refund.
+        if not any(ref == record.event_id for _, ref in state.quick_refunds):
+            state.quick_refunds.append((event.at, record.event_id))
         _trim(state.quick_refunds, event.at - DAY * policy.cash_out.quick_refund_window_days)
         if len(state.quick_refunds) >= policy.cash_out.quick_refund_count:
             cash_out_signal(state, event.at, "quick_refunds", event.event_id, policy, effects)

@@ -33,6 +33,7 @@ class Statement:
     overdue_since: dt.datetime | None = None
     bureau_notice_sent: bool = False
     bureau_reported: bool = False
+    late_fee_units: int = 0  # late fee in 1/10,000 fen; late_fee_fen is its floor
 
     @property
     def principal_due_fen(self) -> int:
@@ -57,6 +58,7 @@ class Statement:
             self.overdue_since,
             self.bureau_notice_sent,
             self.bureau_reported,
+            self.late_fee_units,
         )
 
 
@@ -135,7 +137,7 @@ class AccountState:
 
     # cash-out and brushing signals
     suspicious_purchases: deque = field(default_factory=deque)  # (at, merchant_id)
-    quick_refunds: deque = field(default_factory=deque)  # at
+    quick_refunds: deque = field(default_factory=deque)  # (at, purchase_event_id)
     brushing_cycles: deque = field(default_factory=deque)  # (at, purchase_event_id)
     cash_out_signals: deque = field(default_factory=deque)  # (at, signal, ref)
     last_cash_out_signal_at: dt.datetime | None = None

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from jiefeng.domain.state import AccountState
 from jiefeng.store import schema as t
 
-SNAPSHOT_FORMAT = 2  # bump when AccountState changes shape; older snapshots are rebuilt
+SNAPSHOT_FORMAT = 3  # bump when AccountState changes shape; older snapshots are rebuilt
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
 # touches; a time-ordered file touches most accounts in every batch, so bigger transactions
