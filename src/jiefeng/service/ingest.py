@@ -158,21 +158,28 @@ class BatchIngest:
         self.rebuilt: set[str] = set()  # replayed whole: effects recomputed, snapshot forced
         self.appeal_accounts: dict[str, str] = {}
         self.cache_updates: list[tuple[str, int, AccountState]] = []
+        self.missing: set[str] = set()  # account ids the store has no row for
 
     # --- state access -----------------------------------------------------------------------
 
     def _load(self, account_ids: Iterable[str]) -> None:
-        wanted = [a for a in account_ids if a not in self.states and a not in self.rows]
+        wanted = [a for a in account_ids
+                  if a not in self.states and a not in self.rows and a not in self.missing]
         if not wanted:
             return
         states, rows = load_states(self.store, self.connection, wanted, self.policy,
                                    self.scopes, self.cache)
         self.states.update(states)
         self.rows.update(rows)
+        # Accounts the store does not have: asked once per batch, not once per event.
+        self.missing.update(a for a in wanted if a not in states)
 
     def _state(self, account_id: str) -> AccountState | None:
-        self._load([account_id])
-        return self.states.get(account_id)
+        state = self.states.get(account_id)
+        if state is None and account_id not in self.missing:
+            self._load([account_id])
+            state = self.states.get(account_id)
+        return state
 
     def _replay(self, account_id: str, extra: list[Any],
                 check: Any = None) -> tuple[AccountState, list[Effect]]:
@@ -272,22 +279,17 @@ class BatchIngest:
             new_state, effects = self._replay(account_id, [event], check=event)
             self._replace(account_id, new_state, effects)
         else:
-            effects: list[Effect] = []
-            if state is not None and state.opened:
+            effects = self.effects
+            if state is not None and state.opened and state.clock != event.at:
+                # Time passes even if the event is then rejected; what it produced stays.
                 core.advance_to(state, event.at, self.policy, self.scopes, effects)
-            try:
-                check_event(state, event, self.policy, self.scopes)
-            finally:
-                # Time passed even for a rejected event; keep what it produced.
-                if effects:
-                    self.touched.add(account_id)
-                    self.effects.extend(effects)
+                self.touched.add(account_id)
+            check_event(state, event, self.policy, self.scopes)
             if state is None:
                 state = core.new_account(account_id)
                 self.states[account_id] = state
-            effects = []
+                self.missing.discard(account_id)
             core.apply_event(state, event, self.policy, self.scopes, effects)
-            self.effects.extend(effects)
             self.touched.add(account_id)
         self.accepted_events.setdefault(account_id, []).append(event)
         if isinstance(event, ev.AppealSubmitted):
