@@ -428,7 +428,7 @@ def start_cure_probation(
 
 
 def blocking_codes(state: AccountState, at: dt.datetime, scopes: Scopes) -> list[str]:
-    codes = sorted(state.holds)
+    codes = sorted(state.holds) if state.holds else []
     if scopes.windows and scopes.maintenance_at(at, state.segment):
         codes.append(H.MAINTENANCE)
     if scopes.campaigns and scopes.migrations_at(at, state.account_id, state.segment):
@@ -438,9 +438,11 @@ def blocking_codes(state: AccountState, at: dt.datetime, scopes: Scopes) -> list
 
 def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     at = event.at
+    # Signals below never move the ledger, so this is also the figure the decision uses.
     available_fen = state.available_credit_fen
+    ordinary = event.kind is ev.PurchaseKind.PURCHASE
     # Signals first: the attempt that completes a cash-out pattern is itself declined.
-    if event.kind != ev.PurchaseKind.PURCHASE:
+    if not ordinary:
         cash_out_signal(state, at, "kind_not_allowed", event.event_id, policy, effects)
     else:
         if event.merchant_id in policy.cash_out.high_risk_merchants:
@@ -457,13 +459,11 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     if event.password_ok is not None:
         _password_attempt(state, at, event.password_ok, event.event_id, policy, effects)
 
-    codes: list[str] = []
-    if event.kind != ev.PurchaseKind.PURCHASE:
-        codes.append("kind_not_allowed")
+    codes: list[str] = [] if ordinary else ["kind_not_allowed"]
     codes.extend(blocking_codes(state, at, scopes))
     if event.password_ok is False:
         codes.append("wrong_password")
-    if event.amount_fen > state.available_credit_fen:
+    if event.amount_fen > available_fen:
         codes.append("insufficient_credit")
     approved = not codes
     effects.append(
@@ -1069,61 +1069,75 @@ def after_change(
 
 
 def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime | None:
-    """The next instant after the state's clock at which time alone changes something."""
+    """The next instant after the state's clock at which time alone changes something.
+
+    Runs before every event, so it keeps a running minimum instead of building a list.
+    Deadlines at or before the clock are skipped: the only ones are notices whose moment
+    passed before the account existed.
+    """
     clock = state.clock
     assert clock is not None
     tz = zone(policy.timezone)
-    candidates: list[dt.datetime] = []
-    add = candidates.append
+    best: dt.datetime | None = None
+
     if state.next_statement_date is not None:
-        add(local_midnight(state.next_statement_date, tz))
-    for statement in state.statements:
-        if statement.owed_fen <= 0:
-            continue
-        if statement.overdue_since is None:
-            add(local_midnight(statement.due_date + DAY, tz))
-        else:
-            if not statement.bureau_notice_sent:
-                add(
-                    local_midnight(
-                        statement.due_date + DAY * policy.overdue.bureau_prenotice_days_past_due, tz
-                    )
-                )
-            if not statement.bureau_reported:
-                add(
-                    local_midnight(
-                        statement.due_date + DAY * policy.overdue.bureau_report_days_past_due, tz
-                    )
-                )
-    for hold in state.holds.values():
-        if hold.releases_at is not None:
-            add(hold.releases_at)
-    tightening = state.holds.get(H.POLICY_TIGHTENING)
-    if tightening is not None:
-        earliest = tightening.evidence["earliest_reopen_at"]
-        add(earliest)
-        if clock >= earliest:
-            # Criteria such as account_age_days turn true by time alone: look again daily.
-            add(local_midnight(local_date(clock, tz) + DAY, tz))
-    if (
-        H.DORMANT not in state.holds
-        and state.dormancy_anchor is not None
-        and (state.last_purchase_at is None or state.last_purchase_at < state.dormancy_anchor)
+        t = local_midnight(state.next_statement_date, tz)
+        if t > clock:
+            best = t
+    if state.statements:
+        prenotice = DAY * policy.overdue.bureau_prenotice_days_past_due
+        report = DAY * policy.overdue.bureau_report_days_past_due
+        for statement in state.statements:
+            if statement.owed_fen <= 0:
+                continue
+            if statement.overdue_since is None:
+                days = (DAY,)
+            else:
+                days = tuple(
+                    d for d, done in ((prenotice, statement.bureau_notice_sent),
+                                      (report, statement.bureau_reported)) if not done)
+            for delta in days:
+                t = local_midnight(statement.due_date + delta, tz)
+                if t > clock and (best is None or t < best):
+                    best = t
+    holds = state.holds
+    if holds:
+        for hold in holds.values():
+            t = hold.releases_at
+            if t is not None and t > clock and (best is None or t < best):
+                best = t
+        tightening = holds.get(H.POLICY_TIGHTENING)
+        if tightening is not None:
+            earliest = tightening.evidence["earliest_reopen_at"]
+            # Once eligible, criteria such as account_age_days turn true by time alone: look
+            # again daily.
+            t = earliest if clock < earliest else local_midnight(local_date(clock, tz) + DAY, tz)
+            if t > clock and (best is None or t < best):
+                best = t
+    anchor = state.dormancy_anchor
+    if anchor is not None and H.DORMANT not in holds and (
+        state.last_purchase_at is None or state.last_purchase_at < anchor
     ):
-        dormant_at = state.dormancy_anchor + DAY * policy.dormancy.days_since_open
-        add(dormant_at)
-        if not state.dormancy_notice_sent:
-            add(dormant_at - DAY * policy.dormancy.notice_days)
-    if state.id_expires_on is not None and H.ID_EXPIRED not in state.holds:
-        add(local_midnight(state.id_expires_on + DAY, tz))
-        if state.id_notice_sent_for != state.id_expires_on:
-            add(local_midnight(state.id_expires_on - DAY * policy.id_expiry.notice_days, tz))
+        dormant_at = anchor + DAY * policy.dormancy.days_since_open
+        for t in (dormant_at,) if state.dormancy_notice_sent else (
+            dormant_at, dormant_at - DAY * policy.dormancy.notice_days
+        ):
+            if t > clock and (best is None or t < best):
+                best = t
+    expires_on = state.id_expires_on
+    if expires_on is not None and H.ID_EXPIRED not in holds:
+        t = local_midnight(expires_on + DAY, tz)
+        if t > clock and (best is None or t < best):
+            best = t
+        if state.id_notice_sent_for != expires_on:
+            t = local_midnight(expires_on - DAY * policy.id_expiry.notice_days, tz)
+            if t > clock and (best is None or t < best):
+                best = t
     if state.sweeps_seen < len(scopes.sweeps):
-        add(scopes.sweeps[state.sweeps_seen].at)
-    future = [t for t in candidates if t > clock]
-    # Deadlines at or before the clock that were never handled would stall; they cannot occur
-    # except for notices whose moment passed before the account existed, which we skip.
-    return min(future) if future else None
+        t = scopes.sweeps[state.sweeps_seen].at
+        if t > clock and (best is None or t < best):
+            best = t
+    return best
 
 
 def on_time(
