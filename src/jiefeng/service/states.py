@@ -26,7 +26,7 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
 from jiefeng.store.sql import AccountRow, SqlStore, decode_state
 
-SNAPSHOT_EVERY_EVENTS = 200
+SNAPSHOT_EVERY_EVENTS = 64  # bounds a reader's catch-up fold on a cache miss
 MAX_CACHED_ACCOUNTS = 50_000
 
 
