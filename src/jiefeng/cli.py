@@ -8,6 +8,7 @@ mismatch), 2 invalid input.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import sys
 from pathlib import Path
@@ -263,6 +264,9 @@ def db_upgrade(db: DbOption = "jiefeng.db") -> None:
 
 
 def main() -> None:
+    # Ingest and replay allocate millions of short-lived objects next to a large cache of
+    # account states; the default thresholds walk that cache in frequent full collections.
+    gc.set_threshold(50_000, 20, 100)
     app()
 
 
