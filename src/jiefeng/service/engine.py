@@ -144,6 +144,7 @@ class Engine:
         accounts = events_count = 0
         self.cache.clear()
         with self.store.transaction() as connection:
+            self.store.lock_portfolio(connection)  # no write batch interleaves with a rebuild
             scopes = self.scope_cache.get(self.store, connection)
             stored_ids = self.store.account_ids(connection)
             stored: dict[str, AccountState] = {}
@@ -211,6 +212,7 @@ class Engine:
             chunk = account_ids[start : start + chunk_accounts]
             try:
                 with self.store.transaction() as connection:
+                    self.store.lock_portfolio(connection, exclusive=False)
                     self.store.lock_accounts(connection, chunk)
                     scopes = self.scope_cache.get(self.store, connection)
                     states, rows = load_states(self.store, connection, chunk, self.policy, scopes,

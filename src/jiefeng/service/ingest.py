@@ -215,15 +215,8 @@ class BatchIngest:
         candidates.sort(key=lambda c: c.event.at)  # stable: ties keep arrival order
         stale: set[str] = set()
         sweeps: list[Any] = []
-        for candidate in candidates:
-            try:
-                candidate.event = self._route(candidate.event)
-            except DomainRejected:
-                pass  # reported below, in order
+        # Locks are already held (see _ingest_batch); appeal decisions are already routed.
         account_ids = [a for c in candidates if (a := ev.routing_account_id(c.event))]
-        self.store.lock_accounts(self.connection, account_ids)
-        if any(c.event.type in SCOPE_TYPES for c in candidates):
-            self.store.lock_portfolio(self.connection)
         self._load(account_ids)
         for candidate in candidates:
             event = candidate.event
@@ -264,13 +257,6 @@ class BatchIngest:
             self._advance_everyone_to(sweep.at)
         self._persist()
         return results
-
-    def _route(self, event: Any) -> Any:
-        if isinstance(event, ev.AppealDecided) and event.account_id is None:
-            account_id = self.store.appeal_account(self.connection, event.appeal_id)
-            if account_id is not None:
-                return event.model_copy(update={"account_id": account_id})
-        return event
 
     def _apply_account_event(self, account_id: str, event: Any) -> None:
         state = self._state(account_id)
@@ -362,6 +348,15 @@ class BatchIngest:
             })
 
 
+def _route(store: SqlStore, connection: Connection, event: Any) -> Any:
+    """An appeal decision belongs to the account of its appeal (looked up once, immutable)."""
+    if isinstance(event, ev.AppealDecided) and event.account_id is None:
+        account_id = store.appeal_account(connection, event.appeal_id)
+        if account_id is not None:
+            return event.model_copy(update={"account_id": account_id})
+    return event
+
+
 def _parse(position: int, item: Any) -> tuple[Any, str] | ItemResult:
     """An item (JSON text or a decoded object) -> (event, body to store), or a rejection.
 
@@ -441,6 +436,14 @@ def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Pol
     report = IngestReport()
     try:
         with store.transaction() as connection:
+            # Route appeal decisions to their account, then lock, then look for duplicates:
+            # checked under the locks, two racing sends of one event cannot both be fresh.
+            for candidate in candidates:
+                candidate.event = _route(store, connection, candidate.event)
+            store.lock_portfolio(
+                connection, exclusive=any(c.event.type in SCOPE_TYPES for c in candidates))
+            store.lock_accounts(
+                connection, [a for c in candidates if (a := ev.routing_account_id(c.event))])
             existing = store.existing_bodies(connection, [c.event.event_id for c in candidates])
             fresh: list[_Candidate] = []
             for candidate in candidates:

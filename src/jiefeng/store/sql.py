@@ -181,10 +181,15 @@ class SqlStore:
             (keys,),
         )
 
-    def lock_portfolio(self, connection: Connection) -> None:
-        """One lock for operator commands that touch many accounts."""
-        if self.dialect == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(7201)"))
+    def lock_portfolio(self, connection: Connection, *, exclusive: bool = True) -> None:
+        """The portfolio lock, taken before any account lock. Operator commands that change
+        the scopes take it exclusively; every other write batch takes it shared, so no batch
+        folds against scopes that a concurrent command is changing. (SQLite's single write
+        lock already serializes everything.)"""
+        if self.dialect != "postgresql":
+            return
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        connection.exec_driver_sql(f"SELECT {function}(7201)")
 
     # --- events ---------------------------------------------------------------------------------
 
