@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from backends import db_url  # noqa: F401  (fixture)
-from test_api_support import MINUTE, T0, event, opened
-from test_api_uvicorn import RUN_CLI, STARTUP_SECONDS, _free_port
 
+from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.service.engine import Engine
 from jiefeng.store.sql import SqlStore
+from test_api_support import MINUTE, T0, event, opened
+from test_api_uvicorn import RUN_CLI, STARTUP_SECONDS, _free_port
 
 CLIENTS = 4
 POSTS_PER_CLIENT = 15
