@@ -42,7 +42,11 @@ events = Table(
     Column("ingested_at_utc", TIME, nullable=False),
 )
 Index("ix_events_account_time", events.c.account_id, events.c.at_utc, events.c.seq)
-Index("ix_events_type", events.c.type, events.c.seq)
+# Operator commands only (account_id IS NULL): the scope marker and the scopes read them, and
+# a partial index costs account events nothing on insert (a full one cost ~15 % of the insert).
+Index("ix_events_operator_type", events.c.type, events.c.seq,
+      sqlite_where=events.c.account_id.is_(None),
+      postgresql_where=events.c.account_id.is_(None))
 
 accounts = Table(
     "accounts",

@@ -265,7 +265,8 @@ class SqlStore:
         kinds = sorted(types)
         placeholder = "?" if self.dialect == "sqlite" else "%s"
         union = " UNION ALL ".join(
-            f"SELECT max(seq) AS newest FROM events WHERE type = {placeholder}" for _ in kinds)
+            f"SELECT max(seq) AS newest FROM events WHERE account_id IS NULL AND type = "
+            f"{placeholder}" for _ in kinds)
         newest = connection.exec_driver_sql(
             f"SELECT max(newest) FROM ({union}) AS per_type", tuple(kinds)).scalar()
         return 0, int(newest or 0)
@@ -279,7 +280,8 @@ class SqlStore:
         kinds = sorted(types)
         mark = "?" if self.dialect == "sqlite" else "%s"
         union = " UNION ALL ".join(
-            f"SELECT max(seq) AS newest FROM events WHERE type = {mark}" for _ in kinds)
+            f"SELECT max(seq) AS newest FROM events WHERE account_id IS NULL AND type = {mark}"
+            for _ in kinds)
         sql = (
             "SELECT a.revision, a.events_applied, a.snapshot_events, a.snapshot_format, "
             f"a.clock_utc, m.newest FROM (SELECT max(newest) AS newest FROM ({union}) AS t) AS m "
@@ -301,7 +303,7 @@ class SqlStore:
     def operator_event_bodies(self, connection: Connection, types: Iterable[str]) -> list[str]:
         query = (
             select(t.events.c.body)
-            .where(t.events.c.type.in_(list(types)))
+            .where(t.events.c.account_id.is_(None), t.events.c.type.in_(list(types)))
             .order_by(t.events.c.at_utc, t.events.c.seq)
         )
         return [row.body for row in connection.execute(query)]
