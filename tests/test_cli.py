@@ -143,3 +143,19 @@ def test_the_installed_command_runs_as_a_process(files) -> None:
                                capture_output=True, text=True, env=env, timeout=120)
     assert completed.returncode == 2
     assert "accepted 7" in completed.stdout
+
+
+@pytest.mark.postgres
+def test_the_commands_on_postgresql(files) -> None:
+    from backends import fresh_pg_database, require_postgres
+
+    require_postgres()
+    events, _ = files
+    for url in fresh_pg_database():
+        upgraded = invoke("db", "upgrade", "--db", url)
+        assert upgraded.exit_code == 0 and "revision" in upgraded.output
+        assert invoke("ingest", str(events), "--db", url).exit_code == 2  # two bad lines
+        explained = invoke("explain", "A1", "--at", "2026-01-07T12:00:00+08:00", "--json",
+                           "--db", url)
+        assert json.loads(explained.output)["holds"][0]["code"] == "password_locked"
+        assert "mismatched 0" in invoke("replay", "--db", url).output
