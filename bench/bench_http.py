@@ -25,11 +25,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import orjson
+
+from bench_core import fold_rate  # the same baseline as the core benchmark
 
 PG_ADMIN_URL = os.environ.get("JIEFENG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 JIEFENG = str(Path(sys.executable).with_name("jiefeng"))
@@ -48,27 +49,6 @@ def make_events(target: int) -> list[dict]:
 
     accounts = max(100, target // 170)
     return generate_portfolio(PortfolioSpec(accounts=accounts, months=18, seed=11))[:target]
-
-
-def fold_rate(events: list[dict]) -> float:
-    from jiefeng.domain import core
-    from jiefeng.domain.events import parse_event
-    from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
-    from jiefeng.policy.schema import default_policy
-
-    policy, scopes = default_policy(), Scopes()
-    by_account: dict[str, list] = defaultdict(list)
-    for raw in events:
-        event = parse_event(raw)
-        if event.type in SCOPE_TYPES:
-            scopes = apply_scope_command(scopes, event)
-        elif getattr(event, "account_id", None):
-            by_account[event.account_id].append(event)
-    total = sum(len(v) for v in by_account.values())
-    started = time.perf_counter()
-    for account_id, account_events in by_account.items():
-        core.fold(account_id, account_events, policy, scopes)
-    return total / (time.perf_counter() - started)
 
 
 def create_key(db: str, role: str) -> str:

@@ -23,22 +23,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from jiefeng.domain.holds import HOLD_CODES
+
 # The order codes are listed in (the hold contract's order); unknown codes follow, sorted.
-CODE_ORDER: tuple[str, ...] = (
-    "overdue",
-    "cure_probation",
-    "external_overdue",
-    "cash_out_suspected",
-    "score_below_threshold",
-    "dormant",
-    "account_security",
-    "id_expired",
-    "maintenance",
-    "migration",
-    "password_locked",
-    "policy_tightening",
-    "manual_review",
-)
+CODE_ORDER: tuple[str, ...] = HOLD_CODES
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei",

@@ -32,6 +32,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from jiefeng.domain.holds import HOLD_CODES as ALL_HOLD_CODES
+from jiefeng.domain.holds import MANUAL_REVIEW
 from jiefeng.domain.money import format_fen
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -39,20 +41,7 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 
-HOLD_CODES: tuple[str, ...] = (
-    "overdue",
-    "cure_probation",
-    "external_overdue",
-    "cash_out_suspected",
-    "score_below_threshold",
-    "dormant",
-    "account_security",
-    "id_expired",
-    "maintenance",
-    "migration",
-    "password_locked",
-    "policy_tightening",
-)
+HOLD_CODES: tuple[str, ...] = tuple(c for c in ALL_HOLD_CODES if c != MANUAL_REVIEW)
 
 # The sweep of month six (see default.toml for the thresholds the other scenarios cross).
 SWEEP_CRITERIA = "score < 620 AND utilization > 0.5"

@@ -1207,20 +1207,8 @@ def on_time(
     if expires_on is not None and H.ID_EXPIRED not in state.holds:
         if at >= local_midnight(expires_on + DAY, tz):
             place(state, effects, H.ID_EXPIRED, at, "clock:id_expiry", {"expires_on": expires_on})
-        elif state.id_notice_sent_for != expires_on and at >= local_midnight(
-            expires_on - DAY * policy.id_expiry.notice_days, tz
-        ):
-            state.id_notice_sent_for = expires_on
-            effects.append(
-                Effect(
-                    NOTICE,
-                    at,
-                    state.account_id,
-                    H.ID_EXPIRED,
-                    "clock:id_expiry",
-                    {"notice": "id_expiry_notice", "expires_on": expires_on.isoformat()},
-                )
-            )
+        else:
+            _id_notice_if_due(state, at, policy, effects)
 
     _apply_sweeps(state, previous, at, policy, scopes, effects)
     if H.POLICY_TIGHTENING in state.holds:
