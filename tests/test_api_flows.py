@@ -318,11 +318,22 @@ def test_policy_versions_upload_activate_and_decide(api: Api) -> None:
     listed = api.client.get("/v1/policies", headers=operator).json()
     assert listed["active_version"] == "tight-2026.12"
 
+    # Before the activation the built-in policy decided: 3 wrong passwords did not lock.
     api.ingest(opened("P1"), *wrong_passwords("P1", T0 + HOUR / 4, count=3))
+    before = api.client.post("/v1/accounts/P1/authorize", headers=api.as_role("ingest"),
+                             json={"amount": "10.00", "at": (T0 + HOUR / 2).isoformat()}).json()
+    assert before["policy_version"] != "tight-2026.12" and before["codes"] == []
+    # From the activation on, the tight policy decides: 3 lock.
+    activated_at = api.clock()
+    api.ingest(*[event("password_attempt", "P1", f"P1-late-pw-{i}", activated_at + i * MINUTE,
+                       ok=False) for i in range(1, 4)])
+    api.clock.advance(10 * MINUTE)
     decision = api.client.post("/v1/accounts/P1/authorize", headers=api.as_role("ingest"),
                                json={"amount": "10.00"}).json()
     assert decision["policy_version"] == "tight-2026.12"
     assert decision["codes"] == ["password_locked"]
+    # The activation is an event in the log: a replay reproduces the same decisions.
+    assert api.services.engine().replay(write=False).mismatched == []
     explanation = _explanation(api, "P1", api.customer("P1"))
     assert explanation["policy_version"] == "tight-2026.12"
 

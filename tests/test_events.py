@@ -52,6 +52,7 @@ VALID: dict[str, dict] = {
                        "account_id": "A1"},
     "manual_hold_placed": {"actor": "ops", "account_id": "A1", "reason": "fraud ring"},
     "manual_hold_released": {"actor": "ops", "account_id": "A1"},
+    "policy_activated": {"actor": "ops", "version": "tight-1", "sha256": "0" * 64},
 }
 
 

@@ -286,3 +286,31 @@ def test_late_arrivals_at_scale_give_the_in_order_portfolio(db_url: str, tmp_pat
         expected = fingerprint(in_order.state_at(account_id, horizon)[0])
         assert fingerprint(late.state_at(account_id, horizon)[0]) == expected, account_id
     assert late.replay(write=False).mismatched == []
+
+
+def test_an_activated_policy_decides_from_its_activation_on(db_url: str) -> None:
+    """Activation is an event: before it the built-in policy decided, after it the new one,
+    and a replay reproduces both; an explicit what-if policy ignores activations."""
+    from jiefeng.policy.schema import default_policy, parse_policy_text
+    from jiefeng.service import policies
+
+    engine = engine_for(db_url)
+    tight = 'version = "tight-1"\n[password]\nmax_consecutive_failures = 2\n'
+    policies.upload(engine.store, tight, "ops.alice", T0)
+    engine.ingest_events([opened()] + [
+        ev(f"pw{i}", "password_attempt", T0 + (i + 1) * HOUR, ok=False) for i in range(2)])
+    activation = policies.activation_event(engine.store, "tight-1", "ops.alice", T0 + 5 * HOUR)
+    assert engine.ingest_events([activation]).accepted == 1
+    engine.ingest_events([
+        ev(f"late{i}", "password_attempt", T0 + (6 + i) * HOUR, ok=False) for i in range(2)])
+
+    before = engine.explain("A1", T0 + 4 * HOUR)
+    assert before["policy_version"] == default_policy().version and before["holds"] == []
+    after = engine.explain("A1", T0 + 8 * HOUR)
+    assert after["policy_version"] == "tight-1"
+    assert [h["code"] for h in after["holds"]] == ["password_locked"]
+    assert engine.replay(write=False).mismatched == []
+
+    what_if = Engine(SqlStore(db_url), parse_policy_text(tight.replace("tight-1", "what-if")),
+                     now=lambda: T0)
+    assert what_if.explain("A1", T0 + 4 * HOUR)["policy_version"] == "what-if"

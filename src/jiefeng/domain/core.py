@@ -79,6 +79,7 @@ def apply_event(
     state: AccountState, event: Any, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
     at = event.at
+    policy = scopes.policy_for(at, policy)  # the version active when the event happened
     if state.clock is not None and at < state.clock:
         # The service replays from the log when an event arrives late; here it is a bug.
         raise ValueError(
@@ -113,15 +114,16 @@ def advance_to(
     if now < state.clock:
         return  # time never runs backwards; an older `now` is a no-op
     for _ in range(MAX_DEADLINES_PER_ADVANCE):
-        deadline = rules.next_deadline(state, policy, scopes)
+        deadline = rules.next_deadline(state, scopes.policy_for(state.clock, policy), scopes)
         if deadline is None or deadline > now:
             break
         previous = state.clock
         state.clock = deadline
-        rules.on_time(state, previous, deadline, policy, scopes, effects)
+        rules.on_time(state, previous, deadline, scopes.policy_for(deadline, policy), scopes,
+                      effects)
     else:  # pragma: no cover - an invariant, not a path
         raise AssertionError("advance did not converge: a deadline failed to move forward")
-    rules.accrue_late_fees(state, now, policy)
+    rules.accrue_late_fees(state, now, scopes.policy_for(now, policy))
     state.clock = now
 
 

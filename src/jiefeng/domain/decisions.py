@@ -66,6 +66,7 @@ def authorize(
     state: AccountState, request: PurchaseRequest, at: dt.datetime, policy: Policy, scopes: Scopes
 ) -> Decision:
     """Approve, or decline with every code that applies (holds first, then the request's own)."""
+    policy = scopes.policy_for(at, policy)
     current, _ = advance(state, at, policy, scopes)
     hold_codes = blocking_codes(current, at, scopes)
     codes: list[str] = []

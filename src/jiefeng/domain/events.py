@@ -351,6 +351,17 @@ class AppealDecided(_OperatorEvent):
     account_id: Identifier | None = None
 
 
+class PolicyActivated(_OperatorEvent):
+    """An operator activates a stored policy version (an extension; see docs/events.md).
+
+    From `at` on, every decision is made under it; as an event in the log, a replay switches
+    policy at the same moment."""
+
+    type: Literal["policy_activated"] = "policy_activated"
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class ManualHoldPlaced(_OperatorEvent):
     """An operator places a hold by hand (an extension; see docs/events.md)."""
 
@@ -392,6 +403,7 @@ OperatorEvent = Union[  # noqa: UP007
     AppealDecided,
     ManualHoldPlaced,
     ManualHoldReleased,
+    PolicyActivated,
 ]
 Event = Annotated[AccountEvent | OperatorEvent, Field(discriminator="type")]
 

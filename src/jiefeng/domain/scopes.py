@@ -83,6 +83,16 @@ class Sweep:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyActivation:
+    at: dt.datetime
+    version: str
+    sha256: str
+    event_id: str
+    actor: str
+    policy: Any = None  # the Policy, attached by whoever loads the scopes from a store
+
+
 @dataclass
 class Scopes:
     """The portfolio's scoped commands. Small: bounded by operator activity, not by accounts."""
@@ -90,9 +100,22 @@ class Scopes:
     windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
     campaigns: dict[str, MigrationCampaign] = field(default_factory=dict)
     sweeps: list[Sweep] = field(default_factory=list)  # kept sorted by time
+    policy_activations: list[PolicyActivation] = field(default_factory=list)  # sorted by time
 
     def copy(self) -> Scopes:
-        return Scopes(dict(self.windows), dict(self.campaigns), list(self.sweeps))
+        return Scopes(dict(self.windows), dict(self.campaigns), list(self.sweeps),
+                      list(self.policy_activations))
+
+    def policy_for(self, at: dt.datetime, base: Any) -> Any:
+        """The policy in effect at `at`: the latest activation at or before it whose policy
+        is known, else `base` (the built-in default, or an explicit what-if policy)."""
+        chosen = base
+        for activation in self.policy_activations:
+            if activation.at > at:
+                break
+            if activation.policy is not None:
+                chosen = activation.policy
+        return chosen
 
     # --- questions an account asks ------------------------------------------------------------
 
@@ -211,6 +234,10 @@ def apply_scope_command(scopes: Scopes, event: Any) -> Scopes:
                   event.actor)
         )
         new.sweeps.sort(key=lambda s: s.at)
+    elif isinstance(event, ev.PolicyActivated):
+        new.policy_activations.append(PolicyActivation(
+            event.at, event.version, event.sha256, event.event_id, event.actor))
+        new.policy_activations.sort(key=lambda a: a.at)
     return new
 
 
@@ -221,5 +248,6 @@ SCOPE_TYPES = frozenset(
         "migration_started",
         "migration_completed",
         "policy_sweep",
+        "policy_activated",
     }
 )

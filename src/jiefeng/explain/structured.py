@@ -72,6 +72,7 @@ def build_explanation(
     state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes
 ) -> dict[str, Any]:
     """Explain the account at `at`. The caller has already advanced `state` to `at`."""
+    policy = scopes.policy_for(at, policy)  # the version in effect then, named in the answer
     _ZONE.set(policy.zone)
     holds = active_holds(state, at, scopes)
     ctx = _Context(state, at, policy)

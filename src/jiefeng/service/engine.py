@@ -51,32 +51,39 @@ def fingerprint(state: AccountState) -> tuple[Any, ...]:
 class EngineCaches:
     """Process-wide caches, shared by the Engines one process makes (one per API request)."""
 
-    def __init__(self) -> None:
+    def __init__(self, activations: bool = True) -> None:
         self.states = StateCache()  # writers' working states
         self.read_states = StateCache()  # readers' states: never mutated (advance copies)
-        self.scopes = ScopeCache()
+        self.scopes = ScopeCache(activations)
 
 
 class Engine:
     def __init__(self, store: SqlStore, policy: Policy | None = None,
                  now: Callable[[], dt.datetime] = utc_now, caches: EngineCaches | None = None):
         self.store = store
-        if policy is None:  # the store's active version (service/policies.py), else built-in
-            from jiefeng.service.policies import active_policy
-
-            policy = active_policy(store)
-        self.policy = policy or default_policy()
+        # The base policy: the built-in default, under which history runs until an operator
+        # activates a stored version (a `policy_activated` event, carried in the scopes); or
+        # an explicit what-if policy, which then applies throughout.
+        self.base_policy = policy or default_policy()
         self.now = now
-        caches = caches or EngineCaches()
+        caches = caches or EngineCaches(activations=policy is None)
         self.cache = caches.states
         self.read_cache = caches.read_states
         self.scope_cache = caches.scopes
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in effect now (for answers that are about the present)."""
+        return self.scopes().policy_for(self.now(), self.base_policy)
+
+    def policy_at(self, at: dt.datetime) -> Policy:
+        return self.scopes().policy_for(at, self.base_policy)
 
     # --- writes ---------------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[tuple[int, Any]],
                batch_events: int = MAX_BATCH_EVENTS) -> IngestReport:
-        return ingest(self.store, items, self.policy, self.now, self.cache, self.scope_cache,
+        return ingest(self.store, items, self.base_policy, self.now, self.cache, self.scope_cache,
                       batch_events)
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
@@ -103,21 +110,21 @@ class Engine:
             scopes_now = self.scope_cache.cached(newest)
             cached = self.read_cache.get(account_id, row.revision)
             if scopes_now is not None and cached is not None:
-                state, _ = core.advance(cached, at, self.policy, scopes_now)
+                state, _ = core.advance(cached, at, self.base_policy, scopes_now)
                 return state, scopes_now, at
         with self.store.read() as connection:
             scopes = self.scope_cache.get(self.store, connection)
-            states, _ = load_states(self.store, connection, [account_id], self.policy, scopes,
+            states, _ = load_states(self.store, connection, [account_id], self.base_policy, scopes,
                                     self.read_cache, remember=True)
             current = states.get(account_id)
             if current is None:
                 raise AccountNotFound(account_id)
             if current.clock is not None and current.clock <= at:
-                state, _ = core.advance(current, at, self.policy, scopes)
+                state, _ = core.advance(current, at, self.base_policy, scopes)
                 return state, scopes, at
             bodies = self.store.account_event_bodies(connection, account_id, until=at)
         events = [event_from_row(body, account_id) for body in bodies]
-        state, _ = core.fold(account_id, events, self.policy, scopes, until=at)
+        state, _ = core.fold(account_id, events, self.base_policy, scopes, until=at)
         return state, scopes, at
 
     def explain(self, account_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
@@ -126,14 +133,14 @@ class Engine:
         state, scopes, at = self.state_at(account_id, at)
         if not state.opened:
             raise AccountNotFound(account_id)
-        return build_explanation(state, at, self.policy, scopes)
+        return build_explanation(state, at, self.base_policy, scopes)
 
     def authorize(self, account_id: str, request: PurchaseRequest,
                   at: dt.datetime | None = None) -> Decision:
         state, scopes, at = self.state_at(account_id, at)
         if not state.opened:
             raise AccountNotFound(account_id)
-        return authorize(state, request, at, self.policy, scopes)
+        return authorize(state, request, at, self.base_policy, scopes)
 
     # --- maintenance ----------------------------------------------------------------------------
 
@@ -151,7 +158,8 @@ class Engine:
             rows = {}
             for start in range(0, len(stored_ids), 1_000):
                 chunk_states, chunk_rows = load_states(
-                    self.store, connection, stored_ids[start : start + 1_000], self.policy, scopes)
+                    self.store, connection, stored_ids[start : start + 1_000], self.base_policy,
+                    scopes)
                 stored.update(chunk_states)
                 rows.update(chunk_rows)
             rebuilt: dict[str, tuple[AccountState, list[Any]]] = {}
@@ -162,11 +170,11 @@ class Engine:
                 nonlocal accounts
                 if current_id is None:
                     return
-                state, effects = core.fold(current_id, pending, self.policy, scopes)
+                state, effects = core.fold(current_id, pending, self.base_policy, scopes)
                 before = stored.get(current_id)
                 if before is not None and before.clock is not None and state.clock is not None \
                         and before.clock > state.clock:
-                    core.advance_to(state, before.clock, self.policy, scopes, effects)
+                    core.advance_to(state, before.clock, self.base_policy, scopes, effects)
                 rebuilt[current_id] = (state, effects)
                 accounts += 1
                 if progress:
@@ -193,7 +201,8 @@ class Engine:
                     row = rows.get(account_id)
                     writes.append(AccountWrite(
                         state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                        self.policy.version, (row.revision if row else 0) + 1, True, True))
+                        scopes.policy_for(state.clock, self.base_policy).version,
+                        (row.revision if row else 0) + 1, True, True))
                     all_effects.extend(e for e in effects if e.kind != "purchase_decided")
                 self.store.save_accounts(connection, writes)
                 self.store.append_effects(connection, all_effects)
@@ -215,18 +224,19 @@ class Engine:
                     self.store.lock_portfolio(connection, exclusive=False)
                     self.store.lock_accounts(connection, chunk)
                     scopes = self.scope_cache.get(self.store, connection)
-                    states, rows = load_states(self.store, connection, chunk, self.policy, scopes,
-                                               self.cache)
+                    states, rows = load_states(self.store, connection, chunk, self.base_policy,
+                                               scopes, self.cache)
                     writes = []
                     effects: list[Any] = []
                     for account_id, state in states.items():
                         if state.clock is None or state.clock >= now:
                             continue
-                        core.advance_to(state, now, self.policy, scopes, effects)
+                        core.advance_to(state, now, self.base_policy, scopes, effects)
                         holds = core.active_holds(state, now, scopes)
                         writes.append(AccountWrite(
                             state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                            self.policy.version, rows[account_id].revision + 1, False, False))
+                            scopes.policy_for(now, self.base_policy).version,
+                            rows[account_id].revision + 1, False, False))
                     self.store.save_accounts(connection, writes)
                     self.store.append_effects(connection, effects)
             except BaseException:
@@ -246,7 +256,7 @@ class Engine:
             ids = self.store.account_ids(connection)
             for start in range(0, len(ids), 1_000):
                 chunk, _ = load_states(self.store, connection, ids[start : start + 1_000],
-                                       self.policy, scopes)
+                                       self.base_policy, scopes)
                 states.update(chunk)
         return states
 

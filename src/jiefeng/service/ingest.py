@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -104,7 +104,10 @@ def event_from_row(body: str, account_id: str | None = None) -> Any:
 class ScopeCache:
     """The portfolio's scopes, rebuilt only when the operator commands in the log change."""
 
-    def __init__(self) -> None:
+    def __init__(self, activations: bool = True) -> None:
+        # activations=False: an explicit what-if policy applies throughout, whatever versions
+        # operators activated.
+        self.activations = activations
         self._cached: tuple[tuple[int, int] | None, Scopes] = (None, Scopes())
 
     def cached(self, newest_seq: int) -> Scopes | None:
@@ -119,8 +122,18 @@ class ScopeCache:
             scopes = Scopes()
             for body in store.operator_event_bodies(connection, SCOPE_TYPES):
                 scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
+            scopes.policy_activations = self._resolved(connection, scopes.policy_activations)
             self._cached = (marker, scopes)
         return scopes
+
+    def _resolved(self, connection: Connection, activations: list) -> list:
+        """Attach each activated version's policy (from the stored versions)."""
+        if not self.activations:
+            return []
+        from jiefeng.service.policies import policy_by_version
+
+        return [replace(a, policy=policy_by_version(connection, a.version, a.sha256))
+                for a in activations]
 
 
 def load_scopes(store: SqlStore, connection: Connection) -> Scopes:
@@ -198,7 +211,8 @@ class BatchIngest:
             if event is check:
                 if state.opened:
                     core.advance_to(state, event.at, self.policy, self.scopes, effects)
-                check_event(state if state.opened else None, event, self.policy, self.scopes)
+                check_event(state if state.opened else None, event,
+                            self.scopes.policy_for(event.at, self.policy), self.scopes)
             core.apply_event(state, event, self.policy, self.scopes, effects)
         return state, effects
 
@@ -270,7 +284,7 @@ class BatchIngest:
                 # Time passes even if the event is then rejected; what it produced stays.
                 core.advance_to(state, event.at, self.policy, self.scopes, effects)
                 self.touched.add(account_id)
-            check_event(state, event, self.policy, self.scopes)
+            check_event(state, event, self.scopes.policy_for(event.at, self.policy), self.scopes)
             if state is None:
                 state = core.new_account(account_id)
                 self.states[account_id] = state
@@ -314,7 +328,7 @@ class BatchIngest:
                 state.events_applied - row.snapshot_events >= SNAPSHOT_EVERY_EVENTS)
             writes.append(AccountWrite(
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                self.policy.version, revision, row is None,
+                self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
                 account_id in self.rebuilt or snapshot_due))
             self.cache_updates.append((account_id, revision, state))
         store.save_accounts(connection, writes)
@@ -331,9 +345,10 @@ class BatchIngest:
             appeal = state.appeals.get(effect.data["appeal_id"]) if state else None
             if appeal is None:
                 continue
-            fast = appeal.hold_code in self.policy.appeals.fast_sla_codes
-            sla = (dt.timedelta(hours=self.policy.appeals.fast_sla_hours) if fast
-                   else dt.timedelta(days=self.policy.appeals.sla_days))
+            rules = self.scopes.policy_for(appeal.submitted_at, self.policy).appeals
+            fast = appeal.hold_code in rules.fast_sla_codes
+            sla = (dt.timedelta(hours=rules.fast_sla_hours) if fast
+                   else dt.timedelta(days=rules.sla_days))
             self.store.upsert_appeal(self.connection, {
                 "appeal_id": appeal.appeal_id,
                 "account_id": effect.account_id,

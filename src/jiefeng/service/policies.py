@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,24 @@ def validate(text: str) -> Policy:
     if len(text) > MAX_POLICY_CHARS:
         raise PolicyInvalid([("(file)", f"longer than {MAX_POLICY_CHARS} characters")])
     return parse_policy_text(text)
+
+
+def policy_by_version(connection: Any, version: str, sha256: str) -> Policy | None:
+    """A stored version's policy, if its text still has the digest the activation named."""
+    row = connection.execute(
+        select(st.policies.c.sha256, st.policies.c.body)
+        .where(st.policies.c.version == version)).first()
+    if row is None or row.sha256 != sha256:
+        return None
+    return _parse_cached(row.sha256, row.body)
+
+
+def activation_event(store: SqlStore, version: str, actor: str,
+                     now: dt.datetime) -> dict[str, Any]:
+    """The `policy_activated` event for a stored version (raises PolicyNotFound)."""
+    return {"event_id": f"policy-{uuid.uuid4().hex}", "type": "policy_activated",
+            "at": now.isoformat(), "actor": actor, "version": version,
+            "sha256": get(store, version)["sha256"]}
 
 
 ACTIVE_CACHE_SECONDS = 1.0  # an activation in another worker is used within this

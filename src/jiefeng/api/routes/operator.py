@@ -31,7 +31,7 @@ from jiefeng.api.models import (
     WindowListOut,
     WindowOut,
 )
-from jiefeng.api.problems import Problem, problem_responses
+from jiefeng.api.problems import Problem, field_problem, problem_responses
 from jiefeng.api.services import Services, services
 from jiefeng.policy.schema import PolicyInvalid, default_policy
 from jiefeng.service import operator as ops
@@ -269,9 +269,19 @@ async def validate_policy(request: Request,
 def activate_policy(version: str, request: Request, body: Reason | None = Body(None),
                     principal: Principal = Depends(Guard("policies.activate", OPERATOR)),
                     svc: Services = Depends(services)) -> Any:
-    """From now on every decision, explanation and fold uses this version and names it."""
+    """From now on every decision, explanation and fold uses this version and names it.
+
+    The activation is a `policy_activated` event in the log, so a replay switches policy at
+    the same moment."""
     _why(request, body.reason if body else None)
-    return policies.activate(svc.store, version, principal.name, svc.now())
+    now = svc.now()
+    record = policies.activate(svc.store, version, principal.name, now)
+    report = svc.engine().ingest_events(
+        [policies.activation_event(svc.store, version, principal.name, now)])
+    if report.rejected:  # pragma: no cover - the event is built from a stored version
+        rejected = next(r for r in report.results if r.status == "rejected")
+        raise field_problem(422, rejected.field or "version", rejected.reason or "rejected")
+    return record
 
 
 @router.get("/v1/policies", response_model=PolicyListOut, responses=problem_responses(401, 403),
