@@ -109,6 +109,8 @@ class Scopes:
     def policy_for(self, at: dt.datetime, base: Any) -> Any:
         """The policy in effect at `at`: the latest activation at or before it whose policy
         is known, else `base` (the built-in default, or an explicit what-if policy)."""
+        if not self.policy_activations:
+            return base  # the common case, on the fold's hot path
         chosen = base
         for activation in self.policy_activations:
             if activation.at > at:
