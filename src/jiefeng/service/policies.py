@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -90,29 +89,6 @@ def activation_event(store: SqlStore, version: str, actor: str,
             "sha256": get(store, version)["sha256"]}
 
 
-ACTIVE_CACHE_SECONDS = 1.0  # an activation in another worker is used within this
-_active: dict[str, tuple[Policy | None, float]] = {}  # store url -> (policy, fetched at)
-
-
-def active_policy(store: SqlStore) -> Policy | None:
-    """The last activated stored version, or None if none was ever activated.
-
-    Read at most once a second per process: each API request makes an Engine, and a database
-    read per request for a value that changes a few times a year is waste. An activation in
-    this process is seen at once (see `activate`)."""
-    cached = _active.get(store.url)
-    if cached is not None and time.monotonic() - cached[1] < ACTIVE_CACHE_SECONDS:
-        return cached[0]
-    query = (select(st.policies.c.sha256, st.policies.c.body)
-             .where(st.policies.c.activation_seq.is_not(None))
-             .order_by(st.policies.c.activation_seq.desc()).limit(1))
-    with store.read() as connection:
-        row = connection.execute(query).first()
-    policy = _parse_cached(row.sha256, row.body) if row is not None else None
-    _active[store.url] = (policy, time.monotonic())
-    return policy
-
-
 def upload(store: SqlStore, text: str, actor: str, now: dt.datetime) -> Uploaded:
     policy = validate(text)
     digest = _sha256(text)
@@ -148,7 +124,6 @@ def activate(store: SqlStore, version: str, actor: str, now: dt.datetime) -> dic
         next_seq = (_active_seq(connection) or 0) + 1
         connection.execute(st.policies.update().where(st.policies.c.version == version).values(
             activation_seq=next_seq, activated_at_utc=t.utc_text(now), activated_by=actor))
-    _active.pop(store.url, None)
     return get(store, version)
 
 
