@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.service.engine import Engine
 from jiefeng.store.sql import SqlStore
 from test_api_support import MINUTE, T0, event, opened
-from test_api_uvicorn import RUN_CLI, STARTUP_SECONDS, _free_port
+from test_api_uvicorn import RUN_CLI, running_server
 
 CLIENTS = 4
 POSTS_PER_CLIENT = 15
@@ -27,38 +26,8 @@ POSTS_PER_CLIENT = 15
 
 @pytest.fixture
 def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    env = {**os.environ}
-    env.pop("JIEFENG_TOKEN_SECRET", None)
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "serve", "--db", db_url, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail("server exited: "
-                            + (tmp_path / "server.log").read_text(errors="replace")[-2000:])
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not answer /healthz in time")
-            time.sleep(0.2)
+    with running_server(db_url, tmp_path / "server.log") as base:
         yield base, db_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 def _key(db: str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,15 +37,15 @@ def _cli(*args: str, db: Path) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    db = tmp_path / "served.db"
+@contextmanager
+def running_server(db: str, log_path: Path) -> Iterator[str]:
+    """`serve --workers 2` on a free loopback port; yields its base URL, stops it after."""
     port = _free_port()
     env = {**os.environ}
     env.pop("JIEFENG_TOKEN_SECRET", None)
-    log = (tmp_path / "server.log").open("wb")  # a file, not a pipe: a full pipe would block
+    log = log_path.open("wb")  # a file, not a pipe: a full pipe would block
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "serve", "--db", str(db), "--host", "127.0.0.1",
+        [sys.executable, "-c", RUN_CLI, "serve", "--db", db, "--host", "127.0.0.1",
          "--port", str(port), "--workers", "2", "--log-level", "warning"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -52,7 +53,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             if process.poll() is not None:
-                output = (tmp_path / "server.log").read_text(errors="replace")
+                output = log_path.read_text(errors="replace")
                 pytest.fail(f"server exited with {process.returncode}: {output[-2000:]}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -62,7 +63,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             if time.monotonic() > deadline:
                 pytest.fail("server did not answer /healthz in time")
             time.sleep(0.2)
-        yield base, db
+        yield base
     finally:
         process.terminate()  # SIGTERM to the uvicorn supervisor; it stops its own workers
         try:
@@ -71,6 +72,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    db = tmp_path / "served.db"
+    with running_server(str(db), tmp_path / "server.log") as base:
+        yield base, db
 
 
 def test_served_over_tcp(server: tuple[str, Path]) -> None:

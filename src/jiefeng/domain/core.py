@@ -21,7 +21,7 @@ from typing import Any
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain import rules
-from jiefeng.domain.effects import EVENT_IGNORED, Effect
+from jiefeng.domain.effects import Effect
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -90,13 +90,13 @@ def apply_event(
     # know how many of an account's logged events a snapshot already contains.
     state.events_applied += 1
     if not state.opened and not isinstance(event, ev.AccountOpened):
-        effects.append(_ignored(state, event, "account not opened"))
+        effects.append(rules.ignored(state, event, "account not opened"))
         return
     if state.opened and state.clock != at:
         advance_to(state, at, policy, scopes, effects)
     handler = rules.HANDLERS.get(type(event))
     if handler is None:
-        effects.append(_ignored(state, event, f"{event.type} does not apply to one account"))
+        effects.append(rules.ignored(state, event, f"{event.type} does not apply to one account"))
         state.clock = max(state.clock or at, at)
         return
     handler(state, event, policy, scopes, effects)
@@ -125,12 +125,6 @@ def advance_to(
         raise AssertionError("advance did not converge: a deadline failed to move forward")
     rules.accrue_late_fees(state, now, scopes.policy_for(now, policy))
     state.clock = now
-
-
-def _ignored(state: AccountState, event: Any, reason: str) -> Effect:
-    return Effect(
-        EVENT_IGNORED, event.at, state.account_id, None, event.event_id, {"reason": reason}
-    )
 
 
 # --- queries ----------------------------------------------------------------------------------

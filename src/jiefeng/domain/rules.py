@@ -145,21 +145,18 @@ def _trim(window: deque, before: dt.datetime) -> None:
         window.popleft()
 
 
+def ignored(state: AccountState, event: Any, reason: str) -> Effect:
+    """An event the fold could not apply; the store refuses most of these before they come."""
+    return Effect(EVENT_IGNORED, event.at, state.account_id, None, event.event_id,
+                  {"reason": reason})
+
+
 # --- opening and billing ----------------------------------------------------------------------
 
 
 def on_account_opened(state, event: ev.AccountOpened, policy, scopes, effects) -> None:
     if state.opened:
-        effects.append(
-            Effect(
-                EVENT_IGNORED,
-                event.at,
-                state.account_id,
-                None,
-                event.event_id,
-                {"reason": "account already opened"},
-            )
-        )
+        effects.append(ignored(state, event, "account already opened"))
         return
     tz = zone(policy.timezone)
     state.opened = True
@@ -505,16 +502,7 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
 def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
     record = state.purchases.get(event.purchase_event_id)
     if record is None or event.amount_fen > record.amount_fen - record.refunded_fen:
-        effects.append(
-            Effect(
-                EVENT_IGNORED,
-                event.at,
-                state.account_id,
-                None,
-                event.event_id,
-                {"reason": "refund does not match a refundable purchase"},
-            )
-        )
+        effects.append(ignored(state, event, "refund does not match a refundable purchase"))
         return
     state.purchases[record.event_id] = PurchaseRecord(
         record.event_id,
@@ -852,16 +840,7 @@ def on_password_reset(state, event: ev.PasswordReset, policy, scopes, effects) -
 def on_id_document_updated(state, event: ev.IdDocumentUpdated, policy, scopes, effects) -> None:
     today = local_date(event.at, zone(policy.timezone))
     if event.expires_on <= today:
-        effects.append(
-            Effect(
-                EVENT_IGNORED,
-                event.at,
-                state.account_id,
-                None,
-                event.event_id,
-                {"reason": "the new document has already expired"},
-            )
-        )
+        effects.append(ignored(state, event, "the new document has already expired"))
         return
     state.id_expires_on = event.expires_on
     state.id_notice_sent_for = None
@@ -921,16 +900,7 @@ def on_appeal_submitted(state, event: ev.AppealSubmitted, policy, scopes, effect
 def on_appeal_decided(state, event: ev.AppealDecided, policy, scopes, effects) -> None:
     appeal = state.appeals.get(event.appeal_id)
     if appeal is None or appeal.status != "pending":
-        effects.append(
-            Effect(
-                EVENT_IGNORED,
-                event.at,
-                state.account_id,
-                None,
-                event.event_id,
-                {"reason": "no pending appeal with this id"},
-            )
-        )
+        effects.append(ignored(state, event, "no pending appeal with this id"))
         return
     approved = event.decision == ev.AppealDecision.APPROVE
     state.appeals[event.appeal_id] = Appeal(
