@@ -131,34 +131,6 @@ class Scopes:
     ) -> list[MigrationCampaign]:
         return [c for c in self.campaigns.values() if c.covers(at, account_id, segment)]
 
-    def sweeps_between(self, after: dt.datetime, until: dt.datetime) -> list[Sweep]:
-        """Sweeps with after < at <= until, in time order."""
-        return [s for s in self.sweeps if after < s.at <= until]
-
-    def boundaries_after(
-        self, after: dt.datetime, account_id: str, segment: str | None
-    ) -> dt.datetime | None:
-        """The next instant after `after` at which something scoped changes for this account."""
-        candidates: list[dt.datetime] = []
-        for window in self.windows.values():
-            if window.segment is None or window.segment == segment:
-                candidates.extend(t for t in (window.start, window.end) if t > after)
-        for campaign in self.campaigns.values():
-            if campaign.includes(account_id, segment):
-                if campaign.started_at > after:
-                    candidates.append(campaign.started_at)
-                done = campaign.completed_at(account_id)
-                if done is not None and done > after:
-                    candidates.append(done)
-        for sweep in self.sweeps:
-            if sweep.at > after:
-                candidates.append(sweep.at)
-                break
-        return min(candidates) if candidates else None
-
-    def window_ids_for(self, account_segment: str | None) -> list[str]:
-        return [w.window_id for w in self.windows.values() if w.segment in (None, account_segment)]
-
 
 class ScopeRejected(ValueError):
     def __init__(self, field_name: str, reason: str):

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from jiefeng.domain.state import AccountState
@@ -430,14 +430,6 @@ class SqlStore:
 
     def hold_code_rows(self, connection: Connection) -> list[str]:
         return list(connection.execute(select(t.accounts.c.hold_codes)).scalars())
-
-    def set_outcomes(self, connection: Connection, outcomes: dict[str, str]) -> None:
-        if outcomes:
-            connection.execute(
-                t.events.update().where(t.events.c.event_id == bindparam("key"))
-                .values(outcome=bindparam("outcome")),
-                [{"key": k, "outcome": v} for k, v in outcomes.items()],
-            )
 
     def clear_snapshots(self, connection: Connection) -> None:
         connection.execute(t.accounts.delete())
