@@ -117,10 +117,8 @@ def advance_to(
         deadline = rules.next_deadline(state, scopes.policy_for(state.clock, policy), scopes)
         if deadline is None or deadline > now:
             break
-        previous = state.clock
         state.clock = deadline
-        rules.on_time(state, previous, deadline, scopes.policy_for(deadline, policy), scopes,
-                      effects)
+        rules.on_time(state, deadline, scopes.policy_for(deadline, policy), scopes, effects)
     else:  # pragma: no cover - an invariant, not a path
         raise AssertionError("advance did not converge: a deadline failed to move forward")
     rules.accrue_late_fees(state, now, scopes.policy_for(now, policy))

@@ -982,7 +982,6 @@ def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, 
 
 def _apply_sweeps(
     state: AccountState,
-    previous: dt.datetime,
     at: dt.datetime,
     policy: Policy,
     scopes: Scopes,
@@ -1112,7 +1111,6 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
 
 def on_time(
     state: AccountState,
-    previous: dt.datetime,
     at: dt.datetime,
     policy: Policy,
     scopes: Scopes,
@@ -1180,7 +1178,7 @@ def on_time(
         else:
             _id_notice_if_due(state, at, policy, effects)
 
-    _apply_sweeps(state, previous, at, policy, scopes, effects)
+    _apply_sweeps(state, at, policy, scopes, effects)
     if H.POLICY_TIGHTENING in state.holds:
         _check_reopen(state, at, "clock:reopen", policy, effects)
 
