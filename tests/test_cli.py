@@ -159,3 +159,40 @@ def test_the_commands_on_postgresql(files) -> None:
                            "--db", url)
         assert json.loads(explained.output)["holds"][0]["code"] == "password_locked"
         assert "mismatched 0" in invoke("replay", "--db", url).output
+
+
+def test_pipelined_ingest_reports_the_same_lines(files, monkeypatch, tmp_path: Path) -> None:
+    """Files over one transaction are folded here and written by a second process; what the
+    command reports and stores is what one transaction at a time gives."""
+    events, db = files
+    monkeypatch.setattr("jiefeng.service.engine.FILE_BATCH_EVENTS", 3)
+    piped = invoke("ingest", str(events), "--db", db)
+    alone = invoke("ingest", str(events), "--db", str(tmp_path / "alone.db"), "--no-pipeline")
+    assert piped.exit_code == alone.exit_code == 2
+    assert piped.output.splitlines()[-3:] == alone.output.splitlines()[-3:]
+    assert "line 4: event p2: amount: must not be negative" in piped.output
+    assert "accepted 7, duplicate 0, rejected 2" in piped.output
+    frozen = invoke("explain", "A1", "--db", db, "--at", "2026-01-07T12:00:00+08:00", "--json")
+    assert "password_locked" in frozen.output
+
+
+def test_the_installed_command_pipelines_a_large_file(tmp_path: Path) -> None:
+    from jiefeng.store.sql import FILE_BATCH_EVENTS
+
+    lines = [LINES[0]] + [
+        f'{{"event_id":"l{n}","type":"login","at":"2026-01-08T10:00:{n % 60:02d}.{n:06d}+08:00",'
+        f'"account_id":"A1","device_id":"D{n % 3}"}}' for n in range(FILE_BATCH_EVENTS + 200)
+    ]
+    lines[FILE_BATCH_EVENTS + 50] = '{"event_id": "x"}'
+    events = tmp_path / "big.jsonl"
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    jiefeng = Path(sys.executable).with_name("jiefeng")
+    completed = subprocess.run(
+        [str(jiefeng), "ingest", str(events), "--db", str(tmp_path / "big.db")],
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 2, completed.stderr
+    assert f"line {FILE_BATCH_EVENTS + 51}: event x: type:" in completed.stdout
+    assert f"accepted {len(lines) - 1}, duplicate 0, rejected 1" in completed.stdout
+    replay = subprocess.run([str(jiefeng), "replay", "--db", str(tmp_path / "big.db")],
+                            capture_output=True, text=True, timeout=300)
+    assert replay.returncode == 0, replay.stdout + replay.stderr

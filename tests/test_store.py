@@ -145,7 +145,7 @@ def test_a_failed_batch_leaves_nothing_and_the_retry_succeeds(db_url: str, monke
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(engine.store, "append_effects", broken)
+    monkeypatch.setattr(engine.store, "insert_effect_rows", broken)
     with pytest.raises(RuntimeError):
         engine.ingest_events(batch)
     monkeypatch.undo()

@@ -86,10 +86,12 @@ def ingest(
     db: DbOption = "jiefeng.db",
     policy: PolicyOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only the totals.")] = False,
+    pipeline: Annotated[bool, typer.Option(
+        "--pipeline/--no-pipeline",
+        help="Fold in this process while a second one writes (files over one transaction).",
+    )] = True,
 ) -> None:
     """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate."""
-    from jiefeng.store.sql import FILE_BATCH_EVENTS
-
     if str(file) == "-":
         lines = sys.stdin.read().splitlines()
     else:
@@ -100,16 +102,11 @@ def ingest(
             raise typer.Exit(2) from None
     items = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     engine = _engine(db, policy)
-    accepted = duplicates = 0
-    rejected = []
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=len(items))
-        for start in range(0, len(items), FILE_BATCH_EVENTS):
-            report = engine.ingest(items[start : start + FILE_BATCH_EVENTS], FILE_BATCH_EVENTS)
-            accepted += report.accepted
-            duplicates += report.duplicates
-            rejected.extend(r for r in report.results if r.status == "rejected")
-            bar.advance(task, len(report.results))
+        report = engine.ingest_file(items, lambda done: bar.advance(task, done), pipeline)
+    rejected = [r for r in report.results if r.status == "rejected"]
+    accepted, duplicates = report.accepted, report.duplicates
     if not quiet:
         for result in rejected:
             event = f" event {result.event_id}:" if result.event_id else ""

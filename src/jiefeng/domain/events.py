@@ -501,4 +501,7 @@ def event_to_json_dict(event: Any) -> dict[str, Any]:
 
 def routing_account_id(event: Any) -> str | None:
     """The account an event belongs to, or None for portfolio-wide operator commands."""
-    return getattr(event, "account_id", None)
+    # A model's fields live in its __dict__; getattr on a field the type lacks would take
+    # pydantic's slow path (an exception inside), and this runs for every event.
+    fields = getattr(event, "__dict__", None)
+    return fields.get("account_id") if fields is not None else None

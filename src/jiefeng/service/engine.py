@@ -14,8 +14,9 @@ from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
 from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
+from jiefeng.service.pipeline import ingest_pipelined
 from jiefeng.service.states import StateCache, load_states
-from jiefeng.store.sql import MAX_BATCH_EVENTS, AccountWrite, SqlStore
+from jiefeng.store.sql import FILE_BATCH_EVENTS, MAX_BATCH_EVENTS, AccountWrite, SqlStore
 
 
 def utc_now() -> dt.datetime:
@@ -85,6 +86,23 @@ class Engine:
                batch_events: int = MAX_BATCH_EVENTS) -> IngestReport:
         return ingest(self.store, items, self.base_policy, self.now, self.cache, self.scope_cache,
                       batch_events)
+
+    def ingest_file(self, items: Sequence[tuple[int, Any]],
+                    progress: Callable[[int], None] | None = None,
+                    pipelined: bool = True) -> IngestReport:
+        """Ingest a file's lines in transactions of FILE_BATCH_EVENTS. With `pipelined`, a
+        file of more than one transaction is folded here while a writer process commits
+        (see jiefeng.service.pipeline); the outcome is the same."""
+        if pipelined and len(items) > FILE_BATCH_EVENTS:
+            return ingest_pipelined(self.store, items, self.base_policy, self.now, self.cache,
+                                    self.scope_cache, FILE_BATCH_EVENTS, progress)
+        report = IngestReport()
+        for start in range(0, len(items), FILE_BATCH_EVENTS):
+            chunk = items[start : start + FILE_BATCH_EVENTS]
+            report.extend(self.ingest(chunk, FILE_BATCH_EVENTS))
+            if progress:
+                progress(len(chunk))
+        return report
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

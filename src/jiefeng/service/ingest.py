@@ -34,15 +34,19 @@ from jiefeng.domain.scopes import (
 )
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
+from jiefeng.service import writeset
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache, load_states, parse_stored
+from jiefeng.service.writeset import WriteSet
 from jiefeng.store import schema as t
 from jiefeng.store.sql import (
     FILE_BATCH_EVENTS,
     MAX_BATCH_EVENTS,
+    SNAPSHOT_FORMAT,
     AccountRow,
     AccountWrite,
-    EventRow,
     SqlStore,
+    account_values,
+    effect_rows,
 )
 
 ACCEPTED = "accepted"
@@ -50,7 +54,7 @@ DUPLICATE = "duplicate"
 REJECTED = "rejected"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ItemResult:
     position: int  # line number in a file, index in a request
     status: str
@@ -165,13 +169,16 @@ class BatchIngest:
         self.states: dict[str, AccountState] = {}
         self.rows: dict[str, AccountRow] = {}
         self.touched: set[str] = set()
-        self.accepted_rows: list[EventRow] = []
+        # (event_id, account_id, type, at, actor, body), in the order the log takes them
+        self.accepted_rows: list[tuple] = []
         self.accepted_events: dict[str, list[Any]] = {}  # per account, in arrival order
         self.effects: list[Effect] = []
         self.rebuilt: set[str] = set()  # replayed whole: effects recomputed, snapshot forced
         self.appeal_accounts: dict[str, str] = {}
         self.cache_updates: list[tuple[str, int, AccountState]] = []
         self.missing: set[str] = set()  # account ids the store has no row for
+        self.exclusive = False  # the batch changed the portfolio's scopes
+        self.new_rows: dict[str, AccountRow] = {}  # the rows write_set leaves, by account
 
     # --- state access -----------------------------------------------------------------------
 
@@ -259,9 +266,10 @@ class BatchIngest:
                 results.append(ItemResult(candidate.position, REJECTED, event.event_id,
                                           rejection.field, rejection.reason))
                 continue
-            self.accepted_rows.append(EventRow(
-                event.event_id, account_id, event.type, event.at,
-                getattr(event, "actor", None), candidate.body))
+            # Fields live in the model's __dict__; getattr on a missing one takes pydantic's
+            # slow path, once per event.
+            self.accepted_rows.append((event.event_id, account_id, event.type, event.at,
+                                       event.__dict__.get("actor"), candidate.body))
             results.append(ItemResult(candidate.position, ACCEPTED, event.event_id))
         self._load(sorted(stale))  # their rows: replayed accounts are updated, not inserted
         for account_id in sorted(stale):
@@ -269,7 +277,7 @@ class BatchIngest:
             self._replace(account_id, state, effects)
         for sweep in sweeps:
             self._advance_everyone_to(sweep.at)
-        self._persist()
+        self.exclusive = bool(sweeps) or any(c.event.type in SCOPE_TYPES for c in candidates)
         return results
 
     def _apply_account_event(self, account_id: str, event: Any) -> None:
@@ -307,15 +315,17 @@ class BatchIngest:
                 self.effects.extend(effects)
                 self.touched.add(account_id)
 
-    def _persist(self) -> None:
-        store, connection = self.store, self.connection
+    def write_set(self) -> WriteSet:
+        """Everything this batch writes; `cache_updates` lists the states it leaves."""
         outcomes = {
             e.cause: "approved" if e.data["approved"] else "declined:" + ",".join(e.data["codes"])
             for e in self.effects if e.kind == PURCHASE_DECIDED and e.cause
         }
-        rows = [EventRow(r.event_id, r.account_id, r.type, r.at, r.actor, r.body,
-                         outcomes.get(r.event_id)) for r in self.accepted_rows]
-        store.append_events(connection, rows, self.now)
+        utc_text = t.utc_text
+        write_set = WriteSet(utc_text(self.now), exclusive=self.exclusive)
+        write_set.events = [
+            (event_id, account_id, kind, utc_text(at), actor, body, outcomes.get(event_id))
+            for event_id, account_id, kind, at, actor, body in self.accepted_rows]
         writes = []
         for account_id in sorted(self.touched):
             state = self.states[account_id]
@@ -330,14 +340,20 @@ class BatchIngest:
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
                 self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
                 account_id in self.rebuilt or snapshot_due))
+            write_set.base_revisions[account_id] = row.revision if row else None
             self.cache_updates.append((account_id, revision, state))
-        store.save_accounts(connection, writes)
-        for account_id in self.rebuilt:
-            store.delete_effects(connection, account_id)
-        store.append_effects(connection, [e for e in self.effects if e.kind != PURCHASE_DECIDED])
-        self._record_appeals()
+            self.new_rows[account_id] = AccountRow(
+                revision, state.events_applied,
+                state.events_applied if writes[-1].with_snapshot else row.snapshot_events,
+                SNAPSHOT_FORMAT, state.clock)
+        write_set.accounts = account_values(writes)
+        write_set.rebuilt = sorted(self.rebuilt)
+        write_set.effects = effect_rows([e for e in self.effects if e.kind != PURCHASE_DECIDED])
+        write_set.appeals = self._appeal_rows()
+        return write_set
 
-    def _record_appeals(self) -> None:
+    def _appeal_rows(self) -> list[dict[str, Any]]:
+        rows = []
         for effect in self.effects:
             if effect.kind not in (APPEAL_RECORDED, APPEAL_DECIDED):
                 continue
@@ -349,7 +365,7 @@ class BatchIngest:
             fast = appeal.hold_code in rules.fast_sla_codes
             sla = (dt.timedelta(hours=rules.fast_sla_hours) if fast
                    else dt.timedelta(days=rules.sla_days))
-            self.store.upsert_appeal(self.connection, {
+            rows.append({
                 "appeal_id": appeal.appeal_id,
                 "account_id": effect.account_id,
                 "hold_code": appeal.hold_code,
@@ -361,6 +377,7 @@ class BatchIngest:
                 "decided_by": appeal.decided_by,
                 "reason": appeal.reason or None,
             })
+        return rows
 
 
 def _route(store: SqlStore, connection: Connection, event: Any) -> Any:
@@ -426,9 +443,10 @@ def ingest(
     return report
 
 
-def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Policy,
-                  now: Callable[[], dt.datetime], cache: StateCache,
-                  scope_cache: ScopeCache) -> IngestReport:
+def parse_items(items: Sequence[tuple[int, Any]]
+                ) -> tuple[dict[int, ItemResult], list[_Candidate]]:
+    """Validate a batch's items (no store needed): rejections and in-batch repeats get their
+    results; the rest become candidates, which carry their index in the batch."""
     results: dict[int, ItemResult] = {}
     candidates: list[_Candidate] = []
     seen: dict[str, str] = {}
@@ -447,7 +465,48 @@ def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Pol
             continue
         seen[event.event_id] = body
         candidates.append(_Candidate(index, body, event))
+    return results, candidates
 
+
+def fresh_candidates(store: Any, connection: Connection, items: Sequence[tuple[int, Any]],
+                     candidates: list[_Candidate], results: dict[int, ItemResult]
+                     ) -> list[_Candidate]:
+    """The candidates whose event_id the store does not have yet; the others get results.
+
+    Run under the locks: two racing sends of one event cannot both be fresh."""
+    existing = store.existing_bodies(connection, [c.event.event_id for c in candidates])
+    fresh: list[_Candidate] = []
+    for candidate in candidates:
+        stored = existing.get(candidate.event.event_id)
+        if stored is None:
+            fresh.append(candidate)
+            continue
+        position = items[candidate.position][0]
+        if _same_event(candidate.body, stored, candidate.event):
+            results[candidate.position] = ItemResult(position, DUPLICATE,
+                                                     candidate.event.event_id)
+        else:
+            results[candidate.position] = ItemResult(
+                position, REJECTED, candidate.event.event_id, "event_id",
+                "already used by a different event")
+    return fresh
+
+
+def batch_results(batch: BatchIngest, fresh: list[_Candidate], items: Sequence[tuple[int, Any]],
+                  results: dict[int, ItemResult]) -> list[ItemResult]:
+    """Run the batch; every item's result, in the caller's order and positions."""
+    for result in batch.run(fresh):
+        # `position` inside the batch is the item index; map back to the caller's.
+        index = result.position
+        result.position = items[index][0]
+        results[index] = result
+    return [results[i] for i in sorted(results)]
+
+
+def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Policy,
+                  now: Callable[[], dt.datetime], cache: StateCache,
+                  scope_cache: ScopeCache) -> IngestReport:
+    results, candidates = parse_items(items)
     report = IngestReport()
     try:
         with store.transaction() as connection:
@@ -459,31 +518,15 @@ def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Pol
                 connection, exclusive=any(c.event.type in SCOPE_TYPES for c in candidates))
             store.lock_accounts(
                 connection, [a for c in candidates if (a := ev.routing_account_id(c.event))])
-            existing = store.existing_bodies(connection, [c.event.event_id for c in candidates])
-            fresh: list[_Candidate] = []
-            for candidate in candidates:
-                stored = existing.get(candidate.event.event_id)
-                if stored is None:
-                    fresh.append(candidate)
-                elif _same_event(candidate.body, stored, candidate.event):
-                    results[candidate.position] = ItemResult(
-                        items[candidate.position][0], DUPLICATE, candidate.event.event_id)
-                else:
-                    results[candidate.position] = ItemResult(
-                        items[candidate.position][0], REJECTED, candidate.event.event_id,
-                        "event_id", "already used by a different event")
+            fresh = fresh_candidates(store, connection, items, candidates, results)
             batch = BatchIngest(store, connection, policy, now(),
                                 scope_cache.get(store, connection), cache)
-            for result in batch.run(fresh):
-                # `position` inside the batch is the item index; map back to the caller's.
-                results[result.position] = ItemResult(
-                    items[result.position][0], result.status, result.event_id, result.field,
-                    result.reason)
+            report.results = batch_results(batch, fresh, items, results)
+            writeset.apply(store, connection, batch.write_set())
             report.effects = batch.effects
     except BaseException:
         cache.clear()  # states were updated in place; the transaction did not commit
         raise
     for account_id, revision, state in batch.cache_updates:
         cache.put(account_id, revision, state)
-    report.results = [results[i] for i in sorted(results)]
     return report

@@ -49,15 +49,9 @@ def database_url(db: str | None) -> str:
     return f"sqlite:///{Path(db).expanduser()}"
 
 
-@dataclass(frozen=True)
-class EventRow:
-    event_id: str
-    account_id: str | None
-    type: str
-    at: dt.datetime
-    actor: str | None
-    body: str
-    outcome: str | None = None
+# One accepted event as stored, before the log numbers it:
+# (event_id, account_id, type, at_utc, actor, body, outcome).
+EventValues = tuple[str, str | None, str, str, str | None, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -91,6 +85,54 @@ def encode_state(state: AccountState) -> bytes:
 
 def decode_state(blob: bytes) -> AccountState:
     return pickle.loads(zlib.decompress(blob))
+
+
+@dataclass
+class AccountValues:
+    """Account rows ready for the driver: computed where the states are, written later."""
+
+    inserts: list[dict[str, Any]]
+    updates: list[tuple]  # _ROW_COLUMNS values, then account_id
+    blob_updates: list[tuple]  # _ROW_COLUMNS + _BLOB_COLUMNS values, then account_id
+
+
+def account_values(writes: Sequence[AccountWrite]) -> AccountValues:
+    inserts, updates, blob_updates = [], [], []
+    for write in writes:
+        state = write.state
+        values = {
+            "account_id": state.account_id,
+            "revision": write.revision,
+            "events_applied": state.events_applied,
+            "clock_utc": t.utc_text(state.clock) if state.clock else "",
+            "status": write.status,
+            "segment": state.segment,
+            "hold_codes": ",".join(write.hold_codes),
+            "policy_version": write.policy_version,
+        }
+        if write.with_snapshot:
+            values["snapshot"] = encode_state(state)
+            values["snapshot_format"] = SNAPSHOT_FORMAT
+            values["snapshot_events"] = state.events_applied
+        if write.is_new:
+            values.setdefault("snapshot", None)
+            values.setdefault("snapshot_format", SNAPSHOT_FORMAT)
+            values.setdefault("snapshot_events", 0)
+            inserts.append(values)
+        elif write.with_snapshot:
+            blob_updates.append(tuple(values[name] for name in _ROW_COLUMNS + _BLOB_COLUMNS)
+                                + (state.account_id,))
+        else:
+            updates.append(tuple(values[name] for name in _ROW_COLUMNS) + (state.account_id,))
+    return AccountValues(inserts, updates, blob_updates)
+
+
+def effect_rows(effects: Sequence[Any]) -> list[tuple]:
+    return [
+        (e.account_id, e.kind, e.code, t.utc_text(e.at), e.cause,
+         json.dumps(e.data, default=str, ensure_ascii=False))
+        for e in effects
+    ]
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
@@ -217,13 +259,11 @@ class SqlStore:
             sql = sql.replace("?", "%s")
         connection.exec_driver_sql(sql, rows)
 
-    def append_events(self, connection: Connection, rows: Sequence[EventRow],
-                      ingested_at: dt.datetime) -> None:
+    def append_events(self, connection: Connection, rows: Sequence[EventValues],
+                      ingested_at_utc: str) -> None:
         if not rows:
             return
-        ingested = t.utc_text(ingested_at)
-        values = [(row.event_id, row.account_id, row.type, t.utc_text(row.at), row.actor,
-                   row.body, row.outcome, ingested) for row in rows]
+        values = [row + (ingested_at_utc,) for row in rows]
         columns = ("event_id, account_id, type, at_utc, actor, body, outcome, "
                    "ingested_at_utc")
         if self.dialect == "postgresql":
@@ -368,44 +408,19 @@ class SqlStore:
 
     def save_accounts(self, connection: Connection, writes: Sequence[AccountWrite]) -> None:
         """Insert new account rows and update existing ones; the blob only where given."""
-        inserts, updates, blob_updates = [], [], []
-        for write in writes:
-            state = write.state
-            values = {
-                "account_id": state.account_id,
-                "revision": write.revision,
-                "events_applied": state.events_applied,
-                "clock_utc": t.utc_text(state.clock) if state.clock else "",
-                "status": write.status,
-                "segment": state.segment,
-                "hold_codes": ",".join(write.hold_codes),
-                "policy_version": write.policy_version,
-            }
-            if write.with_snapshot:
-                values["snapshot"] = encode_state(state)
-                values["snapshot_format"] = SNAPSHOT_FORMAT
-                values["snapshot_events"] = state.events_applied
-            if write.is_new:
-                values.setdefault("snapshot", None)
-                values.setdefault("snapshot_format", SNAPSHOT_FORMAT)
-                values.setdefault("snapshot_events", 0)
-                inserts.append(values)
-            elif write.with_snapshot:
-                blob_updates.append(values)
-            else:
-                updates.append(values)
-        if inserts:
-            connection.execute(t.accounts.insert(), inserts)
-        plans = ((updates, _ROW_COLUMNS), (blob_updates, _ROW_COLUMNS + _BLOB_COLUMNS))
+        self.write_account_values(connection, account_values(writes))
+
+    def write_account_values(self, connection: Connection, values: AccountValues) -> None:
+        if values.inserts:
+            connection.execute(t.accounts.insert(), values.inserts)
+        plans = ((values.updates, _ROW_COLUMNS),
+                 (values.blob_updates, _ROW_COLUMNS + _BLOB_COLUMNS))
         for batch, columns in plans:
             if not batch:
                 continue
             assignments = ", ".join(f"{name} = ?" for name in columns)
             self._executemany(
-                connection,
-                f"UPDATE accounts SET {assignments} WHERE account_id = ?",
-                [tuple(v[name] for name in columns) + (v["account_id"],) for v in batch],
-            )
+                connection, f"UPDATE accounts SET {assignments} WHERE account_id = ?", batch)
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
                     # clock_after is inclusive: an account at exactly that instant counts
@@ -438,11 +453,9 @@ class SqlStore:
     # --- effects --------------------------------------------------------------------------------
 
     def append_effects(self, connection: Connection, effects: Sequence[Any]) -> None:
-        rows = [
-            (e.account_id, e.kind, e.code, t.utc_text(e.at), e.cause,
-             json.dumps(e.data, default=str, ensure_ascii=False))
-            for e in effects
-        ]
+        self.insert_effect_rows(connection, effect_rows(effects))
+
+    def insert_effect_rows(self, connection: Connection, rows: Sequence[tuple]) -> None:
         if rows:
             self._executemany(
                 connection,

@@ -1,0 +1,330 @@
+"""Pipelined file ingest: this process folds batch n+1 while a writer process commits batch n.
+
+Ingesting a file is CPU work in Python (validate, fold, build rows) and then SQL work (insert,
+commit). One process does them one after the other; here they overlap on two cores. The result
+is the one the sequential path (`jiefeng.service.ingest.ingest`) gives, batch for batch:
+
+- This process computes each batch exactly as the sequential path does, against the store as
+  it will be once the batches still in flight have committed: `OverlayStore` adds their events,
+  account rows and appeals to what the store returns. States of accounts in flight come from
+  the state cache, which the batch updated.
+- The writer applies each batch's `WriteSet` in its own transaction, in order, after checking
+  under the write lock that nobody else wrote to those accounts or stored operator commands in
+  between (`writeset.verify`); an event id stored meanwhile fails the log's unique key.
+- A batch holding operator commands that change the portfolio's scopes is followed by a pause:
+  the next batch waits until it has committed, because scopes are read from the store.
+- If the writer reports a conflict or an error, nothing after the last committed batch is
+  kept: the writer skips the rest, this process drops its caches, and the remaining batches go
+  through the sequential path, which takes the locks itself. A batch that committed but whose
+  acknowledgement was lost is then reported as duplicates, as a retried file would be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from jiefeng.domain.scopes import SCOPE_TYPES
+from jiefeng.policy.schema import Policy
+from jiefeng.service import writeset
+from jiefeng.service.ingest import (
+    BatchIngest,
+    IngestReport,
+    ItemResult,
+    ScopeCache,
+    _route,
+    batch_results,
+    fresh_candidates,
+    ingest,
+    parse_items,
+)
+from jiefeng.service.states import StateCache
+from jiefeng.store.sql import AccountRow, SqlStore
+
+log = logging.getLogger(__name__)
+
+# Batches computed ahead of the writer. Two keep both cores busy; more would only hold memory.
+PIPELINE_DEPTH = 2
+
+COMMITTED, CONFLICT, FAILED, SKIPPED = "committed", "conflict", "failed", "skipped"
+
+
+@dataclass
+class _InFlight:
+    """What one batch sent to the writer adds to the store once it commits."""
+
+    number: int
+    results: list[ItemResult]
+    effects: list[Any]
+    size: int
+    bodies: dict[str, str] = field(default_factory=dict)  # event_id -> body
+    account_bodies: dict[str, list[str]] = field(default_factory=dict)  # in log order
+    rows: dict[str, AccountRow] = field(default_factory=dict)
+    appeals: dict[str, str] = field(default_factory=dict)  # appeal_id -> account_id
+
+
+class OverlayStore:
+    """The store's read side as a batch must see it: the store plus the batches in flight.
+
+    Every merge is idempotent (by event id, body or revision), so a batch that commits while
+    this process reads is neither missed nor counted twice. Locks are the writer's job."""
+
+    def __init__(self, store: SqlStore, in_flight: Iterable[_InFlight]):
+        self.store = store
+        self.dialect = store.dialect
+        self.in_flight = list(in_flight)
+
+    def lock_portfolio(self, connection: Connection, *, exclusive: bool = True) -> None:
+        return None
+
+    def lock_accounts(self, connection: Connection, account_ids: Iterable[str]) -> None:
+        return None
+
+    def existing_bodies(self, connection: Connection, event_ids: Sequence[str]) -> dict[str, str]:
+        found = self.store.existing_bodies(connection, event_ids)
+        for batch in self.in_flight:
+            for event_id in event_ids:
+                body = batch.bodies.get(event_id)
+                if body is not None:
+                    found.setdefault(event_id, body)
+        return found
+
+    def appeal_account(self, connection: Connection, appeal_id: str) -> str | None:
+        for batch in self.in_flight:
+            if appeal_id in batch.appeals:
+                return batch.appeals[appeal_id]
+        return self.store.appeal_account(connection, appeal_id)
+
+    def account_rows(self, connection: Connection,
+                     account_ids: Iterable[str]) -> dict[str, AccountRow]:
+        ids = list(account_ids)
+        rows = self.store.account_rows(connection, ids)
+        for batch in self.in_flight:  # oldest first: the newest revision wins
+            for account_id in ids:
+                row = batch.rows.get(account_id)
+                if row is not None:
+                    stored = rows.get(account_id)
+                    if stored is None or stored.revision < row.revision:
+                        rows[account_id] = row
+        return rows
+
+    def _in_flight_accounts(self) -> set[str]:
+        return {a for batch in self.in_flight for a in batch.rows}
+
+    def load_blobs(self, connection: Connection, account_ids: Sequence[str]) -> dict[str, bytes]:
+        # The batch that put an account in flight left its state in the cache; a miss here
+        # means the cache let it go, and the store's snapshot would be older than the row.
+        if self._in_flight_accounts().intersection(account_ids):
+            raise _Diverged("an account in flight left the state cache")
+        return self.store.load_blobs(connection, account_ids)
+
+    def account_event_bodies(self, connection: Connection, account_id: str,
+                             until: dt.datetime | None = None) -> list[str]:
+        assert until is None, "ingest replays whole accounts"
+        bodies = self.store.account_event_bodies(connection, account_id)
+        known = set(bodies)  # an event's body holds its event_id: bodies are unique
+        for batch in self.in_flight:
+            bodies.extend(b for b in batch.account_bodies.get(account_id, ()) if b not in known)
+        return bodies
+
+    def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
+                    segment: str | None = None) -> list[str]:
+        assert segment is None, "ingest asks by clock only"
+        found = set(self.store.account_ids(connection, clock_after=clock_after))
+        for batch in self.in_flight:
+            found.update(a for a, row in batch.rows.items()
+                         if clock_after is None or row.clock >= clock_after)
+        return sorted(found)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (the scopes, account events after a snapshot) is read from the store
+        # as it is: batches that change the scopes are never computed with others in flight.
+        return getattr(self.store, name)
+
+
+class _Diverged(Exception):
+    """This process can no longer compute the next batch as the sequential path would."""
+
+
+def _writer_main(url: str, connection: Any) -> None:
+    """The writer process: apply write sets in order, each in its own verified transaction."""
+    store = SqlStore(url, upgrade=False)  # the parent brought the schema up to date
+    failed = False
+    try:
+        while True:
+            message = connection.recv_bytes()
+            if not message:
+                break
+            number, write_set = pickle.loads(message)
+            if failed:
+                connection.send((SKIPPED, number, None))
+                continue
+            try:
+                with store.transaction() as transaction:
+                    store.lock_portfolio(transaction, exclusive=write_set.exclusive)
+                    store.lock_accounts(transaction, write_set.account_ids)
+                    reason = writeset.verify(store, transaction, write_set, SCOPE_TYPES)
+                    if reason is not None:
+                        raise _Diverged(reason)
+                    writeset.apply(store, transaction, write_set)
+            except _Diverged as conflict:
+                failed = True
+                connection.send((CONFLICT, number, str(conflict)))
+            except IntegrityError:
+                failed = True
+                connection.send((CONFLICT, number, "an event id was stored meanwhile"))
+            except Exception as error:  # noqa: BLE001 - reported; the parent retries in order
+                failed = True
+                connection.send((FAILED, number, f"{type(error).__name__}: {error}"))
+            else:
+                connection.send((COMMITTED, number, None))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        store.close()
+
+
+class _Writer:
+    def __init__(self, url: str):
+        context = multiprocessing.get_context("spawn")  # no inherited connections or threads
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_writer_main, args=(url, child), daemon=True,
+                                       name="jiefeng-ingest-writer")
+        self.process.start()
+        child.close()
+
+    def send(self, number: int, write_set: writeset.WriteSet) -> None:
+        try:
+            self.connection.send_bytes(pickle.dumps((number, write_set), protocol=5))
+        except OSError as error:
+            raise _Diverged("the writer process ended") from error
+
+    def receive(self) -> tuple[str, int, str | None]:
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            return FAILED, -1, "the writer process ended"
+
+    def close(self) -> None:
+        try:
+            self.connection.send_bytes(b"")
+        except OSError:
+            pass
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+        self.connection.close()
+
+
+def ingest_pipelined(
+    store: SqlStore,
+    items: Sequence[tuple[int, Any]],
+    policy: Policy,
+    now: Callable[[], dt.datetime],
+    cache: StateCache,
+    scope_cache: ScopeCache,
+    batch_events: int,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores."""
+    batches = [items[start : start + batch_events] for start in range(0, len(items), batch_events)]
+    report = IngestReport()
+    in_flight: deque[_InFlight] = deque()
+    writer = _Writer(store.url)
+    resume_at: int | None = None  # first batch the sequential path must redo
+
+    def settle(until_at_most: int) -> None:
+        """Take acknowledgements until at most `until_at_most` batches are in flight."""
+        nonlocal resume_at
+        while len(in_flight) > until_at_most:
+            status, number, reason = writer.receive()
+            batch = in_flight.popleft()
+            if status in (CONFLICT, FAILED):
+                log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
+                            "transaction at a time", batch.number, reason)
+            if status == COMMITTED and number == batch.number and resume_at is None:
+                report.results.extend(batch.results)
+                report.effects.extend(batch.effects)
+                if progress:
+                    progress(batch.size)
+            elif resume_at is None:
+                resume_at = batch.number
+            if status == FAILED and number == -1:  # the writer is gone: nothing more comes
+                in_flight.clear()
+
+    try:
+        for number, batch_items in enumerate(batches):
+            results, candidates = parse_items(batch_items)
+            changes_scopes = any(c.event.type in SCOPE_TYPES for c in candidates)
+            # Batches in flight are in the overlay; only scope changes must be in the store.
+            settle(PIPELINE_DEPTH - 1)
+            if resume_at is not None:
+                break
+            try:
+                sent = _compute(store, writer, number, batch_items, results, candidates, policy,
+                                now, cache, scope_cache, in_flight)
+            except _Diverged as diverged:
+                log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
+                            "transaction at a time", number, diverged)
+                settle(0)
+                resume_at = number if resume_at is None else resume_at
+                break
+            in_flight.append(sent)
+            if changes_scopes:
+                settle(0)  # the next batch reads the scopes this one stores
+        settle(0)
+    finally:
+        writer.close()
+    if resume_at is not None:
+        # Start over from what the store holds, with the locks the sequential path takes.
+        cache.clear()
+        rest = [item for batch in batches[resume_at:] for item in batch]
+        for start in range(0, len(rest), batch_events):
+            chunk = rest[start : start + batch_events]
+            report.extend(ingest(store, chunk, policy, now, cache, scope_cache, batch_events))
+            if progress:
+                progress(len(chunk))
+    return report
+
+
+def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tuple[int, Any]],
+             results: dict[int, ItemResult], candidates: list, policy: Policy,
+             now: Callable[[], dt.datetime], cache: StateCache, scope_cache: ScopeCache,
+             in_flight: deque[_InFlight]) -> _InFlight:
+    """Fold one batch against the store plus what is in flight and hand it to the writer."""
+    overlay = OverlayStore(store, in_flight)
+    with store.read() as connection:
+        for candidate in candidates:
+            candidate.event = _route(overlay, connection, candidate.event)
+        fresh = fresh_candidates(overlay, connection, items, candidates, results)
+        scopes = scope_cache.get(store, connection)
+        marker = store.scope_marker(connection, SCOPE_TYPES)
+        batch = BatchIngest(overlay, connection, policy, now(), scopes, cache)
+        try:
+            item_results = batch_results(batch, fresh, items, results)
+            write_set = batch.write_set()
+        except BaseException:
+            cache.clear()  # states were updated in place and will not be written
+            raise
+    write_set.scope_marker = marker
+    sent = _InFlight(number, item_results, batch.effects, len(items), rows=batch.new_rows)
+    for event_id, account_id, _type, _at, _actor, body, _outcome in write_set.events:
+        sent.bodies[event_id] = body
+        if account_id is not None:
+            sent.account_bodies.setdefault(account_id, []).append(body)
+    sent.appeals = {row["appeal_id"]: row["account_id"] for row in write_set.appeals}
+    # The states move on now: the next batch folds on top of them. If the writer fails, the
+    # cache is cleared before anything else reads it.
+    for account_id, revision, state in batch.cache_updates:
+        cache.put(account_id, revision, state)
+    writer.send(number, write_set)
+    return sent

@@ -1,0 +1,192 @@
+"""Pipelined file ingest (fold here, write in a second process) gives exactly what the
+one-transaction-at-a-time path gives, and falls back to it when someone else writes meanwhile
+or the writer fails; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+from sqlalchemy import select
+
+from backends import db_url  # noqa: F401  (fixture)
+from jiefeng.service import pipeline
+from jiefeng.service.engine import Engine
+from jiefeng.service.ingest import REJECTED, ingest
+from jiefeng.store import schema as t
+from jiefeng.store.sql import SqlStore
+
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+BATCH = 250  # small batches: several in flight, and scope commands in some of them
+
+
+def _lines(seed: int = 7) -> list[tuple[int, str]]:
+    """A synthetic portfolio as file lines, with what files really hold: some events late,
+    a few resent, one invalid line and one id reused for a different event."""
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    events = generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=seed))[:5_000]
+    # The slice must hold operator commands: batches that change the scopes pause the pipe.
+    assert {"maintenance_scheduled", "appeal_decided"} <= {e["type"] for e in events}
+    rng = random.Random(seed)
+    arrival = list(events)
+    for _ in range(len(arrival) // 30):  # late: moved a few hundred places later
+        index = rng.randrange(len(arrival) - 400)
+        if arrival[index]["type"] in ("purchase", "repayment", "login", "activity"):
+            arrival.insert(index + rng.randrange(100, 400), arrival.pop(index))
+    lines = [json.dumps(e, ensure_ascii=False) for e in arrival]
+    lines.insert(len(lines) // 3, lines[len(lines) // 4])  # a resend, batches later
+    lines.insert(len(lines) // 2, '{"event_id": "bad-1", "type": "purchase"}')
+    reused = dict(arrival[10], amount="1.00") if "amount" in arrival[10] else dict(
+        arrival[10], at="2020-01-01T00:00:00+00:00")
+    lines.insert(len(lines) - 50, json.dumps(reused))
+    return list(enumerate(lines, start=1))
+
+
+def _engine(url: str) -> Engine:
+    return Engine(SqlStore(url), now=lambda: NOW)
+
+
+def _contents(engine: Engine) -> dict[str, list]:
+    """Everything ingest stores, in log order, without the ingest time."""
+    e, a, f, p = t.events.c, t.accounts.c, t.effects.c, t.appeals.c
+    with engine.store.read() as connection:
+        def rows(query):
+            return [tuple(row) for row in connection.execute(query)]
+
+        return {
+            "events": rows(select(e.event_id, e.account_id, e.type, e.at_utc, e.actor, e.body,
+                                  e.outcome).order_by(e.seq)),
+            "accounts": rows(select(a.account_id, a.revision, a.events_applied, a.clock_utc,
+                                    a.status, a.hold_codes, a.policy_version,
+                                    a.snapshot_events).order_by(a.account_id)),
+            "effects": rows(select(f.account_id, f.kind, f.code, f.at_utc, f.cause, f.data)
+                            .order_by(f.account_id, f.seq)),
+            "appeals": rows(select(p.appeal_id, p.account_id, p.status, p.decided_by)
+                            .order_by(p.appeal_id)),
+        }
+
+
+def _results(report) -> list[tuple]:
+    return [(r.position, r.status, r.event_id, r.field) for r in report.results]
+
+
+def _sequential(url: str, lines) -> tuple[Engine, object]:
+    engine = _engine(url)
+    report = ingest(engine.store, lines, engine.base_policy, engine.now, engine.cache,
+                    engine.scope_cache, BATCH)
+    return engine, report
+
+
+def _pipelined(url: str, lines, progress=None) -> tuple[Engine, object]:
+    engine = _engine(url)
+    report = pipeline.ingest_pipelined(engine.store, lines, engine.base_policy, engine.now,
+                                       engine.cache, engine.scope_cache, BATCH, progress)
+    return engine, report
+
+
+@pytest.fixture
+def second_url(db_url: str, tmp_path):  # noqa: F811
+    """A second fresh database of the same backend."""
+    if db_url.startswith("postgresql"):
+        from backends import fresh_pg_database
+
+        yield from fresh_pg_database()
+    else:
+        yield str(tmp_path / "second.db")
+
+
+def test_pipelined_ingest_stores_what_the_sequential_path_stores(db_url, second_url) -> None:  # noqa: F811
+    lines = _lines()
+    done: list[int] = []
+    sequential, expected = _sequential(db_url, lines)
+    pipelined, report = _pipelined(second_url, lines, done.append)
+
+    assert _results(report) == _results(expected)
+    assert sum(done) == len(lines)  # progress counted every line once
+    rejected = {r.position: r for r in report.results if r.status == REJECTED}
+    assert len(rejected) == 2 and report.duplicates == 1
+    assert _contents(pipelined) == _contents(sequential)
+    assert pipelined.replay(write=False).mismatched == []
+    assert "accepted" in {r.status for r in report.results}
+
+
+def test_a_resent_file_is_all_duplicates(db_url) -> None:  # noqa: F811
+    lines = _lines()
+    engine, first = _pipelined(db_url, lines)
+    before = _contents(engine)
+    again = pipeline.ingest_pipelined(engine.store, lines, engine.base_policy, engine.now,
+                                      engine.cache, engine.scope_cache, BATCH)
+    assert again.accepted == 0
+    assert again.duplicates == first.accepted + first.duplicates
+    assert _contents(engine) == before
+
+
+def test_another_writer_meanwhile_stops_the_pipeline_and_nothing_is_lost(
+        db_url, second_url, monkeypatch, caplog) -> None:  # noqa: F811
+    """Someone writes an account that a batch in flight also changed: the writer refuses
+    that batch, and everything from it on goes through the locking path."""
+    lines = _lines()
+    intruder = json.loads(lines[5][1])  # an early account's event, re-sent under a new id
+    intruder.update(event_id="intruder-1", type="login", device_id="D-intruder")
+    for key in list(intruder):
+        if key not in ("event_id", "type", "at", "account_id", "device_id"):
+            del intruder[key]
+    account = intruder["account_id"]
+    first_at = max(json.loads(line)["at"] for _, line in lines[: BATCH * 3]
+                   if json.loads(line).get("account_id") == account)
+    intruder["at"] = first_at
+    other = _engine(db_url)
+    compute = pipeline._compute
+    calls = {"n": 0}
+
+    def compute_then_intrude(*args, **kwargs):
+        sent = compute(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:  # batches 0-2 computed; at most the first has committed
+            assert other.ingest_events([intruder]).accepted == 1
+        return sent
+
+    monkeypatch.setattr(pipeline, "_compute", compute_then_intrude)
+    engine, report = _pipelined(db_url, lines)
+    # Seen by the writer ("was written meanwhile") or already here, by a revision the
+    # cache does not hold: either way the pipeline stops before anything diverges.
+    assert "pipelined ingest stops" in caplog.text
+
+    sequential, expected = _sequential(second_url, lines)
+    sequential.ingest_events([intruder])
+    assert _results(report) == _results(expected)
+    ours, theirs = _contents(engine), _contents(sequential)
+    assert sorted(ours["events"]) == sorted(theirs["events"])  # each event once, none lost
+    states = [(row[0], row[2], row[3], row[4], row[5]) for row in ours["accounts"]]
+    assert states == [(row[0], row[2], row[3], row[4], row[5]) for row in theirs["accounts"]]
+    assert engine.replay(write=False).mismatched == []
+
+
+def test_a_writer_that_dies_leaves_the_rest_to_the_sequential_path(
+        db_url, second_url, monkeypatch, caplog) -> None:  # noqa: F811
+    lines = _lines()
+    compute = pipeline._compute
+    calls = {"n": 0}
+
+    def compute_then_kill(store, writer, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            writer.process.kill()
+            writer.process.join()
+        return compute(store, writer, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_compute", compute_then_kill)
+    engine, report = _pipelined(db_url, lines)
+    sequential, expected = _sequential(second_url, lines)
+    assert "the writer process ended" in caplog.text
+    # A batch can commit with its acknowledgement lost as the writer dies: the redo then
+    # finds its events stored and says so. Every event is stored exactly once either way.
+    for ours, theirs in zip(report.results, expected.results, strict=True):
+        assert (ours.position, ours.event_id) == (theirs.position, theirs.event_id)
+        assert ours.status == theirs.status or (ours.status, theirs.status) == (
+            "duplicate", "accepted")
+    assert sorted(_contents(engine)["events"]) == sorted(_contents(sequential)["events"])
+    assert engine.replay(write=False).mismatched == []
