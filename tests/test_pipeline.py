@@ -98,11 +98,22 @@ def second_url(db_url: str, tmp_path):  # noqa: F811
         yield str(tmp_path / "second.db")
 
 
-def test_pipelined_ingest_stores_what_the_sequential_path_stores(db_url, second_url) -> None:  # noqa: F811
+def test_pipelined_ingest_stores_what_the_sequential_path_stores(
+        db_url, second_url, monkeypatch) -> None:  # noqa: F811
     lines = _lines()
     done: list[int] = []
+    rebuilt: list[int] = []  # scopes rebuilt with operator commands still in flight
+    original = pipeline.OverlayStore.operator_event_bodies
+
+    def spy(self, connection, types):
+        bodies = original(self, connection, types)
+        rebuilt.append(len(bodies))
+        return bodies
+
+    monkeypatch.setattr(pipeline.OverlayStore, "operator_event_bodies", spy)
     sequential, expected = _sequential(db_url, lines)
     pipelined, report = _pipelined(second_url, lines, done.append)
+    assert rebuilt and max(rebuilt) > 0
 
     assert _results(report) == _results(expected)
     assert sum(done) == len(lines)  # progress counted every line once

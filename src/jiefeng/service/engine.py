@@ -15,7 +15,7 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
 from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
 from jiefeng.service.pipeline import ingest_pipelined
-from jiefeng.service.states import StateCache, load_states
+from jiefeng.service.states import FILE_SNAPSHOT_EVERY_EVENTS, StateCache, load_states
 from jiefeng.store.sql import FILE_BATCH_EVENTS, MAX_BATCH_EVENTS, AccountWrite, SqlStore
 
 
@@ -95,11 +95,13 @@ class Engine:
         (see jiefeng.service.pipeline); the outcome is the same."""
         if pipelined and len(items) > FILE_BATCH_EVENTS:
             return ingest_pipelined(self.store, items, self.base_policy, self.now, self.cache,
-                                    self.scope_cache, FILE_BATCH_EVENTS, progress)
+                                    self.scope_cache, FILE_BATCH_EVENTS, progress,
+                                    FILE_SNAPSHOT_EVERY_EVENTS)
         report = IngestReport()
         for start in range(0, len(items), FILE_BATCH_EVENTS):
             chunk = items[start : start + FILE_BATCH_EVENTS]
-            report.extend(self.ingest(chunk, FILE_BATCH_EVENTS))
+            report.extend(ingest(self.store, chunk, self.base_policy, self.now, self.cache,
+                                 self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS))
             if progress:
                 progress(len(chunk))
         return report

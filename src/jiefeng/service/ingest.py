@@ -159,13 +159,15 @@ class BatchIngest:
     """
 
     def __init__(self, store: SqlStore, connection: Connection, policy: Policy,
-                 now: dt.datetime, scopes: Scopes, cache: StateCache):
+                 now: dt.datetime, scopes: Scopes, cache: StateCache,
+                 snapshot_every: int = SNAPSHOT_EVERY_EVENTS):
         self.store = store
         self.connection = connection
         self.policy = policy
         self.now = now
         self.scopes = scopes
         self.cache = cache
+        self.snapshot_every = snapshot_every
         self.states: dict[str, AccountState] = {}
         self.rows: dict[str, AccountRow] = {}
         self.touched: set[str] = set()
@@ -335,7 +337,7 @@ class BatchIngest:
             holds = core.active_holds(state, state.clock, self.scopes)
             revision = (row.revision if row else 0) + 1
             snapshot_due = row is None or (
-                state.events_applied - row.snapshot_events >= SNAPSHOT_EVERY_EVENTS)
+                state.events_applied - row.snapshot_events >= self.snapshot_every)
             writes.append(AccountWrite(
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
                 self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
@@ -427,6 +429,7 @@ def ingest(
     cache: StateCache | None = None,
     scope_cache: ScopeCache | None = None,
     batch_events: int = MAX_BATCH_EVENTS,
+    snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
 ) -> IngestReport:
     """Ingest (position, raw) items in batches of at most `batch_events` (bounded by
     FILE_BATCH_EVENTS), one transaction each.
@@ -439,7 +442,7 @@ def ingest(
     assert 1 <= batch_events <= FILE_BATCH_EVENTS, "a transaction is bounded"
     for start in range(0, len(items), batch_events):
         report.extend(_ingest_batch(store, items[start : start + batch_events], policy, now,
-                                    cache, scope_cache))
+                                    cache, scope_cache, snapshot_every))
     return report
 
 
@@ -505,7 +508,7 @@ def batch_results(batch: BatchIngest, fresh: list[_Candidate], items: Sequence[t
 
 def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Policy,
                   now: Callable[[], dt.datetime], cache: StateCache,
-                  scope_cache: ScopeCache) -> IngestReport:
+                  scope_cache: ScopeCache, snapshot_every: int) -> IngestReport:
     results, candidates = parse_items(items)
     report = IngestReport()
     try:
@@ -520,7 +523,7 @@ def _ingest_batch(store: SqlStore, items: Sequence[tuple[int, Any]], policy: Pol
                 connection, [a for c in candidates if (a := ev.routing_account_id(c.event))])
             fresh = fresh_candidates(store, connection, items, candidates, results)
             batch = BatchIngest(store, connection, policy, now(),
-                                scope_cache.get(store, connection), cache)
+                                scope_cache.get(store, connection), cache, snapshot_every)
             report.results = batch_results(batch, fresh, items, results)
             writeset.apply(store, connection, batch.write_set())
             report.effects = batch.effects

@@ -11,8 +11,10 @@ is the one the sequential path (`jiefeng.service.ingest.ingest`) gives, batch fo
 - The writer applies each batch's `WriteSet` in its own transaction, in order, after checking
   under the write lock that nobody else wrote to those accounts or stored operator commands in
   between (`writeset.verify`); an event id stored meanwhile fails the log's unique key.
-- A batch holding operator commands that change the portfolio's scopes is followed by a pause:
-  the next batch waits until it has committed, because scopes are read from the store.
+- While a batch that changes the portfolio's scopes (maintenance, migrations, sweeps, policy
+  activations) is in flight, the next batches rebuild the scopes from the stored commands plus
+  those in flight, in the order the store will list them; the writer then checks the scope
+  marker against the one its own commits left.
 - If the writer reports a conflict or an error, nothing after the last committed batch is
   kept: the writer skips the rest, this process drops its caches, and the remaining batches go
   through the sequential path, which takes the locks itself. A batch that committed but whose
@@ -47,7 +49,7 @@ from jiefeng.service.ingest import (
     ingest,
     parse_items,
 )
-from jiefeng.service.states import StateCache
+from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
 from jiefeng.store.sql import AccountRow, SqlStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class _InFlight:
     account_bodies: dict[str, list[str]] = field(default_factory=dict)  # in log order
     rows: dict[str, AccountRow] = field(default_factory=dict)
     appeals: dict[str, str] = field(default_factory=dict)  # appeal_id -> account_id
+    # (at_utc, type, body) of the operator commands that change the scopes, in log order
+    scope_commands: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class OverlayStore:
@@ -145,9 +149,28 @@ class OverlayStore:
                          if clock_after is None or row.clock >= clock_after)
         return sorted(found)
 
+    def changes_scopes(self) -> bool:
+        return any(batch.scope_commands for batch in self.in_flight)
+
+    def scope_marker(self, connection: Connection, types: Iterable[str]) -> tuple[int, int]:
+        # Only for a ScopeCache made for one batch, which rebuilds whatever the marker says.
+        return (-1, -1)
+
+    def operator_event_bodies(self, connection: Connection, types: Iterable[str]) -> list[str]:
+        """The stored commands plus those in flight, in (time, arrival) order, as the store
+        will list them once they have committed."""
+        wanted = set(types)
+        stored = self.store.operator_events(connection, wanted)  # (at_utc, body), in order
+        known = {body for _, body in stored}
+        merged = list(stored)
+        for batch in self.in_flight:
+            merged.extend((at, body) for at, kind, body in batch.scope_commands
+                          if kind in wanted and body not in known)
+        merged.sort(key=lambda command: command[0])  # stable: ties keep log order
+        return [body for _, body in merged]
+
     def __getattr__(self, name: str) -> Any:
-        # Anything else (the scopes, account events after a snapshot) is read from the store
-        # as it is: batches that change the scopes are never computed with others in flight.
+        # Anything else (account events after a snapshot) is read from the store as it is.
         return getattr(self.store, name)
 
 
@@ -159,6 +182,9 @@ def _writer_main(url: str, connection: Any) -> None:
     """The writer process: apply write sets in order, each in its own verified transaction."""
     store = SqlStore(url, upgrade=False)  # the parent brought the schema up to date
     failed = False
+    # The scope marker the next batch must find: the one its scopes were read at, or, when
+    # they came from batches in flight, the one this process left after the last of those.
+    expected_marker: tuple[int, int] | None = None
     try:
         while True:
             message = connection.recv_bytes()
@@ -172,10 +198,15 @@ def _writer_main(url: str, connection: Any) -> None:
                 with store.transaction() as transaction:
                     store.lock_portfolio(transaction, exclusive=write_set.exclusive)
                     store.lock_accounts(transaction, write_set.account_ids)
-                    reason = writeset.verify(store, transaction, write_set, SCOPE_TYPES)
+                    if write_set.scope_marker is not None:
+                        expected_marker = write_set.scope_marker
+                    reason = writeset.verify(store, transaction, write_set, SCOPE_TYPES,
+                                             expected_marker)
                     if reason is not None:
                         raise _Diverged(reason)
                     writeset.apply(store, transaction, write_set)
+                    if write_set.exclusive:
+                        expected_marker = store.scope_marker(transaction, SCOPE_TYPES)
             except _Diverged as conflict:
                 failed = True
                 connection.send((CONFLICT, number, str(conflict)))
@@ -234,6 +265,7 @@ def ingest_pipelined(
     scope_cache: ScopeCache,
     batch_events: int,
     progress: Callable[[int], None] | None = None,
+    snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
 ) -> IngestReport:
     """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores."""
     batches = [items[start : start + batch_events] for start in range(0, len(items), batch_events)]
@@ -264,14 +296,12 @@ def ingest_pipelined(
     try:
         for number, batch_items in enumerate(batches):
             results, candidates = parse_items(batch_items)
-            changes_scopes = any(c.event.type in SCOPE_TYPES for c in candidates)
-            # Batches in flight are in the overlay; only scope changes must be in the store.
             settle(PIPELINE_DEPTH - 1)
             if resume_at is not None:
                 break
             try:
                 sent = _compute(store, writer, number, batch_items, results, candidates, policy,
-                                now, cache, scope_cache, in_flight)
+                                now, cache, scope_cache, in_flight, snapshot_every)
             except _Diverged as diverged:
                 log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
                             "transaction at a time", number, diverged)
@@ -279,8 +309,6 @@ def ingest_pipelined(
                 resume_at = number if resume_at is None else resume_at
                 break
             in_flight.append(sent)
-            if changes_scopes:
-                settle(0)  # the next batch reads the scopes this one stores
         settle(0)
     finally:
         writer.close()
@@ -290,7 +318,8 @@ def ingest_pipelined(
         rest = [item for batch in batches[resume_at:] for item in batch]
         for start in range(0, len(rest), batch_events):
             chunk = rest[start : start + batch_events]
-            report.extend(ingest(store, chunk, policy, now, cache, scope_cache, batch_events))
+            report.extend(ingest(store, chunk, policy, now, cache, scope_cache, batch_events,
+                                 snapshot_every))
             if progress:
                 progress(len(chunk))
     return report
@@ -299,16 +328,21 @@ def ingest_pipelined(
 def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tuple[int, Any]],
              results: dict[int, ItemResult], candidates: list, policy: Policy,
              now: Callable[[], dt.datetime], cache: StateCache, scope_cache: ScopeCache,
-             in_flight: deque[_InFlight]) -> _InFlight:
+             in_flight: deque[_InFlight], snapshot_every: int) -> _InFlight:
     """Fold one batch against the store plus what is in flight and hand it to the writer."""
     overlay = OverlayStore(store, in_flight)
     with store.read() as connection:
         for candidate in candidates:
             candidate.event = _route(overlay, connection, candidate.event)
         fresh = fresh_candidates(overlay, connection, items, candidates, results)
-        scopes = scope_cache.get(store, connection)
-        marker = store.scope_marker(connection, SCOPE_TYPES)
-        batch = BatchIngest(overlay, connection, policy, now(), scopes, cache)
+        if overlay.changes_scopes():
+            # Rebuilt as the store will have them, from a cache that lives for this batch.
+            scopes = ScopeCache(scope_cache.activations).get(overlay, connection)
+            marker = None  # the writer knows the marker its own commits leave
+        else:
+            scopes = scope_cache.get(store, connection)
+            marker = store.scope_marker(connection, SCOPE_TYPES)
+        batch = BatchIngest(overlay, connection, policy, now(), scopes, cache, snapshot_every)
         try:
             item_results = batch_results(batch, fresh, items, results)
             write_set = batch.write_set()
@@ -317,10 +351,12 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             raise
     write_set.scope_marker = marker
     sent = _InFlight(number, item_results, batch.effects, len(items), rows=batch.new_rows)
-    for event_id, account_id, _type, _at, _actor, body, _outcome in write_set.events:
+    for event_id, account_id, kind, at_utc, _actor, body, _outcome in write_set.events:
         sent.bodies[event_id] = body
         if account_id is not None:
             sent.account_bodies.setdefault(account_id, []).append(body)
+        elif kind in SCOPE_TYPES:
+            sent.scope_commands.append((at_utc, kind, body))
     sent.appeals = {row["appeal_id"]: row["account_id"] for row in write_set.appeals}
     # The states move on now: the next batch folds on top of them. If the writer fails, the
     # cache is cleared before anything else reads it.

@@ -29,7 +29,8 @@ class WriteSet:
     effects: list[tuple] = field(default_factory=list)
     appeals: list[dict[str, Any]] = field(default_factory=list)
     exclusive: bool = False  # it holds operator commands that change the portfolio's scopes
-    # The scope marker (SqlStore.scope_marker) the batch was folded against; None: not checked.
+    # The scope marker (SqlStore.scope_marker) of the scopes the batch was folded against, when
+    # they were read from the store; None when they included batches still in flight.
     scope_marker: tuple[int, int] | None = None
 
     @property
@@ -49,14 +50,15 @@ def apply(store: SqlStore, connection: Connection, write_set: WriteSet) -> None:
 
 
 def verify(store: SqlStore, connection: Connection, write_set: WriteSet,
-           scope_types: frozenset[str]) -> str | None:
+           scope_types: frozenset[str], scope_marker: tuple[int, int] | None) -> str | None:
     """Why this write set can no longer be applied as computed, or None if it can.
 
-    Run under the write lock (SQLite) or the account locks (PostgreSQL), before `apply`. Event
-    ids already taken are caught by the log's unique key when the rows go in."""
-    if write_set.scope_marker is not None:
+    `scope_marker` is the marker the scopes it was folded against correspond to (None: not
+    checked). Run under the write lock (SQLite) or the account locks (PostgreSQL), before
+    `apply`. Event ids already taken are caught by the log's unique key when the rows go in."""
+    if scope_marker is not None:
         marker = store.scope_marker(connection, scope_types)
-        if marker != write_set.scope_marker:
+        if marker != scope_marker:
             return "operator commands were stored meanwhile"
     rows = store.account_rows(connection, write_set.account_ids)
     for account_id, base in write_set.base_revisions.items():

@@ -348,6 +348,16 @@ class SqlStore:
         )
         return [row.body for row in connection.execute(query)]
 
+    def operator_events(self, connection: Connection,
+                        types: Iterable[str]) -> list[tuple[str, str]]:
+        """(at_utc, body) of the operator commands of these types, in (time, arrival) order."""
+        query = (
+            select(t.events.c.at_utc, t.events.c.body)
+            .where(t.events.c.account_id.is_(None), t.events.c.type.in_(list(types)))
+            .order_by(t.events.c.at_utc, t.events.c.seq)
+        )
+        return [(row.at_utc, row.body) for row in connection.execute(query)]
+
     def iter_all_event_bodies(self, connection: Connection) -> Iterator[tuple[str | None, str]]:
         """Every account event in (account, time, arrival) order, for replay."""
         query = (
