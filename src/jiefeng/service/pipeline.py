@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import os
 import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -224,11 +225,18 @@ def _writer_main(url: str, connection: Any) -> None:
         store.close()
 
 
+def _writer_process(url: str, connection: Any) -> None:
+    _writer_main(url, connection)
+    # Everything is committed and acknowledged: skip the interpreter's teardown, which the
+    # parent would otherwise wait for at the end of every file.
+    os._exit(0)
+
+
 class _Writer:
     def __init__(self, url: str):
         context = multiprocessing.get_context("spawn")  # no inherited connections or threads
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_writer_main, args=(url, child), daemon=True,
+        self.process = context.Process(target=_writer_process, args=(url, child), daemon=True,
                                        name="jiefeng-ingest-writer")
         self.process.start()
         child.close()
