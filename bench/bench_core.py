@@ -6,7 +6,8 @@ machines are shared and noisy: absolute rates move, ratios much less.
 - floor: json-parse the same JSON Lines file and insert its rows into SQLite (WAL,
   synchronous=NORMAL, 1,000 rows a transaction, unique event_id, index on account and time).
 - ingest: `jiefeng ingest FILE` as a whole process (start-up, validation, fold, snapshots,
-  effects), as events/s and as a ratio to the floor. Target: >= 0.5.
+  effects; pipelined on two cores), as events/s and as a ratio to the floor. Target: >= 0.5.
+  Also `--no-pipeline`, one process, for comparison.
 - fold: the pure core folding the same (already parsed) events, per account in time order, on
   one core. Target: >= 100,000 events/s.
 
@@ -71,10 +72,10 @@ def floor_rate(path: Path, db_path: Path) -> float:
     return count / (time.perf_counter() - started)
 
 
-def ingest_rate(path: Path, db_path: Path, count: int) -> float:
+def ingest_rate(path: Path, db_path: Path, count: int, *options: str) -> float:
     jiefeng = Path(sys.executable).with_name("jiefeng")
     started = time.perf_counter()
-    subprocess.run([str(jiefeng), "ingest", str(path), "--db", str(db_path), "--quiet"],
+    subprocess.run([str(jiefeng), "ingest", str(path), "--db", str(db_path), "--quiet", *options],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return count / (time.perf_counter() - started)
 
@@ -112,17 +113,22 @@ def main() -> None:
         path = Path(tmp) / "events.jsonl"
         path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
                         encoding="utf-8")
-        floors, ingests, folds = [], [], []
+        floors, ingests, singles, folds = [], [], [], []
         for n in range(args.repeat):
             floors.append(floor_rate(path, Path(tmp) / f"floor-{n}.db"))
             ingests.append(ingest_rate(path, Path(tmp) / f"ingest-{n}.db", count))
+            singles.append(ingest_rate(path, Path(tmp) / f"single-{n}.db", count,
+                                       "--no-pipeline"))
             folds.append(fold_rate(events))
-    floor, ingest, fold = (statistics.median(x) for x in (floors, ingests, folds))
+    floor, ingest, single, fold = (statistics.median(x)
+                                   for x in (floors, ingests, singles, folds))
     print(f"events: {count} mixed (synthetic portfolio), repeat {args.repeat}, "
           f"cpu count {os.cpu_count()}")
     print(f"floor  (json + sqlite insert, 1000/tx): {floor:12,.0f} events/s   ratio 1.00")
     print(f"ingest (jiefeng ingest, whole process): {ingest:12,.0f} events/s   "
           f"ratio {ingest / floor:.2f} of floor (target >= 0.50)")
+    print(f"ingest --no-pipeline (one process)    : {single:12,.0f} events/s   "
+          f"ratio {single / floor:.2f} of floor")
     print(f"fold   (pure core, one core)          : {fold:12,.0f} events/s   "
           f"ratio {fold / floor:.2f} of floor (target >= 100,000 events/s)")
 

@@ -177,12 +177,17 @@ def test_pipelined_ingest_reports_the_same_lines(files, monkeypatch, tmp_path: P
 
 
 def test_the_installed_command_pipelines_a_large_file(tmp_path: Path) -> None:
+    import datetime as dt
+
     from jiefeng.store.sql import FILE_BATCH_EVENTS
 
+    start = dt.datetime(2026, 1, 8, 10, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     lines = [LINES[0]] + [
-        f'{{"event_id":"l{n}","type":"login","at":"2026-01-08T10:00:{n % 60:02d}.{n:06d}+08:00",'
-        f'"account_id":"A1","device_id":"D{n % 3}"}}' for n in range(FILE_BATCH_EVENTS + 200)
+        json.dumps({"event_id": f"l{n}", "type": "login", "account_id": "A1",
+                    "at": (start + dt.timedelta(seconds=n)).isoformat(), "device_id": f"D{n % 3}"})
+        for n in range(FILE_BATCH_EVENTS + 200)
     ]
+    lines[300], lines[4000] = lines[4000], lines[300]  # one early, one late
     lines[FILE_BATCH_EVENTS + 50] = '{"event_id": "x"}'
     events = tmp_path / "big.jsonl"
     events.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -33,7 +33,7 @@ MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
 # touches; a time-ordered file touches most accounts in every batch, so bigger transactions
 # (still bounded) cost fewer row writes and commits per event.
-FILE_BATCH_EVENTS = 5_000
+FILE_BATCH_EVENTS = 10_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
 
 
