@@ -97,14 +97,8 @@ class Engine:
             return ingest_pipelined(self.store, items, self.base_policy, self.now, self.cache,
                                     self.scope_cache, FILE_BATCH_EVENTS, progress,
                                     FILE_SNAPSHOT_EVERY_EVENTS)
-        report = IngestReport()
-        for start in range(0, len(items), FILE_BATCH_EVENTS):
-            chunk = items[start : start + FILE_BATCH_EVENTS]
-            report.extend(ingest(self.store, chunk, self.base_policy, self.now, self.cache,
-                                 self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS))
-            if progress:
-                progress(len(chunk))
-        return report
+        return ingest(self.store, items, self.base_policy, self.now, self.cache,
+                      self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS, progress)
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

@@ -430,6 +430,7 @@ def ingest(
     scope_cache: ScopeCache | None = None,
     batch_events: int = MAX_BATCH_EVENTS,
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
+    progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest (position, raw) items in batches of at most `batch_events` (bounded by
     FILE_BATCH_EVENTS), one transaction each.
@@ -441,8 +442,11 @@ def ingest(
     report = IngestReport()
     assert 1 <= batch_events <= FILE_BATCH_EVENTS, "a transaction is bounded"
     for start in range(0, len(items), batch_events):
-        report.extend(_ingest_batch(store, items[start : start + batch_events], policy, now,
-                                    cache, scope_cache, snapshot_every))
+        chunk = items[start : start + batch_events]
+        report.extend(_ingest_batch(store, chunk, policy, now, cache, scope_cache,
+                                    snapshot_every))
+        if progress:
+            progress(len(chunk))
     return report
 
 

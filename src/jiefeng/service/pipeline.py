@@ -324,12 +324,8 @@ def ingest_pipelined(
         # Start over from what the store holds, with the locks the sequential path takes.
         cache.clear()
         rest = [item for batch in batches[resume_at:] for item in batch]
-        for start in range(0, len(rest), batch_events):
-            chunk = rest[start : start + batch_events]
-            report.extend(ingest(store, chunk, policy, now, cache, scope_cache, batch_events,
-                                 snapshot_every))
-            if progress:
-                progress(len(chunk))
+        report.extend(ingest(store, rest, policy, now, cache, scope_cache, batch_events,
+                             snapshot_every, progress))
     return report
 
 
