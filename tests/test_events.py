@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -13,6 +14,7 @@ from jiefeng.domain.events import (
     EventRejected,
     event_to_json_dict,
     parse_event,
+    parse_event_json,
     routing_account_id,
 )
 
@@ -151,12 +153,22 @@ def test_missing_field_is_named(type_, missing):
     ("amount", "reason"),
     [("-1.00", "negative"), ("1.005", "2 decimal places"), ("0", "greater than zero"),
      ("0.00", "greater than zero"), ("abc", "not a decimal"), (1.5, "decimal string"),
-     ("NaN", "not a decimal amount"), (True, "decimal string")],
+     ("NaN", "not a decimal amount"), (True, "decimal string"), ("1e3", "not a decimal"),
+     ("1.", "not a decimal"), (".5", "not a decimal"), ("１２.００", "not a decimal"),
+     ("100000000000.01", "implausibly large")],
 )
 def test_bad_amounts(amount, reason):
     error = rejected(raw("purchase", amount=amount))
     assert error.field == "amount"
     assert reason in error.reason
+
+
+@pytest.mark.parametrize(("amount", "fen"), [("12.3", 1230), ("0.01", 1), ("007.10", 710),
+                                            (" 5.00 ", 500), (12, 1200), ("100000000000", 10**13)])
+def test_amounts_in_fen(amount, fen):
+    assert parse_event(raw("purchase", amount=amount)).amount_fen == fen
+    line = json.dumps(raw("purchase", amount=amount))
+    assert parse_event_json(line).amount_fen == fen  # the ingest path agrees
 
 
 def test_zero_is_allowed_only_for_balances():

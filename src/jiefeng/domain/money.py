@@ -1,18 +1,19 @@
 """Money: integer fen inside, decimal strings at the edges.
 
-Floats never touch money: a decimal string is parsed with `Decimal`, checked for at most two
+Floats never touch money: a decimal string is matched digit by digit, checked for at most two
 places, and turned into an integer number of fen.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 MAX_AMOUNT_FEN = 10**13  # 100 billion yuan: far above any consumer line; bounds arithmetic
 
 
-_AMOUNT = re.compile(r"\d{1,15}(\.\d{1,2})?")
+# ASCII digits only: "１２" (full-width) is not an amount a ledger should guess at.
+_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?", re.ASCII)
+_TOO_PRECISE = re.compile(r"\d+\.\d{3,}", re.ASCII)
 
 
 def parse_amount_fen(value: object, *, allow_zero: bool = False) -> int:
@@ -21,16 +22,25 @@ def parse_amount_fen(value: object, *, allow_zero: bool = False) -> int:
     Only plain decimal notation is money: no exponents ("1e3"), no signs but a leading minus
     (refused as negative), no more than two places.
     """
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    # Runs for every amount of every event ingested: integer arithmetic on the matched digits,
+    # not Decimal, and the checks for why a value is wrong only once it is.
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
         raise ValueError('must be a decimal string such as "123.45"')
-    text = str(value).strip()
-    if text.startswith("-") and _AMOUNT.fullmatch(text[1:]):
-        raise ValueError("must not be negative")
-    if not _AMOUNT.fullmatch(text):
-        if re.fullmatch(r"\d+\.\d{3,}", text):
+    match = _AMOUNT.fullmatch(text)
+    if match is None:
+        if text.startswith("-") and _AMOUNT.fullmatch(text[1:]):
+            raise ValueError("must not be negative")
+        if _TOO_PRECISE.fullmatch(text):
             raise ValueError("must have at most 2 decimal places")
         raise ValueError(f'"{text[:40]}" is not a decimal amount such as "123.45"')
-    fen = int(Decimal(text) * 100)
+    whole, cents = match.groups()
+    fen = int(whole) * 100
+    if cents:
+        fen += int(cents) * (10 if len(cents) == 1 else 1)
     if fen == 0 and not allow_zero:
         raise ValueError("must be greater than zero")
     if fen > MAX_AMOUNT_FEN:
