@@ -19,7 +19,7 @@ from rich.table import Table
 from jiefeng.batch.timeline import HoldInterval, Timeline, account_intervals, scoped_intervals
 from jiefeng.domain import holds as H
 from jiefeng.service.engine import Engine
-from jiefeng.store.sql import FILE_BATCH_EVENTS, SqlStore
+from jiefeng.store.sql import SqlStore
 
 
 def _explain_moment(interval: HoldInterval) -> dt.datetime:
@@ -48,15 +48,14 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
     rejected_examples: list[str] = []
     with progress() as bar:
         task = bar.add_task("ingest events", total=len(items))
-        for start in range(0, len(items), FILE_BATCH_EVENTS):
-            report = engine.ingest(items[start : start + FILE_BATCH_EVENTS], FILE_BATCH_EVENTS)
-            counts["accepted"] += report.accepted
-            counts["duplicate"] += report.duplicates
-            counts["rejected"] += report.rejected
-            rejected_examples.extend(
-                f"#{r.position} {r.event_id}: {r.field}: {r.reason}"
-                for r in report.results if r.status == "rejected")
-            bar.advance(task, len(report.results))
+        # As `jiefeng ingest` does: folded here while a second process writes.
+        report = engine.ingest_file(items, lambda done: bar.advance(task, done))
+        counts["accepted"] += report.accepted
+        counts["duplicate"] += report.duplicates
+        counts["rejected"] += report.rejected
+        rejected_examples.extend(
+            f"#{r.position} {r.event_id}: {r.field}: {r.reason}"
+            for r in report.results if r.status == "rejected")
         states = engine.all_states()
         task = bar.add_task("let time pass", total=len(states))
         engine.advance_all(horizon, progress=lambda n: bar.advance(task, n))

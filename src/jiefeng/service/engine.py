@@ -90,7 +90,8 @@ class Engine:
     def ingest_file(self, items: Sequence[tuple[int, Any]],
                     progress: Callable[[int], None] | None = None,
                     pipelined: bool = True) -> IngestReport:
-        """Ingest a file's lines in transactions of FILE_BATCH_EVENTS. With `pipelined`, a
+        """Ingest a file's lines in transactions of FILE_BATCH_EVENTS; the report holds the
+        results (the effects are in the store). With `pipelined`, a
         file of more than one transaction is folded here while a writer process commits
         (see jiefeng.service.pipeline); the outcome is the same."""
         if pipelined and len(items) > FILE_BATCH_EVENTS:
@@ -98,7 +99,8 @@ class Engine:
                                     self.scope_cache, FILE_BATCH_EVENTS, progress,
                                     FILE_SNAPSHOT_EVERY_EVENTS)
         return ingest(self.store, items, self.base_policy, self.now, self.cache,
-                      self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS, progress)
+                      self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS, progress,
+                      keep_effects=False)
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

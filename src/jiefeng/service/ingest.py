@@ -431,6 +431,7 @@ def ingest(
     batch_events: int = MAX_BATCH_EVENTS,
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
     progress: Callable[[int], None] | None = None,
+    keep_effects: bool = True,
 ) -> IngestReport:
     """Ingest (position, raw) items in batches of at most `batch_events` (bounded by
     FILE_BATCH_EVENTS), one transaction each.
@@ -443,8 +444,11 @@ def ingest(
     assert 1 <= batch_events <= FILE_BATCH_EVENTS, "a transaction is bounded"
     for start in range(0, len(items), batch_events):
         chunk = items[start : start + batch_events]
-        report.extend(_ingest_batch(store, chunk, policy, now, cache, scope_cache,
-                                    snapshot_every))
+        batch_report = _ingest_batch(store, chunk, policy, now, cache, scope_cache,
+                                     snapshot_every)
+        if not keep_effects:  # a file's effects are in the store; holding them all costs memory
+            batch_report.effects = []
+        report.extend(batch_report)
         if progress:
             progress(len(chunk))
     return report

@@ -67,7 +67,6 @@ class _InFlight:
 
     number: int
     results: list[ItemResult]
-    effects: list[Any]
     size: int
     bodies: dict[str, str] = field(default_factory=dict)  # event_id -> body
     account_bodies: dict[str, list[str]] = field(default_factory=dict)  # in log order
@@ -275,7 +274,8 @@ def ingest_pipelined(
     progress: Callable[[int], None] | None = None,
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
 ) -> IngestReport:
-    """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores."""
+    """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores. The report
+    holds the items' results; the effects are in the store."""
     batches = [items[start : start + batch_events] for start in range(0, len(items), batch_events)]
     report = IngestReport()
     in_flight: deque[_InFlight] = deque()
@@ -292,8 +292,7 @@ def ingest_pipelined(
                 log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
                             "transaction at a time", batch.number, reason)
             if status == COMMITTED and number == batch.number and resume_at is None:
-                report.results.extend(batch.results)
-                report.effects.extend(batch.effects)
+                report.results.extend(batch.results)  # effects stay in the store only
                 if progress:
                     progress(batch.size)
             elif resume_at is None:
@@ -325,7 +324,7 @@ def ingest_pipelined(
         cache.clear()
         rest = [item for batch in batches[resume_at:] for item in batch]
         report.extend(ingest(store, rest, policy, now, cache, scope_cache, batch_events,
-                             snapshot_every, progress))
+                             snapshot_every, progress, keep_effects=False))
     return report
 
 
@@ -354,7 +353,7 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             cache.clear()  # states were updated in place and will not be written
             raise
     write_set.scope_marker = marker
-    sent = _InFlight(number, item_results, batch.effects, len(items), rows=batch.new_rows)
+    sent = _InFlight(number, item_results, len(items), rows=batch.new_rows)
     for event_id, account_id, kind, at_utc, _actor, body, _outcome in write_set.events:
         sent.bodies[event_id] = body
         if account_id is not None:
