@@ -120,6 +120,11 @@ class ScopeCache:
         return scopes if marker == (0, newest_seq) else None
 
     def get(self, store: SqlStore, connection: Connection) -> Scopes:
+        return self.marked(store, connection)[1]
+
+    def marked(self, store: Any, connection: Connection) -> tuple[tuple[int, int], Scopes]:
+        """The scopes and the marker they were read at (the marker is read first: a command
+        stored in between shows up as a changed marker, never as a missing command)."""
         marker = store.scope_marker(connection, SCOPE_TYPES)
         cached_marker, scopes = self._cached  # one tuple: consistent under threads
         if marker != cached_marker:
@@ -128,7 +133,7 @@ class ScopeCache:
                 scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
             scopes.policy_activations = self._resolved(connection, scopes.policy_activations)
             self._cached = (marker, scopes)
-        return scopes
+        return marker, scopes
 
     def _resolved(self, connection: Connection, activations: list) -> list:
         """Attach each activated version's policy (from the stored versions)."""

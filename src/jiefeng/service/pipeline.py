@@ -343,8 +343,7 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             scopes = ScopeCache(scope_cache.activations).get(overlay, connection)
             marker = None  # the writer knows the marker its own commits leave
         else:
-            scopes = scope_cache.get(store, connection)
-            marker = store.scope_marker(connection, SCOPE_TYPES)
+            marker, scopes = scope_cache.marked(store, connection)
         batch = BatchIngest(overlay, connection, policy, now(), scopes, cache, snapshot_every)
         try:
             item_results = batch_results(batch, fresh, items, results)
