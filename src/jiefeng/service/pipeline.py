@@ -200,8 +200,7 @@ def _writer_main(url: str, connection: Any) -> None:
                     store.lock_accounts(transaction, write_set.account_ids)
                     if write_set.scope_marker is not None:
                         expected_marker = write_set.scope_marker
-                    reason = writeset.verify(store, transaction, write_set, SCOPE_TYPES,
-                                             expected_marker)
+                    reason = writeset.verify(store, transaction, write_set, expected_marker)
                     if reason is not None:
                         raise _Diverged(reason)
                     writeset.apply(store, transaction, write_set)

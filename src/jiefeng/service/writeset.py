@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jiefeng.domain.scopes import SCOPE_TYPES
 from jiefeng.store.sql import AccountValues, EventValues, SqlStore
 
 
@@ -50,14 +51,14 @@ def apply(store: SqlStore, connection: Connection, write_set: WriteSet) -> None:
 
 
 def verify(store: SqlStore, connection: Connection, write_set: WriteSet,
-           scope_types: frozenset[str], scope_marker: tuple[int, int] | None) -> str | None:
+           scope_marker: tuple[int, int] | None) -> str | None:
     """Why this write set can no longer be applied as computed, or None if it can.
 
     `scope_marker` is the marker the scopes it was folded against correspond to (None: not
     checked). Run under the write lock (SQLite) or the account locks (PostgreSQL), before
     `apply`. Event ids already taken are caught by the log's unique key when the rows go in."""
     if scope_marker is not None:
-        marker = store.scope_marker(connection, scope_types)
+        marker = store.scope_marker(connection, SCOPE_TYPES)
         if marker != scope_marker:
             return "operator commands were stored meanwhile"
     rows = store.account_rows(connection, write_set.account_ids)
