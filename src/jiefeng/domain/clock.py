@@ -25,6 +25,12 @@ def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(dt.UTC)
 
 
+@lru_cache(maxsize=4096)
+def local_midnight_shifted(day: dt.date, days: int, tz: ZoneInfo) -> dt.datetime:
+    """local_midnight(day + days): asked for every event about the same few dates."""
+    return local_midnight(day + dt.timedelta(days=days), tz)
+
+
 def next_day_of_month(after: dt.date, day_of_month: int) -> dt.date:
     """The first date strictly after `after` whose day of month is `day_of_month` (1-28)."""
     assert 1 <= day_of_month <= 28

@@ -18,6 +18,7 @@ from jiefeng.domain.clock import (
     first_statement_date,
     local_date,
     local_midnight,
+    local_midnight_shifted,
     next_day_of_month,
     zone,
 )
@@ -50,6 +51,7 @@ from jiefeng.policy.schema import Policy
 
 HOUR = dt.timedelta(hours=1)
 PURCHASES_WINDOW = dt.timedelta(days=90)
+REMEMBERED_PURCHASES_SPAN = DAY * REMEMBERED_PURCHASE_DAYS
 OVERDUE_MEMORY = dt.timedelta(days=730)
 MAX_EVIDENCE_ITEMS = 4  # the principal reasons shown to a customer
 
@@ -426,9 +428,9 @@ def start_cure_probation(
 
 def blocking_codes(state: AccountState, at: dt.datetime, scopes: Scopes) -> list[str]:
     codes = sorted(state.holds) if state.holds else []
-    if scopes.windows and scopes.maintenance_at(at, state.segment):
+    if scopes.windows and scopes.in_maintenance(at, state.segment):
         codes.append(H.MAINTENANCE)
-    if scopes.campaigns and scopes.migrations_at(at, state.account_id, state.segment):
+    if scopes.campaigns and scopes.migrating(at, state.account_id, state.segment):
         codes.append(H.MIGRATION)
     return codes
 
@@ -480,7 +482,7 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     )
     if not approved:
         state.declined_purchases.append((at, event.event_id))
-        _trim(state.declined_purchases, at - DAY * REMEMBERED_PURCHASE_DAYS)
+        _trim(state.declined_purchases, at - REMEMBERED_PURCHASES_SPAN)
         return
     state.unbilled_fen += event.amount_fen
     state.purchases_total_fen += event.amount_fen
@@ -489,7 +491,7 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
         event.event_id, at, event.amount_fen, event.merchant_id
     )
     # Purchases are remembered for refunds and appeals, within a horizon and a count.
-    horizon = at - DAY * REMEMBERED_PURCHASE_DAYS
+    horizon = at - REMEMBERED_PURCHASES_SPAN
     while state.purchases and (
         len(state.purchases) > MAX_REMEMBERED_PURCHASES
         or next(iter(state.purchases.values())).at < horizon
@@ -1095,11 +1097,11 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
                 best = t
     expires_on = state.id_expires_on
     if expires_on is not None and H.ID_EXPIRED not in holds:
-        t = local_midnight(expires_on + DAY, tz)
+        t = local_midnight_shifted(expires_on, 1, tz)
         if t > clock and (best is None or t < best):
             best = t
         if state.id_notice_sent_for != expires_on:
-            t = local_midnight(expires_on - DAY * policy.id_expiry.notice_days, tz)
+            t = local_midnight_shifted(expires_on, -policy.id_expiry.notice_days, tz)
             if t > clock and (best is None or t < best):
                 best = t
     if state.sweeps_seen < len(scopes.sweeps):

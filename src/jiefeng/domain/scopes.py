@@ -131,6 +131,13 @@ class Scopes:
     ) -> list[MigrationCampaign]:
         return [c for c in self.campaigns.values() if c.covers(at, account_id, segment)]
 
+    # The yes/no forms run for every purchase: no list is built.
+    def in_maintenance(self, at: dt.datetime, segment: str | None) -> bool:
+        return any(w.covers(at, segment) for w in self.windows.values())
+
+    def migrating(self, at: dt.datetime, account_id: str, segment: str | None) -> bool:
+        return any(c.covers(at, account_id, segment) for c in self.campaigns.values())
+
 
 class ScopeRejected(ValueError):
     def __init__(self, field_name: str, reason: str):

@@ -182,6 +182,8 @@ class AccountState:
 
     @property
     def principal_owed_fen(self) -> int:
+        if not self.statements:  # the usual case, asked for every purchase
+            return self.unbilled_fen
         return self.unbilled_fen + sum(s.principal_due_fen for s in self.statements)
 
     @property
