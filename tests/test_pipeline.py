@@ -146,7 +146,10 @@ def test_another_writer_meanwhile_stops_the_pipeline_and_nothing_is_lost(
         if key not in ("event_id", "type", "at", "account_id", "device_id"):
             del intruder[key]
     account = intruder["account_id"]
-    first_at = max(json.loads(line)["at"] for _, line in lines[: BATCH * 3]
+    # Once batch DEPTH is computed, batch 0 has committed (at most DEPTH are ever in flight)
+    # and the batches after it are in flight.
+    computed = pipeline.PIPELINE_DEPTH + 1
+    first_at = max(json.loads(line)["at"] for _, line in lines[: BATCH * computed]
                    if json.loads(line).get("account_id") == account)
     intruder["at"] = first_at
     other = _engine(db_url)
@@ -156,7 +159,7 @@ def test_another_writer_meanwhile_stops_the_pipeline_and_nothing_is_lost(
     def compute_then_intrude(*args, **kwargs):
         sent = compute(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 3:  # batches 0-2 computed; at most the first has committed
+        if calls["n"] == computed:
             assert other.ingest_events([intruder]).accepted == 1
         return sent
 

@@ -28,6 +28,8 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,8 +57,9 @@ from jiefeng.store.sql import AccountRow, SqlStore
 
 log = logging.getLogger(__name__)
 
-# Batches computed ahead of the writer. Two keep both cores busy; more would only hold memory.
-PIPELINE_DEPTH = 2
+# Batches computed ahead of the writer. Three absorb the writer's start-up and a slow commit;
+# more would only hold memory.
+PIPELINE_DEPTH = 3
 
 COMMITTED, CONFLICT, FAILED, SKIPPED = "committed", "conflict", "failed", "skipped"
 
@@ -238,12 +241,26 @@ class _Writer:
                                        name="jiefeng-ingest-writer")
         self.process.start()
         child.close()
+        # A write set is megabytes and the pipe holds kilobytes: a send waits until the writer
+        # has read it all, which is after it committed the batch before. A thread does that
+        # waiting, so this process goes on folding. Only that thread writes to the pipe.
+        self.outbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_all, name="jiefeng-ingest-sender",
+                                       daemon=True)
+        self.sender.start()
+
+    def _send_all(self) -> None:
+        while True:
+            message = self.outbox.get()
+            try:
+                self.connection.send_bytes(message)
+            except OSError:
+                return  # the writer is gone: receive() says so
+            if not message:
+                return
 
     def send(self, number: int, write_set: writeset.WriteSet) -> None:
-        try:
-            self.connection.send_bytes(pickle.dumps((number, write_set), protocol=5))
-        except OSError as error:
-            raise _Diverged("the writer process ended") from error
+        self.outbox.put(pickle.dumps((number, write_set), protocol=5))
 
     def receive(self) -> tuple[str, int, str | None]:
         try:
@@ -252,10 +269,8 @@ class _Writer:
             return FAILED, -1, "the writer process ended"
 
     def close(self) -> None:
-        try:
-            self.connection.send_bytes(b"")
-        except OSError:
-            pass
+        self.outbox.put(b"")  # the end: the writer returns once it has read everything before
+        self.sender.join(timeout=30)
         self.process.join(timeout=30)
         if self.process.is_alive():
             self.process.kill()
