@@ -14,7 +14,7 @@ from sqlalchemy import select
 from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.service import pipeline
 from jiefeng.service.engine import Engine
-from jiefeng.service.ingest import REJECTED, ingest
+from jiefeng.service.ingest import REJECTED, ingest, transaction_batches
 from jiefeng.store import schema as t
 from jiefeng.store.sql import SqlStore
 
@@ -204,3 +204,29 @@ def test_a_writer_that_dies_leaves_the_rest_to_the_sequential_path(
             "duplicate", "accepted")
     assert sorted(_contents(engine)["events"]) == sorted(_contents(sequential)["events"])
     assert engine.replay(write=False).mismatched == []
+
+
+@pytest.mark.parametrize(("count", "sizes"), [
+    (0, []),
+    (1, [1]),
+    (80, [80]),  # one transaction: never cut
+    (81, [71, 10]),  # more than one: the last eighth of a transaction commits alone
+    (160, [80, 70, 10]),
+    (250, [80, 80, 80, 10]),
+])
+def test_a_file_is_cut_into_transactions_with_a_short_last_one(count, sizes) -> None:
+    items = list(range(count))
+    batches = transaction_batches(items, 80)
+    assert [len(b) for b in batches] == sizes
+    assert [item for batch in batches for item in batch] == items  # all, once, in order
+    assert all(len(b) <= 80 for b in batches)
+
+
+def test_cutting_again_from_a_cut_point_cuts_where_the_whole_run_did() -> None:
+    """The pipeline's fallback redoes the batches from the one that failed: same cuts."""
+    items = list(range(1_000))
+    batches = transaction_batches(items, 80)
+    for start in range(len(batches)):
+        rest = [item for batch in batches[start:] for item in batch]
+        if len(rest) > 80:
+            assert transaction_batches(rest, 80) == batches[start:]

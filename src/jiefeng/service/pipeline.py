@@ -49,8 +49,9 @@ from jiefeng.service.ingest import (
     _route,
     batch_results,
     fresh_candidates,
-    ingest,
+    ingest_batches,
     parse_items,
+    transaction_batches,
 )
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
 from jiefeng.store.sql import AccountRow, SqlStore
@@ -290,7 +291,7 @@ def ingest_pipelined(
 ) -> IngestReport:
     """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores. The report
     holds the items' results; the effects are in the store."""
-    batches = [items[start : start + batch_events] for start in range(0, len(items), batch_events)]
+    batches = transaction_batches(items, batch_events)
     report = IngestReport()
     in_flight: deque[_InFlight] = deque()
     writer = _Writer(store.url)
@@ -336,9 +337,8 @@ def ingest_pipelined(
     if resume_at is not None:
         # Start over from what the store holds, with the locks the sequential path takes.
         cache.clear()
-        rest = [item for batch in batches[resume_at:] for item in batch]
-        report.extend(ingest(store, rest, policy, now, cache, scope_cache, batch_events,
-                             snapshot_every, progress, keep_effects=False))
+        report.extend(ingest_batches(store, batches[resume_at:], policy, now, cache,
+                                     scope_cache, snapshot_every, progress, keep_effects=False))
     return report
 
 
