@@ -32,8 +32,9 @@ SNAPSHOT_FORMAT = 3  # bump when AccountState changes shape; older snapshots are
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
 # touches; a time-ordered file touches most accounts in every batch, so bigger transactions
-# (still bounded) cost fewer row writes and commits per event.
-FILE_BATCH_EVENTS = 10_000
+# (still bounded) cost fewer row writes and commits per event. Measured against 10,000 and
+# 40,000 on a pipelined 100,000-event import: 20,000 took the least time.
+FILE_BATCH_EVENTS = 20_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
 
 
