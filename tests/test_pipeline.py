@@ -210,11 +210,11 @@ def test_a_writer_that_dies_leaves_the_rest_to_the_sequential_path(
     (0, []),
     (1, [1]),
     (80, [80]),  # one transaction: never cut
-    (81, [71, 10]),  # more than one: the last eighth of a transaction commits alone
-    (160, [80, 70, 10]),
-    (250, [80, 80, 80, 10]),
+    (81, [56, 20, 5]),  # more than one: a quarter, then a sixteenth, at the end
+    (160, [80, 55, 20, 5]),
+    (265, [80, 80, 80, 20, 5]),
 ])
-def test_a_file_is_cut_into_transactions_with_a_short_last_one(count, sizes) -> None:
+def test_a_file_is_cut_into_transactions_with_short_last_ones(count, sizes) -> None:
     items = list(range(count))
     batches = transaction_batches(items, 80)
     assert [len(b) for b in batches] == sizes

@@ -428,19 +428,22 @@ def _same_event(body: str, other_body: str, event: Any) -> bool:
 
 def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:
     """Cut `items` into transactions: every `batch_events` items from the start, except that
-    when there is more than one, the last eighth of a transaction's worth commits on its own.
+    when there is more than one, the end is cut shorter: a quarter of a transaction, then a
+    sixteenth.
 
-    A pipelined run ends waiting for the writer to commit the last batch; a short one keeps
-    that wait short. Both paths cut the same way, so they report the same results.
+    A pipelined run ends waiting for the writer, which is still committing the batch before
+    the last when the last is folded. Short last batches keep that wait short. Both paths cut
+    the same way, so they report the same results.
     """
     if len(items) <= batch_events:
         return [items] if items else []
-    tail = batch_events // 8
-    body = len(items) - tail
+    tails = [size for size in (batch_events // 4, batch_events // 16) if size]
+    body = len(items) - sum(tails)
     batches = [items[start : min(start + batch_events, body)]
                for start in range(0, body, batch_events)]
-    if tail:
-        batches.append(items[body:])
+    for size in tails:
+        batches.append(items[body : body + size])
+        body += size
     return batches
 
 
