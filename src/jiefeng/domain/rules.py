@@ -228,7 +228,7 @@ def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> N
     The fee a day is floored per statement and multiplied by days, so the total does not depend
     on how often the account was advanced (replay equals incremental).
     """
-    if not any(s.overdue_since is not None for s in state.statements):
+    if not state.statements or not any(s.overdue_since is not None for s in state.statements):
         return  # nothing accrues; `check_overdue` restarts the count when something is late
     tz = zone(policy.timezone)
     today = local_date(now, tz)
@@ -292,7 +292,7 @@ def check_overdue(
                 moved = max(moved, first_clear_day)
             statement.due_date = moved
             continue
-        if not any(s.overdue_since is not None for s in state.statements):
+        if not state.statements or not any(s.overdue_since is not None for s in state.statements):
             state.fees_accrued_through = local_date(check_at, tz)  # fees count from here
         statement.overdue_since = check_at
         newly_overdue = True
