@@ -314,3 +314,36 @@ def test_an_activated_policy_decides_from_its_activation_on(db_url: str) -> None
     what_if = Engine(SqlStore(db_url), parse_policy_text(tight.replace("tight-1", "what-if")),
                      now=lambda: T0)
     assert what_if.explain("A1", T0 + 4 * HOUR)["policy_version"] == "what-if"
+
+
+def test_the_head_revision_the_store_knows_is_alembics_head() -> None:
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from jiefeng.store.sql import HEAD_REVISION
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("jiefeng.store").joinpath("migrations")))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_database_at_head_opens_without_migrating(db_url: str, monkeypatch) -> None:
+    """A second open finds the schema current and neither loads nor runs Alembic; a database
+    behind head is migrated."""
+    import alembic.command
+
+    SqlStore(db_url).close()  # creates the schema (the fixture's database may be new)
+    calls = []
+    monkeypatch.setattr(alembic.command, "upgrade", lambda *args: calls.append(args))
+    store = SqlStore(db_url)
+    assert store.current_revision() == "0002" and calls == []
+    with store.transaction() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    SqlStore(db_url).close()
+    assert len(calls) == 1  # behind head: Alembic is asked to upgrade
+    with store.transaction() as connection:  # leave the database as the fixture found it
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+    store.close()
