@@ -210,11 +210,12 @@ def test_a_writer_that_dies_leaves_the_rest_to_the_sequential_path(
     (0, []),
     (1, [1]),
     (80, [80]),  # one transaction: never cut
-    (81, [56, 20, 5]),  # more than one: a quarter, then a sixteenth, at the end
-    (160, [80, 55, 20, 5]),
-    (265, [80, 80, 80, 20, 5]),
+    (81, [44, 20, 10, 5, 2]),  # more than one: the end in halves, down to a thirty-second
+    (160, [80, 43, 20, 10, 5, 2]),  # a short last batch takes the first half with it
+    (265, [80, 80, 68, 20, 10, 5, 2]),
+    (278, [80, 80, 41, 40, 20, 10, 5, 2]),  # a last batch over half a transaction stays alone
 ])
-def test_a_file_is_cut_into_transactions_with_short_last_ones(count, sizes) -> None:
+def test_a_file_is_cut_into_transactions_that_halve_at_the_end(count, sizes) -> None:
     items = list(range(count))
     batches = transaction_batches(items, 80)
     assert [len(b) for b in batches] == sizes

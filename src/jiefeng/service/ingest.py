@@ -428,22 +428,29 @@ def _same_event(body: str, other_body: str, event: Any) -> bool:
 
 def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:
     """Cut `items` into transactions: every `batch_events` items from the start, except that
-    when there is more than one, the end is cut shorter: a quarter of a transaction, then a
-    sixteenth.
+    when there is more than one, the end is cut in halves: a half, a quarter, ... down to a
+    thirty-second of a transaction.
 
-    A pipelined run ends waiting for the writer, which is still committing the batch before
-    the last when the last is folded. Short last batches keep that wait short. Both paths cut
-    the same way, so they report the same results.
+    A pipelined run ends waiting for the writer, which commits a batch in about half the time
+    folding it took: each batch at the end is committed while the next, half its size, is
+    folded, and the last wait is for the smallest. Both paths cut the same way, so they report
+    the same results.
     """
     if len(items) <= batch_events:
         return [items] if items else []
-    tails = [size for size in (batch_events // 4, batch_events // 16) if size]
-    body = len(items) - sum(tails)
-    batches = [items[start : min(start + batch_events, body)]
-               for start in range(0, body, batch_events)]
+    tails = [size for size in (batch_events >> shift for shift in range(1, 6)) if size]
+    body = len(items) - sum(tails)  # > 0: the tails add up to less than one transaction
+    starts = list(range(0, body, batch_events))
+    position = body
+    if body - starts[-1] + tails[0] <= batch_events:
+        # The body's last batch is short: the first half joins it.
+        position += tails[0]
+        tails = tails[1:]
+    ends = [*starts[1:], position]
+    batches = [items[start:end] for start, end in zip(starts, ends, strict=True)]
     for size in tails:
-        batches.append(items[body : body + size])
-        body += size
+        batches.append(items[position : position + size])
+        position += size
     return batches
 
 
