@@ -341,8 +341,10 @@ class BatchIngest:
             row = self.rows.get(account_id)
             holds = core.active_holds(state, state.clock, self.scopes)
             revision = (row.revision if row else 0) + 1
-            snapshot_due = row is None or (
-                state.events_applied - row.snapshot_events >= self.snapshot_every)
+            # A new account gets its first snapshot once it has that many events, like any
+            # other: until then a reader folds its few events from the log.
+            snapshot_due = (state.events_applied - (row.snapshot_events if row else 0)
+                            >= self.snapshot_every)
             writes.append(AccountWrite(
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
                 self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
@@ -351,7 +353,8 @@ class BatchIngest:
             self.cache_updates.append((account_id, revision, state))
             self.new_rows[account_id] = AccountRow(
                 revision, state.events_applied,
-                state.events_applied if writes[-1].with_snapshot else row.snapshot_events,
+                state.events_applied if writes[-1].with_snapshot
+                else (row.snapshot_events if row else 0),
                 SNAPSHOT_FORMAT, state.clock)
         write_set.accounts = account_values(writes)
         write_set.rebuilt = sorted(self.rebuilt)
