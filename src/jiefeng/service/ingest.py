@@ -149,7 +149,7 @@ def load_scopes(store: SqlStore, connection: Connection) -> Scopes:
     return ScopeCache().get(store, connection)
 
 
-@dataclass
+@dataclass(slots=True)  # one per event ingested
 class _Candidate:
     position: int
     body: str
