@@ -273,3 +273,46 @@ def test_an_approved_appeal_reopens_a_swept_line(world):
     matching.send("appeal_decided", S + 2 * DAY, appeal_id="ap", decision="approve",
                   account_id="A1")
     assert matching.status() == "active"
+
+
+def test_the_quick_bounds_answer_as_every_window_and_campaign_would() -> None:
+    """Scopes answer most maintenance and migration questions from bounds computed once; the
+    answers must be those of asking every window and campaign."""
+    import random
+
+    from jiefeng.domain import events as ev
+    from jiefeng.domain.scopes import Scopes, apply_scope_command
+
+    def command(n: int, type_: str, at: dt.datetime, **fields) -> object:
+        return ev.parse_event({"event_id": f"op-{n}", "type": type_, "at": at.isoformat(),
+                               "actor": "ops.test", **fields})
+
+    scopes = Scopes()
+    commands = [
+        command(1, "maintenance_scheduled", T0, window_id="all", start=(T0 + DAY).isoformat(),
+                end=(T0 + DAY + 4 * HOUR).isoformat()),
+        command(2, "maintenance_scheduled", T0, window_id="young", segment="young",
+                start=(T0 + 30 * DAY).isoformat(), end=(T0 + 31 * DAY).isoformat()),
+        command(3, "maintenance_cancelled", T0 + 30 * DAY + HOUR, window_id="young"),
+        command(4, "migration_started", T0 + 10 * DAY, campaign_id="listed",
+                account_ids=["A1", "A2"]),
+        command(5, "migration_started", T0 + 20 * DAY, campaign_id="legacy", segment="legacy"),
+        command(6, "migration_completed", T0 + 40 * DAY, campaign_id="listed",
+                account_ids=["A1"]),
+        command(7, "migration_completed", T0 + 50 * DAY, campaign_id="legacy"),
+    ]
+    for item in commands:
+        scopes = apply_scope_command(scopes, item)
+    rng = random.Random(5)
+    for _ in range(3_000):
+        at = T0 + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 60))
+        account = rng.choice(["A1", "A2", "A3", "A4"])
+        segment = rng.choice([None, "young", "legacy", "standard"])
+        windows = [w for w in scopes.windows.values() if w.covers(at, segment)]
+        campaigns = [c for c in scopes.campaigns.values() if c.covers(at, account, segment)]
+        assert scopes.in_maintenance(at, segment) == bool(windows)
+        assert scopes.maintenance_at(at, segment) == windows
+        assert scopes.migrating(at, account, segment) == bool(campaigns)
+        assert scopes.migrations_at(at, account, segment) == campaigns
+    assert any(scopes.in_maintenance(T0 + DAY + HOUR, s) for s in (None, "young"))
+    assert scopes.migrating(T0 + 25 * DAY, "A3", "legacy")

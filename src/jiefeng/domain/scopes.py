@@ -93,14 +93,56 @@ class PolicyActivation:
     policy: Any = None  # the Policy, attached by whoever loads the scopes from a store
 
 
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """What no window or campaign can cover, for the questions asked on every purchase."""
+
+    window_spans: tuple[tuple[dt.datetime, dt.datetime], ...]  # (start, end) of each window
+    campaigns_from: dt.datetime | None  # the earliest campaign start
+    listed: frozenset[str]  # accounts a campaign names
+    segments: frozenset[str]  # segments a campaign takes whole
+
+    @classmethod
+    def of(cls, scopes: Scopes) -> _Bounds:
+        windows = scopes.windows.values()
+        campaigns = scopes.campaigns.values()
+        return cls(
+            tuple((w.start, w.end) for w in windows),
+            min((c.started_at for c in campaigns), default=None),
+            frozenset(a for c in campaigns if c.account_ids is not None for a in c.account_ids),
+            frozenset(c.segment for c in campaigns
+                      if c.account_ids is None and c.segment is not None),
+        )
+
+    def outside_windows(self, at: dt.datetime) -> bool:
+        for start, end in self.window_spans:
+            if start <= at < end:
+                return False
+        return True
+
+    def outside_campaigns(self, at: dt.datetime, account_id: str, segment: str | None) -> bool:
+        return self.campaigns_from is None or at < self.campaigns_from or (
+            account_id not in self.listed and segment not in self.segments)
+
+
 @dataclass
 class Scopes:
-    """The portfolio's scoped commands. Small: bounded by operator activity, not by accounts."""
+    """The portfolio's scoped commands. Small: bounded by operator activity, not by accounts.
+
+    Not changed once asked a question (`apply_scope_command` returns new scopes): the bounds
+    that answer most questions are computed on the first."""
 
     windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
     campaigns: dict[str, MigrationCampaign] = field(default_factory=dict)
     sweeps: list[Sweep] = field(default_factory=list)  # kept sorted by time
     policy_activations: list[PolicyActivation] = field(default_factory=list)  # sorted by time
+    _bounds: _Bounds | None = field(default=None, init=False, repr=False, compare=False)
+
+    def bounds(self) -> _Bounds:
+        bounds = self._bounds
+        if bounds is None:
+            bounds = self._bounds = _Bounds.of(self)
+        return bounds
 
     def copy(self) -> Scopes:
         return Scopes(dict(self.windows), dict(self.campaigns), list(self.sweeps),
@@ -122,20 +164,26 @@ class Scopes:
     # --- questions an account asks ------------------------------------------------------------
 
     def maintenance_at(self, at: dt.datetime, segment: str | None) -> list[MaintenanceWindow]:
-        if not self.windows:
+        if not self.windows or self.bounds().outside_windows(at):
             return []
         return [w for w in self.windows.values() if w.covers(at, segment)]
 
     def migrations_at(
         self, at: dt.datetime, account_id: str, segment: str | None
     ) -> list[MigrationCampaign]:
+        if not self.campaigns or self.bounds().outside_campaigns(at, account_id, segment):
+            return []
         return [c for c in self.campaigns.values() if c.covers(at, account_id, segment)]
 
-    # The yes/no forms run for every purchase: no list is built.
+    # The yes/no forms run for every purchase: no list is built, and the bounds answer most.
     def in_maintenance(self, at: dt.datetime, segment: str | None) -> bool:
+        if self.bounds().outside_windows(at):
+            return False
         return any(w.covers(at, segment) for w in self.windows.values())
 
     def migrating(self, at: dt.datetime, account_id: str, segment: str | None) -> bool:
+        if self.bounds().outside_campaigns(at, account_id, segment):
+            return False
         return any(c.covers(at, account_id, segment) for c in self.campaigns.values())
 
 
