@@ -292,7 +292,7 @@ def check_overdue(
                 moved = max(moved, first_clear_day)
             statement.due_date = moved
             continue
-        if not state.statements or not any(s.overdue_since is not None for s in state.statements):
+        if not any(s.overdue_since is not None for s in state.statements):
             state.fees_accrued_through = local_date(check_at, tz)  # fees count from here
         statement.overdue_since = check_at
         newly_overdue = True
