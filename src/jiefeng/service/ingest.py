@@ -343,8 +343,8 @@ class BatchIngest:
             revision = (row.revision if row else 0) + 1
             # A new account gets its first snapshot once it has that many events, like any
             # other: until then a reader folds its few events from the log.
-            snapshot_due = (state.events_applied - (row.snapshot_events if row else 0)
-                            >= self.snapshot_every)
+            snapshot_events = row.snapshot_events if row else 0
+            snapshot_due = state.events_applied - snapshot_events >= self.snapshot_every
             writes.append(AccountWrite(
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
                 self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
@@ -353,8 +353,7 @@ class BatchIngest:
             self.cache_updates.append((account_id, revision, state))
             self.new_rows[account_id] = AccountRow(
                 revision, state.events_applied,
-                state.events_applied if writes[-1].with_snapshot
-                else (row.snapshot_events if row else 0),
+                state.events_applied if writes[-1].with_snapshot else snapshot_events,
                 SNAPSHOT_FORMAT, state.clock)
         write_set.accounts = account_values(writes)
         write_set.rebuilt = sorted(self.rebuilt)
