@@ -12,6 +12,7 @@ from jiefeng.domain.money import format_fen
 PURCHASE_AT = T0 + 5 * DAY  # 2026-01-10 10:00
 OVERDUE_AT = midnight(FIRST_DUE_DAY + DAY)  # 2026-02-10 00:00 local
 FEE_A_DAY = 30  # 0.05 % of 600.00
+INTEREST_A_DAY = 30  # 0.05 % of 600.00 of unpaid principal
 
 
 def overdue_account(world, amount="600.00"):
@@ -39,7 +40,8 @@ def test_statement_is_issued_at_local_midnight_for_purchases_before_it(world):
     assert len(issued) == 1
     assert issued[0].at == FIRST_STATEMENT
     assert issued[0].data == {"statement_date": "2026-02-01", "due_date": "2026-02-09",
-                              "amount_fen": 60050}
+                              "amount_fen": 60050, "new_balance_fen": 60050,
+                              "minimum_due_fen": 60050}  # pay in full: the minimum is all
     assert account.state.unbilled_fen == 700
     assert account.state.next_statement_date == dt.date(2026, 3, 1)
 
@@ -90,7 +92,8 @@ def test_paid_on_the_due_day_is_never_overdue(world):
     account.advance(local(2026, 3, 20))
     assert account.holds() == set()
     assert account.of_kind(E.HOLD_PLACED) == []
-    assert account.state.statements == []
+    (statement,) = account.state.statements  # kept as history, settled
+    assert statement.owed_fen == 0 and statement.paid_in_full
 
 
 def test_partly_paid_on_the_due_day_is_overdue_for_the_rest(world):
@@ -125,13 +128,18 @@ def test_repaid_before_the_report_is_not_reported(world):
     assert account.of_kind(E.BUREAU_REPORTED) == []
 
 
-def test_late_fee_is_five_basis_points_a_day_on_overdue_principal(world):
+def test_late_fee_is_five_basis_points_a_day_on_the_past_due_minimum(world):
     account = overdue_account(world)
-    assert account.peek(OVERDUE_AT + HOUR).statements[0].late_fee_fen == 0
-    assert account.peek(local(2026, 2, 11, 9)).statements[0].late_fee_fen == FEE_A_DAY
+    assert account.peek(OVERDUE_AT + HOUR).ledger.accrued_fees_fen == 0
+    assert account.peek(local(2026, 2, 11, 9)).ledger.accrued_fees_fen == FEE_A_DAY
     state = account.peek(local(2026, 2, 20, 9))
-    assert state.statements[0].late_fee_fen == 10 * FEE_A_DAY
-    assert state.summary()["past_due_fen"] == 60000 + 10 * FEE_A_DAY
+    assert state.ledger.accrued_fees_fen == 10 * FEE_A_DAY
+    # The fee is billed on the next statement; what is past due is the minimum.
+    assert state.summary()["past_due_fen"] == 60000
+    assert state.ledger.total_owed_fen == 60000 + 10 * FEE_A_DAY + 10 * INTEREST_A_DAY
+    march = account.peek(local(2026, 3, 1, 9)).statements[-1]
+    assert march.fees_fen == 19 * FEE_A_DAY  # 10 February to 28 February
+    assert march.interest_fen == 19 * INTEREST_A_DAY
 
 
 def test_late_fee_does_not_depend_on_how_often_time_is_advanced(world):
@@ -140,25 +148,29 @@ def test_late_fee_does_not_depend_on_how_often_time_is_advanced(world):
         stepwise.advance(local(2026, 2, 10) + (day - 10) * DAY + 7 * HOUR)
     end = local(2026, 3, 12, 7)
     once = overdue_account(world).peek(end)
-    assert stepwise.peek(end).statements == once.statements
+    assert stepwise.peek(end).ledger == once.ledger
 
 
 def test_paying_fee_and_principal_settles_the_statement(world):
     account = overdue_account(world)
-    account.repay(local(2026, 2, 12, 9), "600.60")  # 2 days of fee (11th, 12th), then principal
-    assert account.state.statements == []
+    # The principal, then 2 days of fee (10th, 11th), then 2 days of interest.
+    account.repay(local(2026, 2, 12, 9), "601.20")
+    assert account.state.ledger.total_owed_fen == 0
+    assert account.state.ledger.credit_balance_fen == 0
     assert account.holds() == {CURE_PROBATION}
 
 
-def test_repaying_principal_but_not_the_fee_keeps_overdue(world):
+def test_repaying_the_past_due_minimum_lifts_overdue_and_the_fee_is_billed_next(world):
+    # Changed with minimum payments: the late fee accrues off the statement and is billed
+    # on the next one (as part of its minimum); paying the past-due minimum lifts the hold.
     account = overdue_account(world)
-    account.repay(local(2026, 2, 12, 9), "600.00")  # the fee is paid first
-    assert OVERDUE in account.holds()
-    statement = account.state.statements[0]
-    assert statement.late_fee_due_fen == 0
-    assert statement.principal_due_fen == 2 * FEE_A_DAY
-    # 0.60 of principal accrues 0.0003 a day: floored to nothing, so no further fee.
-    assert account.peek(local(2026, 3, 1)).statements[0].late_fee_due_fen == 0
+    account.repay(local(2026, 2, 12, 9), "600.00")
+    assert account.holds() == {CURE_PROBATION}
+    assert account.state.statements[0].owed_fen == 0
+    assert account.state.ledger.accrued_fees_fen == 2 * FEE_A_DAY
+    march = account.peek(local(2026, 3, 1, 9)).statements[-1]
+    assert (march.fees_fen, march.interest_fen) == (2 * FEE_A_DAY, 2 * INTEREST_A_DAY)
+    assert march.minimum_due_fen == march.new_balance_fen == 4 * FEE_A_DAY
 
 
 # --- cure probation ------------------------------------------------------------------------------
@@ -167,7 +179,7 @@ def test_repaying_principal_but_not_the_fee_keeps_overdue(world):
 def test_repaying_all_past_due_releases_overdue_and_places_cure_probation(world):
     account = overdue_account(world)
     paid_at = local(2026, 2, 15, 10)
-    assert repay_all(account, paid_at) == 60000 + 5 * FEE_A_DAY
+    assert repay_all(account, paid_at) == 60000 + 5 * FEE_A_DAY + 5 * INTEREST_A_DAY
     released = account.of_kind(E.HOLD_RELEASED, OVERDUE)
     assert released[0].at == paid_at and released[0].data["path"] == "repaid"
     cure = account.state.holds[CURE_PROBATION]
@@ -254,26 +266,31 @@ def test_repayments_pay_the_oldest_statement_first(world):
     first, second = account.state.statements
     assert (first.statement_date, second.statement_date) == (dt.date(2026, 2, 1),
                                                              dt.date(2026, 3, 1))
-    fee = first.late_fee_fen
-    assert fee == 19 * FEE_A_DAY
+    assert second.fees_fen == 19 * FEE_A_DAY
     account.repay(local(2026, 3, 1, 2), "100.00")
     first, second = account.state.statements
-    assert first.paid_late_fee_fen == fee
-    assert first.paid_principal_fen == 10000 - fee
-    assert second.paid_principal_fen == 0
+    assert first.paid_principal_fen == 10000
+    assert second.paid_fen == 0
+    account.repay(local(2026, 3, 1, 3), "520.00")
+    first, second = account.state.statements
+    assert first.owed_fen == 0
+    # Within a statement: fees, then interest, then principal.
+    assert (second.paid_fees_fen, second.paid_interest_fen) == (19 * FEE_A_DAY, 19 * 30)
+    assert second.paid_principal_fen == 2000 - 2 * 19 * 30
 
 
 def test_overpayment_stays_as_credit_and_reduces_the_next_statement(world):
     account = overdue_account(world)
     account.repay(local(2026, 2, 3, 10), "700.00")
-    assert account.state.statements == []
+    assert account.state.ledger.billed_owed_fen == 0
     assert account.state.credit_balance_fen == 10000
     assert account.state.available_credit_fen == 1_000_000
     account.purchase(local(2026, 2, 4, 10), "300.00")
     assert account.state.available_credit_fen == 1_000_000 - 20000
     account.advance(local(2026, 3, 1, 1))
     (issued,) = account.of_kind(E.STATEMENT_ISSUED)[1:]
-    assert issued.data["amount_fen"] == 20000
+    assert issued.data["amount_fen"] == 30000
+    assert issued.data["new_balance_fen"] == 20000  # the credit paid 100.00 of it
     assert account.state.credit_balance_fen == 0
 
 
@@ -294,4 +311,4 @@ def test_repayment_is_applied_while_overdue(world):
     assert account.state.repayments_total_fen == 10000
     assert OVERDUE in account.holds()
     hold = account.state.holds[OVERDUE]
-    assert hold.evidence["principal_past_due_fen"] == 60000 - (10000 - 10 * FEE_A_DAY)
+    assert hold.evidence["minimum_past_due_fen"] == 60000 - 10000

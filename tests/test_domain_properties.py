@@ -277,7 +277,7 @@ def run_incrementally(line: Timeline) -> Run:
 
 
 def owed(state: AccountState) -> int:
-    return state.unbilled_fen + state.billed_owed_fen
+    return state.ledger.total_owed_fen
 
 
 def implied_status(state: AccountState, at: dt.datetime, scopes: Scopes) -> str:

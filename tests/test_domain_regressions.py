@@ -15,11 +15,10 @@ def test_a_small_overdue_balance_still_accrues_its_late_fee(world):
     account.purchase(T0 + DAY, "10.00")
     ten_days_late = midnight(FIRST_DUE_DAY + 11 * DAY)
     state = account.peek(ten_days_late)
-    (statement,) = state.statements
     # 1,000 fen x 5 bp = 0.5 fen a day; day 1 is charged at the start of day 2, and so on.
     days = (ten_days_late.date() - (FIRST_DUE_DAY + DAY)).days
-    assert statement.late_fee_fen == 1_000 * 5 * days // 10_000
-    assert statement.late_fee_fen > 0
+    assert state.ledger.accrued_fees_fen == 1_000 * 5 * days // 10_000
+    assert state.ledger.accrued_fees_fen > 0
 
 
 def test_late_fee_is_the_same_however_often_time_is_advanced(world):
@@ -31,7 +30,8 @@ def test_late_fee_is_the_same_however_often_time_is_advanced(world):
     while when < end:
         step.advance(when)
         when += dt.timedelta(hours=7)
-    assert step.peek(end).statements[0].late_fee_fen == leap.peek(end).statements[0].late_fee_fen
+    assert step.peek(end).ledger.late_fee_units == leap.peek(end).ledger.late_fee_units
+    assert step.peek(end).ledger == leap.peek(end).ledger
 
 
 def test_partial_refunds_of_one_purchase_are_one_quick_refund(world):

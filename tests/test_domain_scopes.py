@@ -87,7 +87,7 @@ def test_a_due_date_inside_maintenance_moves_past_it(world):
     assert account.holds(OVERDUE_AT + 12 * HOUR) == set()
     state = account.peek(OVERDUE_AT + 12 * HOUR)
     assert state.statements[0].due_date == dt.date(2026, 2, 10)
-    assert state.statements[0].late_fee_fen == 0
+    assert state.ledger.late_fee_units == 0
     # Still unpaid once the moved due date has passed: overdue from then.
     account.advance(OVERDUE_AT + DAY)
     assert account.holds() == {OVERDUE}

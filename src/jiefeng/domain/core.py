@@ -22,6 +22,7 @@ from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain import rules
 from jiefeng.domain.effects import Effect
+from jiefeng.domain.outcomes import Decided
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -78,6 +79,9 @@ def fold(
 def apply_event(
     state: AccountState, event: Any, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
+    recorded = None
+    if type(event) is Decided:  # decided when first ingested: the decision is reused, not redone
+        event, recorded = event.event, event.outcome
     at = event.at
     policy = scopes.policy_for(at, policy)  # the version active when the event happened
     if state.clock is not None and at < state.clock:
@@ -99,7 +103,10 @@ def apply_event(
         effects.append(rules.ignored(state, event, f"{event.type} does not apply to one account"))
         state.clock = max(state.clock or at, at)
         return
-    handler(state, event, policy, scopes, effects)
+    if recorded is None:
+        handler(state, event, policy, scopes, effects)
+    else:
+        handler(state, event, policy, scopes, effects, recorded)  # only purchases are Decided
     state.clock = at
     state.last_event_id = event.event_id
     rules.after_change(state, at, policy, effects)
@@ -121,7 +128,7 @@ def advance_to(
         rules.on_time(state, deadline, scopes.policy_for(deadline, policy), scopes, effects)
     else:  # pragma: no cover - an invariant, not a path
         raise AssertionError("advance did not converge: a deadline failed to move forward")
-    rules.accrue_late_fees(state, now, scopes.policy_for(now, policy))
+    rules.accrue(state, now, scopes.policy_for(now, policy))
     state.clock = now
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
-from jiefeng.domain.clock import local_date, zone
+from jiefeng.domain.clock import first_statement_date, local_date, zone
 from jiefeng.domain.core import advance, scoped_holds
 from jiefeng.domain.rules import blocking_codes
 from jiefeng.domain.scopes import Scopes
@@ -88,6 +88,54 @@ def authorize(
     )
 
 
+def billed_on_date(state: AccountState, purchase_at: dt.datetime, tz: Any) -> dt.date | None:
+    """The date of the statement that billed a purchase, or None if its cycle is open."""
+    billed_on = first_statement_date(purchase_at, state.statement_day, tz)
+    if state.next_statement_date is not None and billed_on >= state.next_statement_date:
+        return None
+    return billed_on
+
+
+def check_installment_plan(state: AccountState, event: ev.InstallmentPlanCreated,
+                           policy: Policy) -> None:
+    """A plan converts an approved, unrefunded purchase not in another plan, before its
+    statement falls due, into one of the policy's numbers of months."""
+    from jiefeng.domain import ledger as L
+    from jiefeng.domain.money import format_fen
+
+    allowed = policy.installments.allowed_months
+    if event.months not in allowed:
+        raise DomainRejected(
+            "months", f"must be one of {', '.join(str(m) for m in allowed)}")
+    if event.plan_id in state.ledger.plans or any(
+            p.plan_id == event.plan_id for p in state.purchases.values()):
+        raise DomainRejected("plan_id", "a plan with this id already exists")
+    record = state.purchases.get(event.purchase_event_id)
+    if record is None:
+        raise DomainRejected("purchase_event_id",
+                             "no approved purchase with this id on this account")
+    if record.plan_id is not None:
+        raise DomainRejected("purchase_event_id",
+                             f"the purchase is already in plan {record.plan_id}")
+    if record.refunded_fen:
+        raise DomainRejected("purchase_event_id", "the purchase was refunded")
+    if len(state.ledger.plans) >= L.MAX_ACTIVE_PLANS:
+        raise DomainRejected("plan_id", f"at most {L.MAX_ACTIVE_PLANS} plans may run at once")
+    tz = zone(policy.timezone)
+    billed_on = billed_on_date(state, record.at, tz)
+    statement = L.statement_of(state.ledger, billed_on) if billed_on else None
+    if statement is not None and (statement.judged
+                                  or local_date(event.at, tz) > statement.due_date):
+        raise DomainRejected("purchase_event_id",
+                             f"its statement fell due on {statement.due_date.isoformat()}")
+    convertible_fen = L.convertible_principal_fen(state.ledger, billed_on, record.amount_fen)
+    if convertible_fen <= 0:
+        raise DomainRejected("purchase_event_id", "the purchase is already repaid")
+    # The smallest installment must be at least a fen.
+    if convertible_fen < event.months:
+        raise DomainRejected("months", f"too many months for {format_fen(convertible_fen)}")
+
+
 class DomainRejected(ValueError):
     """An event that is well-formed but contradicts the account; names the field and why."""
 
@@ -121,6 +169,8 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
             raise DomainRejected(
                 "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}"
             )
+    elif isinstance(event, ev.InstallmentPlanCreated):
+        check_installment_plan(state, event, policy)
     elif isinstance(event, ev.IdDocumentUpdated):
         if event.expires_on <= local_date(event.at, zone(policy.timezone)):
             raise DomainRejected("expires_on", "must be after the day of the update")

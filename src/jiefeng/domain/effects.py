@@ -16,6 +16,7 @@ BUREAU_REPORTED = "bureau_reported"
 EVENT_IGNORED = "event_ignored"  # an event the fold could not apply (see `reason`)
 APPEAL_RECORDED = "appeal_recorded"
 APPEAL_DECIDED = "appeal_decided"
+INSTALLMENT_PLAN_CREATED = "installment_plan_created"
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,13 @@ class PurchaseKind(StrEnum):
     CASH_WITHDRAWAL = "cash_withdrawal"
 
 
+class Authorization(StrEnum):
+    """The issuer's own authorizer already decided a purchase (stand-in or offline)."""
+
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
 class BureauProduct(StrEnum):
     JIEBEI = "jiebei"
     MYBANK = "mybank"
@@ -214,6 +221,8 @@ class Purchase(_AccountEvent):
     merchant_id: Identifier
     kind: PurchaseKind = PurchaseKind.PURCHASE
     password_ok: StrictFlag | None = None
+    # Absent: jiefeng decides. Present: the issuer did; jiefeng records what it would have said.
+    authorization: Authorization | None = None
 
 
 class Refund(_AccountEvent):
@@ -225,6 +234,15 @@ class Refund(_AccountEvent):
 class Repayment(_AccountEvent):
     type: Literal["repayment"] = "repayment"
     amount_fen: AmountFen = Field(alias="amount")
+
+
+class InstallmentPlanCreated(_AccountEvent):
+    """A purchase converted into monthly installments (分期); see docs/events.md."""
+
+    type: Literal["installment_plan_created"] = "installment_plan_created"
+    plan_id: Identifier
+    purchase_event_id: Identifier
+    months: int = Field(ge=2, le=36, strict=True)
 
 
 class ScoreUpdate(_AccountEvent):
@@ -394,6 +412,7 @@ AccountEvent = Union[  # noqa: UP007
     Purchase,
     Refund,
     Repayment,
+    InstallmentPlanCreated,
     ScoreUpdate,
     BureauRecord,
     Activity,

@@ -13,6 +13,7 @@ from typing import Any
 
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
+from jiefeng.domain import ledger as L
 from jiefeng.domain.clock import (
     DAY,
     first_statement_date,
@@ -30,11 +31,13 @@ from jiefeng.domain.effects import (
     HOLD_PLACED,
     HOLD_RELEASED,
     HOLD_UPDATED,
+    INSTALLMENT_PLAN_CREATED,
     NOTICE,
     PURCHASE_DECIDED,
     STATEMENT_ISSUED,
     Effect,
 )
+from jiefeng.domain.outcomes import ISSUER_DECLINED, Outcome
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import (
     MAX_APPEALS,
@@ -45,7 +48,6 @@ from jiefeng.domain.state import (
     Appeal,
     BureauFact,
     PurchaseRecord,
-    Statement,
 )
 from jiefeng.policy.schema import Policy
 
@@ -170,7 +172,7 @@ def on_account_opened(state, event: ev.AccountOpened, policy, scopes, effects) -
     state.segment = event.segment
     state.id_expires_on = event.id_expires_on
     state.next_statement_date = first_statement_date(event.at, event.statement_day, tz)
-    state.fees_accrued_through = local_date(event.at, tz)
+    state.ledger.accrued_through = local_date(event.at, tz)
     state.dormancy_anchor = event.at
     # Sweeps before the opening never apply to this account.
     state.sweeps_seen = sum(1 for s in scopes.sweeps if s.at <= event.at)
@@ -191,21 +193,21 @@ def due_date_for(statement_date: dt.date, due_day: int) -> dt.date:
     return next_day_of_month(statement_date, due_day)
 
 
+def minimum_terms(policy: Policy) -> L.MinimumTerms:
+    billing = policy.billing
+    return L.MinimumTerms(billing.minimum_payment_pct, billing.minimum_payment_floor_fen)
+
+
 def issue_statement(
     state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
 ) -> None:
     statement_date = state.next_statement_date
     assert statement_date is not None
     state.next_statement_date = next_day_of_month(statement_date, state.statement_day)
-    amount_fen = state.unbilled_fen
-    state.unbilled_fen = 0
-    credit_used = min(state.credit_balance_fen, amount_fen)
-    state.credit_balance_fen -= credit_used
-    amount_fen -= credit_used
-    if amount_fen <= 0:
-        return
     due = due_date_for(statement_date, state.due_day)
-    state.statements.append(Statement(statement_date, due, amount_fen))
+    statement = L.issue_statement(state.ledger, statement_date, due, minimum_terms(policy))
+    if statement is None:
+        return
     effects.append(
         Effect(
             STATEMENT_ISSUED,
@@ -216,34 +218,22 @@ def issue_statement(
             {
                 "statement_date": statement_date.isoformat(),
                 "due_date": due.isoformat(),
-                "amount_fen": amount_fen,
+                "amount_fen": statement.billed_fen,
+                "new_balance_fen": statement.new_balance_fen,
+                "minimum_due_fen": statement.minimum_due_fen,
             },
         )
     )
 
 
-def accrue_late_fees(state: AccountState, now: dt.datetime, policy: Policy) -> None:
-    """Late fee for every whole local day that passed on overdue principal.
-
-    The fee a day is floored per statement and multiplied by days, so the total does not depend
-    on how often the account was advanced (replay equals incremental).
-    """
-    if not state.statements or not any(s.overdue_since is not None for s in state.statements):
-        return  # nothing accrues; `check_overdue` restarts the count when something is late
-    tz = zone(policy.timezone)
-    today = local_date(now, tz)
-    through = state.fees_accrued_through
-    if through is None or today <= through:
-        return
-    days = (today - through).days
-    rate_bp = policy.billing.late_fee_daily_bp
-    for statement in state.statements:
-        if statement.overdue_since is not None and statement.principal_due_fen > 0:
-            # Counted exactly in 1/10,000 fen and floored only when shown as fen, so small
-            # balances accrue too and the total is the same however time was chunked.
-            statement.late_fee_units += statement.principal_due_fen * rate_bp * days
-            statement.late_fee_fen = statement.late_fee_units // 10_000
-    state.fees_accrued_through = today
+def accrue(state: AccountState, now: dt.datetime, policy: Policy) -> None:
+    """Interest and late fees for the whole local days that passed (see ledger.accrue)."""
+    ledger = state.ledger
+    if not ledger.statements:
+        return  # nothing accrues without a statement; the day count still moves on
+    billing = policy.billing
+    L.accrue(ledger, local_date(now, zone(policy.timezone)),
+             billing.revolving_interest_daily_bp, billing.late_fee_daily_bp)
 
 
 def _disruption_end(
@@ -271,12 +261,15 @@ def _disruption_end(
 def check_overdue(
     state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
+    """Judge each statement's minimum at the end of local day `due_date + grace_days`."""
     tz = zone(policy.timezone)
+    grace_days = policy.billing.grace_days
+    ledger = state.ledger
     newly_overdue = False
-    for statement in state.statements:
-        if statement.overdue_since is not None or statement.owed_fen <= 0:
+    for statement in ledger.statements:
+        if statement.judged:
             continue
-        check_at = local_midnight(statement.due_date + DAY, tz)
+        check_at = local_midnight_shifted(statement.due_date, grace_days + 1, tz)
         if check_at > at:
             continue
         disruption = _disruption_end(state, local_midnight(statement.due_date, tz), at, scopes)
@@ -292,10 +285,8 @@ def check_overdue(
                 moved = max(moved, first_clear_day)
             statement.due_date = moved
             continue
-        if not any(s.overdue_since is not None for s in state.statements):
-            state.fees_accrued_through = local_date(check_at, tz)  # fees count from here
-        statement.overdue_since = check_at
-        newly_overdue = True
+        if L.judge(ledger, statement, check_at, policy.billing.tolerance_fen):
+            newly_overdue = True
     if newly_overdue and H.OVERDUE not in state.holds:
         # A new overdue episode (a further statement falling due while the account is already
         # overdue is the same episode): this is what "a second overdue" counts.
@@ -310,22 +301,33 @@ def check_overdue(
 def _refresh_overdue_hold(
     state: AccountState, at: dt.datetime, policy: Policy, cause: str, effects: list[Effect]
 ) -> None:
-    past_due = state.past_due_statements()
-    if not past_due:
+    ledger = state.ledger
+    oldest = ledger.oldest_past_due()
+    if oldest is None:
         return
-    oldest = past_due[0]
-    # Evidence holds what changes only with repayments; the live amount owed (with the late fee
-    # that accrues daily) is read from the ledger when explaining.
+    # Evidence holds what changes only with repayments; the live amounts (interest and late
+    # fees accrue daily) are read from the ledger when explaining.
     evidence = {
         "statement_date": oldest.statement_date,
         "due_date": oldest.due_date,
-        "principal_past_due_fen": sum(s.principal_due_fen for s in past_due),
-        "statements_past_due": len(past_due),
+        "minimum_past_due_fen": ledger.past_due_minimum_fen(),
+        "principal_past_due_fen": ledger.past_due_minimum_fen(),
+        "statements_past_due": len(ledger.past_due_statements()),
         "bureau_report_days_past_due": policy.overdue.bureau_report_days_past_due,
+        "grace_days": policy.billing.grace_days,
+        "tolerance_fen": policy.billing.tolerance_fen,
     }
     if H.OVERDUE in state.holds and state.holds[H.OVERDUE].evidence == evidence:
         return
     place(state, effects, H.OVERDUE, at, cause, evidence)
+
+
+def _bureau_days(policy: Policy) -> tuple[int, int]:
+    """Days past due of the bureau pre-notice and report. Counted past the grace period: an
+    account is not past due during it, so the customer still gets the notice's warning."""
+    grace_days = policy.billing.grace_days
+    return (grace_days + policy.overdue.bureau_prenotice_days_past_due,
+            grace_days + policy.overdue.bureau_report_days_past_due)
 
 
 def check_bureau_reporting(
@@ -333,11 +335,10 @@ def check_bureau_reporting(
 ) -> None:
     tz = zone(policy.timezone)
     today = local_date(at, tz)
-    for statement in state.past_due_statements():
+    notice_days, report_days = _bureau_days(policy)
+    for statement in state.ledger.past_due_statements():
         days_past_due = (today - statement.due_date).days
-        if not statement.bureau_notice_sent and (
-            days_past_due >= policy.overdue.bureau_prenotice_days_past_due
-        ):
+        if not statement.bureau_notice_sent and days_past_due >= notice_days:
             statement.bureau_notice_sent = True
             effects.append(
                 Effect(
@@ -349,15 +350,12 @@ def check_bureau_reporting(
                     {
                         "notice": "bureau_prenotice",
                         "statement_date": statement.statement_date.isoformat(),
-                        "report_on": (
-                            statement.due_date + DAY * policy.overdue.bureau_report_days_past_due
-                        ).isoformat(),
+                        "report_on": (statement.due_date + DAY * report_days).isoformat(),
+                        "minimum_past_due_fen": state.ledger.past_due_minimum_fen(),
                     },
                 )
             )
-        if not statement.bureau_reported and (
-            days_past_due >= policy.overdue.bureau_report_days_past_due
-        ):
+        if not statement.bureau_reported and days_past_due >= report_days:
             statement.bureau_reported = True
             effects.append(
                 Effect(
@@ -435,7 +433,27 @@ def blocking_codes(state: AccountState, at: dt.datetime, scopes: Scopes) -> list
     return codes
 
 
-def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
+def purchase_outcome(
+    state: AccountState, event: ev.Purchase, available_fen: int, scopes: Scopes
+) -> Outcome:
+    """Approve, or decline with every code that applies; an issuer's decision (the event's
+    `authorization`) stands, with the codes jiefeng would have declined with as evidence."""
+    codes: list[str] = [] if event.kind is ev.PurchaseKind.PURCHASE else ["kind_not_allowed"]
+    codes.extend(blocking_codes(state, event.at, scopes))
+    if event.password_ok is False:
+        codes.append("wrong_password")
+    if event.amount_fen > available_fen:
+        codes.append("insufficient_credit")
+    if event.authorization is None:
+        return Outcome(not codes, tuple(codes))
+    if event.authorization is ev.Authorization.APPROVED:
+        return Outcome(True, (), True, tuple(codes))
+    return Outcome(False, (ISSUER_DECLINED,), True, tuple(codes))
+
+
+def on_purchase(state, event: ev.Purchase, policy, scopes, effects,
+                recorded: Outcome | None = None) -> None:
+    """`recorded`: the outcome stored when the purchase was first decided, reused as it is."""
     at = event.at
     # Signals below never move the ledger, so this is also the figure the decision uses.
     available_fen = state.available_credit_fen
@@ -458,13 +476,12 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
     if event.password_ok is not None:
         _password_attempt(state, at, event.password_ok, event.event_id, policy, effects)
 
-    codes: list[str] = [] if ordinary else ["kind_not_allowed"]
-    codes.extend(blocking_codes(state, at, scopes))
-    if event.password_ok is False:
-        codes.append("wrong_password")
-    if event.amount_fen > available_fen:
-        codes.append("insufficient_credit")
-    approved = not codes
+    # Decisions are facts: once made, a purchase's outcome is reused by every later fold.
+    if recorded is None:
+        outcome = purchase_outcome(state, event, available_fen, scopes)
+    else:
+        outcome = recorded
+    approved = outcome.approved
     effects.append(
         Effect(
             PURCHASE_DECIDED,
@@ -472,19 +489,14 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects) -> None:
             state.account_id,
             None,
             event.event_id,
-            {
-                "approved": approved,
-                "codes": codes,
-                "amount_fen": event.amount_fen,
-                "policy_version": policy.version,
-            },
+            {**outcome.data(), "amount_fen": event.amount_fen, "policy_version": policy.version},
         )
     )
     if not approved:
         state.declined_purchases.append((at, event.event_id))
         _trim(state.declined_purchases, at - REMEMBERED_PURCHASES_SPAN)
         return
-    state.unbilled_fen += event.amount_fen
+    L.post_purchase(state.ledger, event.amount_fen)
     state.purchases_total_fen += event.amount_fen
     state.last_purchase_at = at
     state.purchases[event.event_id] = PurchaseRecord(
@@ -512,8 +524,9 @@ def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
         record.amount_fen,
         record.merchant_id,
         record.refunded_fen + event.amount_fen,
+        record.plan_id,
     )
-    _pay(state, event.amount_fen)
+    L.refund(state.ledger, event.amount_fen, record.event_id)
     if event.at - record.at <= HOUR * policy.cash_out.quick_refund_hours:
         # Counted per purchase: three partial refunds of one purchase are one quick refund.
         if not any(ref == record.event_id for _, ref in state.quick_refunds):
@@ -524,36 +537,49 @@ def on_refund(state, event: ev.Refund, policy, scopes, effects) -> None:
     _after_payment(state, event.at, policy, event.event_id, effects)
 
 
-def _pay(state: AccountState, amount_fen: int) -> None:
-    """Oldest statement first (its late fee, then its principal), then unbilled, then credit."""
-    remaining = amount_fen
-    for statement in state.statements:
-        if remaining <= 0:
-            break
-        fee = min(remaining, statement.late_fee_due_fen)
-        statement.paid_late_fee_fen += fee
-        remaining -= fee
-        principal = min(remaining, statement.principal_due_fen)
-        statement.paid_principal_fen += principal
-        remaining -= principal
-    if remaining > 0:
-        unbilled = min(remaining, state.unbilled_fen)
-        state.unbilled_fen -= unbilled
-        remaining -= unbilled
-    state.credit_balance_fen += remaining
-    # Settled statements are history; keep the list short.
-    state.statements = [s for s in state.statements if s.owed_fen > 0]
+def on_installment_plan_created(state, event: ev.InstallmentPlanCreated, policy, scopes,
+                                effects) -> None:
+    from jiefeng.domain.decisions import DomainRejected, billed_on_date, check_installment_plan
+
+    try:  # the store refuses these before they come; a replay of an old log may still hold one
+        check_installment_plan(state, event, policy)
+    except DomainRejected as rejection:
+        effects.append(ignored(state, event, str(rejection)))
+        return
+    record = state.purchases[event.purchase_event_id]
+    billed_on = billed_on_date(state, record.at, zone(policy.timezone))
+    principal_fen = L.convertible_principal_fen(state.ledger, billed_on, record.amount_fen)
+    fee_fen = L.installment_fee_fen(principal_fen,
+                                    policy.installments.fee_pct_total[event.months])
+    plan = L.InstallmentPlan(event.plan_id, record.event_id, event.months, event.at,
+                             principal_fen, fee_fen)
+    L.create_plan(state.ledger, plan, billed_on, minimum_terms(policy))
+    state.purchases[record.event_id] = PurchaseRecord(
+        record.event_id, record.at, record.amount_fen, record.merchant_id, record.refunded_fen,
+        event.plan_id)
+    first_principal_fen, first_fee_fen = plan.next_installment()
+    effects.append(Effect(INSTALLMENT_PLAN_CREATED, event.at, state.account_id, None,
+                          event.event_id, {
+                              "plan_id": plan.plan_id,
+                              "purchase_event_id": plan.purchase_event_id,
+                              "months": plan.months,
+                              "principal_fen": principal_fen,
+                              "fee_fen": fee_fen,
+                              "first_installment_fen": first_principal_fen + first_fee_fen,
+                          }))
 
 
 def _after_payment(
     state: AccountState, at: dt.datetime, policy: Policy, cause: str, effects: list[Effect]
 ) -> None:
     if H.OVERDUE in state.holds:
-        if not state.past_due_statements():
+        if L.cure(state.ledger, at, policy.billing.tolerance_fen):
             release(state, effects, H.OVERDUE, at, cause, "repaid")
             start_cure_probation(state, at, policy, cause, "overdue", effects)
         else:
             _refresh_overdue_hold(state, at, policy, cause, effects)
+    else:
+        L.cure(state.ledger, at, policy.billing.tolerance_fen)
 
 
 def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
@@ -579,7 +605,7 @@ def on_repayment(state, event: ev.Repayment, policy, scopes, effects) -> None:
             if len(state.brushing_cycles) >= policy.cash_out.brushing_cycle_count:
                 cash_out_signal(state, at, "score_brushing", event.event_id, policy, effects)
             break
-    _pay(state, event.amount_fen)
+    L.pay(state.ledger, event.amount_fen, repayment=True)
     _after_payment(state, at, policy, event.event_id, effects)
 
 
@@ -963,15 +989,19 @@ def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, 
     tz = zone(policy.timezone)
     today = local_date(at, tz)
     limit_fen = state.credit_limit_fen
-    used_fen = max(0, state.principal_owed_fen - state.credit_balance_fen)
-    past_due = state.past_due_statements()
+    ledger = state.ledger
+    used_fen = max(0, ledger.total_owed_fen - ledger.credit_balance_fen)
     cutoff = at - PURCHASES_WINDOW
     return {
         "score": state.score,
         "credit_limit": limit_fen / 100,
         "available_credit": state.available_credit_fen / 100,
         "utilization": min(1.0, used_fen / limit_fen) if limit_fen else 0.0,
-        "days_past_due": max(((today - s.due_date).days for s in past_due), default=0),
+        "days_past_due": ledger.days_past_due(today),
+        "minimum_due": ledger.minimum_due_fen() / 100,
+        "revolving_balance": ledger.revolving_fen / 100,
+        "installment_balance": ledger.installment_balance_fen / 100,
+        "months_revolving": ledger.months_revolving,
         "deposits": state.deposits_fen / 100,
         "wealth_balance": state.wealth_balance_fen / 100,
         "account_age_days": (today - local_date(state.opened_at, tz)).days
@@ -1055,20 +1085,21 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
         t = local_midnight(state.next_statement_date, tz)
         if t > clock:
             best = t
-    if state.statements:
-        prenotice = DAY * policy.overdue.bureau_prenotice_days_past_due
-        report = DAY * policy.overdue.bureau_report_days_past_due
-        for statement in state.statements:
-            if statement.owed_fen <= 0:
-                continue
-            if statement.overdue_since is None:
-                days = (DAY,)
+    statements = state.ledger.statements
+    if statements:
+        judge_days = policy.billing.grace_days + 1
+        notice_days, report_days = _bureau_days(policy)
+        for statement in statements:
+            if not statement.judged:
+                days: tuple[int, ...] = (judge_days,)
+            elif statement.past_due:
+                days = tuple(d for d, done in ((notice_days, statement.bureau_notice_sent),
+                                               (report_days, statement.bureau_reported))
+                             if not done)
             else:
-                days = tuple(
-                    d for d, done in ((prenotice, statement.bureau_notice_sent),
-                                      (report, statement.bureau_reported)) if not done)
-            for delta in days:
-                t = local_midnight(statement.due_date + delta, tz)
+                continue
+            for shift in days:
+                t = local_midnight_shifted(statement.due_date, shift, tz)
                 if t > clock and (best is None or t < best):
                     best = t
     holds = state.holds
@@ -1120,7 +1151,7 @@ def on_time(
 ) -> None:
     """Everything that falls due at `at` (the state's clock is already `at`)."""
     tz = zone(policy.timezone)
-    accrue_late_fees(state, at, policy)
+    accrue(state, at, policy)
     while (
         state.next_statement_date is not None
         and local_midnight(state.next_statement_date, tz) <= at
@@ -1190,6 +1221,7 @@ HANDLERS = {
     ev.Purchase: on_purchase,
     ev.Refund: on_refund,
     ev.Repayment: on_repayment,
+    ev.InstallmentPlanCreated: on_installment_plan_created,
     ev.ScoreUpdate: on_score_update,
     ev.BureauRecord: on_bureau_record,
     ev.Activity: on_activity,

@@ -13,53 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jiefeng.domain.holds import Hold
+from jiefeng.domain.ledger import Ledger, Statement
+
+__all__ = ["AccountState", "Appeal", "BureauFact", "PurchaseRecord", "Statement"]
 
 MAX_WINDOW_ITEMS = 512  # cap on any window of recent events (TigerStyle: a limit on everything)
 MAX_REMEMBERED_PURCHASES = 500  # approved purchases kept for refunds and appeals
 REMEMBERED_PURCHASE_DAYS = 180
 MAX_APPEALS = 100
-
-
-@dataclass(slots=True)
-class Statement:
-    """One issued statement. Mutable only inside the fold's working copy."""
-
-    statement_date: dt.date
-    due_date: dt.date  # effective due date (moved past maintenance and migration)
-    principal_fen: int
-    paid_principal_fen: int = 0
-    late_fee_fen: int = 0
-    paid_late_fee_fen: int = 0
-    overdue_since: dt.datetime | None = None
-    bureau_notice_sent: bool = False
-    bureau_reported: bool = False
-    late_fee_units: int = 0  # late fee in 1/10,000 fen; late_fee_fen is its floor
-
-    @property
-    def principal_due_fen(self) -> int:
-        return self.principal_fen - self.paid_principal_fen
-
-    @property
-    def late_fee_due_fen(self) -> int:
-        return self.late_fee_fen - self.paid_late_fee_fen
-
-    @property
-    def owed_fen(self) -> int:
-        return self.principal_due_fen + self.late_fee_due_fen
-
-    def copy(self) -> Statement:
-        return Statement(
-            self.statement_date,
-            self.due_date,
-            self.principal_fen,
-            self.paid_principal_fen,
-            self.late_fee_fen,
-            self.paid_late_fee_fen,
-            self.overdue_since,
-            self.bureau_notice_sent,
-            self.bureau_reported,
-            self.late_fee_units,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +30,7 @@ class PurchaseRecord:
     amount_fen: int
     merchant_id: str
     refunded_fen: int = 0
+    plan_id: str | None = None  # the installment plan it was converted into
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +71,9 @@ class AccountState:
     events_applied: int = 0
     last_event_id: str | None = None
 
-    # ledger
-    unbilled_fen: int = 0
-    credit_balance_fen: int = 0
-    statements: list[Statement] = field(default_factory=list)
+    # ledger: all money owed and paid (jiefeng.domain.ledger); the billing calendar here
+    ledger: Ledger = field(default_factory=Ledger)
     next_statement_date: dt.date | None = None
-    fees_accrued_through: dt.date | None = None  # late fee counted up to this local date
     purchases_total_fen: int = 0
     repayments_total_fen: int = 0
 
@@ -167,39 +126,48 @@ class AccountState:
         for name in AccountState.__slots__:  # type: ignore[attr-defined]
             value = getattr(self, name)
             if isinstance(value, (list, dict, set, deque)):  # containers copy, items are shared
-                if name == "statements":
-                    value = [s.copy() for s in value]
-                else:
-                    value = value.copy()
+                value = value.copy()
+            elif name == "ledger":
+                value = value.copy()
             setattr(copy, name, value)
         return copy
 
     # --- ledger views -------------------------------------------------------------------------
 
     @property
-    def billed_owed_fen(self) -> int:
-        return sum(s.owed_fen for s in self.statements)
+    def statements(self) -> list[Statement]:
+        return self.ledger.statements
 
     @property
-    def principal_owed_fen(self) -> int:
-        if not self.statements:  # the usual case, asked for every purchase
-            return self.unbilled_fen
-        return self.unbilled_fen + sum(s.principal_due_fen for s in self.statements)
+    def unbilled_fen(self) -> int:
+        return self.ledger.unbilled_fen
+
+    @property
+    def credit_balance_fen(self) -> int:
+        return self.ledger.credit_balance_fen
+
+    @property
+    def billed_owed_fen(self) -> int:
+        return self.ledger.billed_owed_fen
 
     @property
     def available_credit_fen(self) -> int:
-        used = max(0, self.principal_owed_fen - self.credit_balance_fen)
-        return max(0, self.credit_limit_fen - used)
+        return self.ledger.available_fen(self.credit_limit_fen)
 
     def past_due_statements(self) -> list[Statement]:
-        return [s for s in self.statements if s.overdue_since is not None and s.owed_fen > 0]
+        return self.ledger.past_due_statements()
 
     def summary(self) -> dict[str, Any]:
+        ledger = self.ledger
         return {
             "credit_limit_fen": self.credit_limit_fen,
             "available_credit_fen": self.available_credit_fen,
-            "unbilled_fen": self.unbilled_fen,
-            "billed_owed_fen": self.billed_owed_fen,
-            "credit_balance_fen": self.credit_balance_fen,
-            "past_due_fen": sum(s.owed_fen for s in self.past_due_statements()),
+            "unbilled_fen": ledger.unbilled_fen,
+            "billed_owed_fen": ledger.billed_owed_fen,
+            "credit_balance_fen": ledger.credit_balance_fen,
+            "past_due_fen": ledger.past_due_minimum_fen(),
+            "minimum_due_fen": ledger.minimum_due_fen(),
+            "revolving_fen": ledger.revolving_fen,
+            "installment_balance_fen": ledger.installment_balance_fen,
+            "total_owed_fen": ledger.total_owed_fen,
         }

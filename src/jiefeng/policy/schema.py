@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,52 @@ class _Section(BaseModel):
 
 
 class Billing(_Section):
+    """The ledger's terms (see jiefeng.domain.ledger). A missing key takes its default, so a
+    policy written before minimum payments existed stays valid."""
+
+    # Share of the revolving principal due as the minimum; 100 means pay in full.
+    minimum_payment_pct: Decimal = Field(Decimal(10), ge=1, le=100, decimal_places=2)
+    minimum_payment_floor_fen: int = Field(0, ge=0, le=10_000_000)
+    revolving_interest_daily_bp: int = Field(5, ge=0, le=100)
+    grace_days: int = Field(0, ge=0, le=30)
+    tolerance_fen: int = Field(0, ge=0, le=100_000)
     late_fee_daily_bp: int = Field(5, ge=0, le=100)
+
+
+class Installments(_Section):
+    allowed_months: tuple[int, ...] = (3, 6, 9, 12)
+    # months -> total fee in percent of the converted principal
+    fee_pct_total: dict[int, Decimal] = Field(
+        default_factory=lambda: {3: Decimal("2.5"), 6: Decimal("4.5"), 9: Decimal("6.5"),
+                                 12: Decimal("8.8")})
+
+    @field_validator("allowed_months")
+    @classmethod
+    def _months(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("must list at least one number of months")
+        if any(not 2 <= m <= 36 for m in value):
+            raise ValueError("each number of months must be from 2 to 36")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a number of months")
+        return tuple(sorted(value))
+
+    @field_validator("fee_pct_total")
+    @classmethod
+    def _fees(cls, value: dict[int, Decimal]) -> dict[int, Decimal]:
+        for months, pct in value.items():
+            if not Decimal(0) <= pct <= Decimal(50):
+                raise ValueError(f"the fee for {months} months must be from 0 to 50 percent")
+            if pct != pct.quantize(Decimal("0.01")):
+                raise ValueError(f"the fee for {months} months has more than 2 decimal places")
+        return value
+
+    @model_validator(mode="after")
+    def _every_term_priced(self) -> Installments:
+        missing = [m for m in self.allowed_months if m not in self.fee_pct_total]
+        if missing:
+            raise ValueError(f"fee_pct_total: no fee for {missing[0]} months")
+        return self
 
 
 class Overdue(_Section):
@@ -119,6 +165,7 @@ class Policy(_Section):
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
     billing: Billing = Billing()
+    installments: Installments = Installments()
     overdue: Overdue = Overdue()
     cure_probation: CureProbation = CureProbation()
     external_overdue: ExternalOverdue = ExternalOverdue()
