@@ -212,7 +212,8 @@ def test_contract_for_every_hold_code(code: str) -> None:
     assert set(explanation["ledger"]) >= LEDGER_KEYS
     assert all(MONEY.match(explanation["ledger"][key]) for key in LEDGER_KEYS)
     checks = explanation["self_checks"]
-    assert set(checks) == {"recent_purchases", "recent_repayments", "score", "bureau_records",
+    assert set(checks) == {"recent_purchases", "recent_repayments", "recent_statements", "score",
+                           "bureau_records",
                            "support"}
     assert checks["support"]["phone"] == policy.support.phone
     assert checks["support"]["appeal_path"] == policy.support.appeal_path
@@ -295,22 +296,33 @@ def test_overdue_amount_is_live_with_late_fee_and_bureau_timeline() -> None:
     # Statement on Feb 1, due Feb 9, overdue from Feb 10 00:00; explain on Feb 11 at noon.
     at = dt.datetime(2026, 2, 11, 12, 0, tzinfo=CST)
     early = hold_of(explain(events, at), H.OVERDUE)
-    fee_per_day = 12000 * policy.billing.late_fee_daily_bp // 10_000
-    past_due = f"{(12000 + fee_per_day) / 100:.2f}"  # one whole local day overdue (Feb 10)
+    # The minimum is 10 % of 120.00; 120.00 accrues 0.06 of interest a day from Feb 10 and
+    # the 12.00 past-due minimum 0.006 of late fee (floored to the fen when shown).
     assert early["release"] == [{"path": "condition", "condition": "repay_past_due",
-                                 "amount": past_due, "then_probation_days": 90}]
-    assert early["steps"] == [{"step": "repay_now", "amount": past_due}, {"step": "set_autopay"}]
+                                 "amount": "12.00", "full_balance": "120.06",
+                                 "then_probation_days": 90}]
+    assert early["steps"] == [{"step": "repay_now", "amount": "12.00", "full_balance": "120.06"},
+                              {"step": "set_autopay"}]
     assert early["counterfactual"]["if"] == "repaid"
-    assert early["counterfactual"]["amount"] == past_due
+    assert early["counterfactual"]["amount"] == "12.00"
+    assert early["counterfactual"]["full_balance"] == "120.06"
     report_on = dt.date(2026, 2, 9) + DAY * policy.overdue.bureau_report_days_past_due
     assert early["bureau"] == {"reported": False, "report_on": report_on.isoformat(),
                                "days_past_due": 2}
     assert {"fact": "due_date", "value": "2026-02-09"} in early["evidence"]
+    assert early["evidence"][0] == {"fact": "past_due_amount", "value": "12.00",
+                                    "late_fee": "0.00", "full_balance": "120.06"}
 
     late = hold_of(explain(events, T0 + 60 * DAY), H.OVERDUE)
     assert late["bureau"]["reported"] is True
     assert late["bureau"]["days_past_due"] == 25
-    assert late["release"][0]["amount"] == "121.44"  # 120.00 + 24 days x 0.06
+    # 24 days (Feb 10 to Mar 5): interest 24 x 0.06, late fees 24 x 0.006 floored.
+    days = 24
+    interest_fen = 12000 * policy.billing.revolving_interest_daily_bp * days // 10_000
+    fees_fen = 1200 * policy.billing.late_fee_daily_bp * days // 10_000
+    assert (interest_fen, fees_fen) == (144, 14)
+    assert late["release"][0]["amount"] == "12.00"  # March's bill is not due yet
+    assert late["release"][0]["full_balance"] == "121.58"
 
 
 def test_score_release_and_counterfactual() -> None:
@@ -591,7 +603,8 @@ def test_text_is_localised_with_babel() -> None:
     explanation = explain_code(H.OVERDUE)
     zh = R.render_text(explanation, "zh-CN")
     en = R.render_text(explanation, "en")
-    assert "¥121.44" in zh and "CN¥121.44" in en
+    assert "¥12.00" in zh and "CN¥12.00" in en  # the past-due minimum
+    assert "¥121.58" in zh and "CN¥121.58" in en  # what clears everything
     assert "2026年2月10日 00:00" in zh  # overdue since local midnight, Asia/Shanghai
     assert "Feb 10, 2026" in en
     utc = R.render_text(explanation, "en", tz="UTC")

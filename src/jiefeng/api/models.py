@@ -110,6 +110,24 @@ class StatementOut(BaseModel):
     late_fee: str
     owed: str
     overdue_since: str | None
+    new_balance: str
+    minimum_due: str
+    paid: str  # repayments received since the statement
+    minimum_unpaid: str
+    revolving_interest: str
+    fees: str
+    installments: str
+    status: Literal["open", "paid_in_full", "minimum_met", "below_minimum", "paid_late"]
+
+
+class InstallmentPlanOut(BaseModel):
+    plan_id: str
+    purchase_event_id: str
+    months: int
+    months_left: int
+    remaining_principal: str
+    remaining_fee: str
+    next_installment: str
 
 
 class LedgerOut(BaseModel):
@@ -121,6 +139,11 @@ class LedgerOut(BaseModel):
     credit_balance: str
     overdue: str
     days_past_due: int
+    minimum_due: str
+    revolving: str
+    installments: str
+    total_owed: str
+    installment_plans: list[InstallmentPlanOut]
     statements: list[StatementOut]
 
 

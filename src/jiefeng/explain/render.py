@@ -46,7 +46,7 @@ _CODE_KEYS = {"product": "product", "products": "product", "dimension": "dimensi
 # Facts whose `value` is a signal code.
 _SIGNAL_FACTS = frozenset({"cash_out_signal", "security_signal"})
 _LEDGER_KEYS = ("credit_limit", "available_credit", "unbilled", "billed_owed", "past_due",
-                "credit_balance")
+                "credit_balance", "minimum_due", "revolving", "installments", "total_owed")
 
 
 def _check_lang(lang: str) -> None:
@@ -285,6 +285,11 @@ def _checks(m: _Messages, checks: dict[str, Any]) -> list[tuple[str, list[str]]]
         purchases.append(m.fmt(key, m.params(item)))
     repayments = [m.fmt("check.repayment_item", m.params(item))
                   for item in checks["recent_repayments"]]
+    statements = []
+    for item in checks.get("recent_statements", []):
+        params = m.params(item)
+        params["status"] = m.fmt(f"statement_status.{item['status']}", params)
+        statements.append(m.fmt("check.statement_item", params))
     score: list[str] = []
     if checks["score"] is not None:
         score.append(m.fmt("check.score_item", m.params(checks["score"])))
@@ -303,6 +308,7 @@ def _checks(m: _Messages, checks: dict[str, Any]) -> list[tuple[str, list[str]]]
     return [
         (m.text("check.recent_purchases"), purchases or none),
         (m.text("check.recent_repayments"), repayments or none),
+        (m.text("check.recent_statements"), statements or none),
         (m.text("check.score"), score or none),
         (m.text("check.bureau_records"), bureau or none),
         (m.text("check.support"), help_lines),

@@ -28,6 +28,7 @@ from jiefeng.policy.schema import Policy
 
 MAX_EVIDENCE = rules.MAX_EVIDENCE_ITEMS  # the principal reasons shown per hold (4)
 MAX_SELF_CHECK_ITEMS = 5  # recent purchases / repayments listed for the customer to check
+MAX_STATEMENTS = 12  # statements listed in the ledger
 
 # Features whose snapshot value is yuan (a float in `rules.features`); shown as money.
 _MONEY_FEATURES = frozenset({"credit_limit", "available_credit", "deposits", "wealth_balance"})
@@ -107,14 +108,21 @@ class _Context:
         self.today = local_date(at, zone(policy.timezone))
 
     def past_due_fen(self) -> int:
-        return sum(s.owed_fen for s in self.state.past_due_statements())
+        """The past-due minimum: paying it lifts the overdue hold."""
+        return self.state.ledger.past_due_minimum_fen()
+
+    def total_owed_fen(self) -> int:
+        """What clears everything today."""
+        return self.state.ledger.total_owed_fen
 
     def late_fee_fen(self) -> int:
-        return sum(s.late_fee_due_fen for s in self.state.past_due_statements())
+        """Late fees owed: billed and unpaid, and accrued since the last statement."""
+        ledger = self.state.ledger
+        billed = sum(s.fees_fen - s.paid_fees_fen for s in ledger.statements)
+        return billed + ledger.accrued_fees_fen
 
     def days_past_due(self) -> int:
-        return max(((self.today - s.due_date).days for s in self.state.past_due_statements()),
-                   default=0)
+        return self.state.ledger.days_past_due(self.today)
 
     def activities_in_window(self) -> int:
         start = self.at - DAY * self.policy.dormancy.reopen_window_days
@@ -222,29 +230,34 @@ class _Spec:
 
 
 def _overdue_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
-    past_due = ctx.state.past_due_statements()
-    oldest = min(past_due, key=lambda s: s.due_date) if past_due else None
+    ledger = ctx.state.ledger
+    oldest = ledger.oldest_past_due()
     due_date = oldest.due_date if oldest else hold.evidence["due_date"]
+    # `value` is the past-due minimum (what lifts the hold), not the whole balance.
     return [
         {"fact": "past_due_amount", "value": _money(ctx.past_due_fen()),
-         "late_fee": _money(ctx.late_fee_fen())},
+         "late_fee": _money(ctx.late_fee_fen()), "full_balance": _money(ctx.total_owed_fen())},
         {"fact": "due_date", "value": due_date.isoformat()},
         {"fact": "days_past_due", "value": ctx.days_past_due()},
-        {"fact": "statements_past_due", "value": len(past_due)},
+        {"fact": "statements_past_due", "value": len(ledger.past_due_statements())},
     ]
 
 
 def _overdue_release(hold: H.Hold, ctx: _Context) -> list[Item]:
     return [{"path": H.RELEASE_CONDITION, "condition": "repay_past_due",
-             "amount": _money(ctx.past_due_fen()), "then_probation_days": ctx.probation_days()}]
+             "amount": _money(ctx.past_due_fen()), "full_balance": _money(ctx.total_owed_fen()),
+             "then_probation_days": ctx.probation_days()}]
 
 
 def _overdue_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
-    return [{"step": "repay_now", "amount": _money(ctx.past_due_fen())}, {"step": "set_autopay"}]
+    return [{"step": "repay_now", "amount": _money(ctx.past_due_fen()),
+             "full_balance": _money(ctx.total_owed_fen())},
+            {"step": "set_autopay"}]
 
 
 def _overdue_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
     return {"if": "repaid", "amount": _money(ctx.past_due_fen()),
+            "full_balance": _money(ctx.total_owed_fen()),
             "then": H.CURE_PROBATION, "probation_days": ctx.probation_days()}
 
 
@@ -255,7 +268,8 @@ def _overdue_bureau(hold: H.Hold, ctx: _Context) -> Item:
     report_on = None
     if not reported and unreported:
         first = min(unreported, key=lambda s: s.due_date)
-        report_on = first.due_date + DAY * ctx.policy.overdue.bureau_report_days_past_due
+        _, report_days = rules._bureau_days(ctx.policy)
+        report_on = first.due_date + DAY * report_days
     return {"reported": reported, "report_on": _iso(report_on),
             "days_past_due": ctx.days_past_due()}
 
@@ -591,14 +605,63 @@ assert set(_SPECS) == set(H.HOLD_CODES), "every hold code needs an explanation"
 
 
 def _ledger(state: AccountState, policy: Policy) -> dict[str, Any]:
+    ledger = state.ledger
     return {
         "currency": policy.currency,
         "credit_limit": _money(state.credit_limit_fen),
         "available_credit": _money(state.available_credit_fen),
-        "unbilled": _money(state.unbilled_fen),
-        "billed_owed": _money(state.billed_owed_fen),
-        "past_due": _money(sum(s.owed_fen for s in state.past_due_statements())),
-        "credit_balance": _money(state.credit_balance_fen),
+        "unbilled": _money(ledger.unbilled_fen),
+        "billed_owed": _money(ledger.billed_owed_fen),
+        "past_due": _money(ledger.past_due_minimum_fen()),
+        "credit_balance": _money(ledger.credit_balance_fen),
+        "minimum_due": _money(ledger.minimum_due_fen()),
+        "revolving": _money(ledger.revolving_fen),
+        "installments": _money(ledger.installment_balance_fen),
+        "total_owed": _money(ledger.total_owed_fen),
+        "statements": [statement_view(s, ledger) for s in ledger.statements[-MAX_STATEMENTS:]],
+        "installment_plans": [plan_view(p) for p in ledger.plans.values()],
+    }
+
+
+def statement_status(statement: Any) -> str:
+    """open (not yet judged), paid_in_full, minimum_met, below_minimum (past due now) or
+    paid_late (it was past due; its minimum has since been paid)."""
+    if not statement.judged:
+        return "open"
+    if statement.paid_in_full:
+        return "paid_in_full"
+    if statement.overdue_since is None:
+        return "minimum_met"
+    return "below_minimum" if statement.cured_at is None else "paid_late"
+
+
+def statement_view(statement: Any, ledger: Any) -> dict[str, Any]:
+    """One statement as the customer and the API see it."""
+    return {
+        "statement_date": statement.statement_date.isoformat(),
+        "due_date": statement.due_date.isoformat(),
+        "new_balance": _money(statement.new_balance_fen),
+        "minimum_due": _money(statement.minimum_due_fen),
+        "paid": _money(statement.paid_since_issue_fen),
+        "minimum_unpaid": _money(ledger.unpaid_minimum_fen(statement)),
+        "revolving_interest": _money(statement.interest_fen),
+        "fees": _money(statement.fees_fen),
+        "installments": _money(statement.installments_fen),
+        "owed": _money(statement.owed_fen),
+        "status": statement_status(statement),
+    }
+
+
+def plan_view(plan: Any) -> dict[str, Any]:
+    principal_fen, fee_fen = plan.next_installment() if plan.remaining_months else (0, 0)
+    return {
+        "plan_id": plan.plan_id,
+        "purchase_event_id": plan.purchase_event_id,
+        "months": plan.months,
+        "months_left": plan.remaining_months,
+        "remaining_principal": _money(plan.remaining_principal_fen),
+        "remaining_fee": _money(plan.remaining_fee_fen),
+        "next_installment": _money(principal_fen + fee_fen),
     }
 
 
@@ -625,9 +688,13 @@ def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
                "amount": _money(f.amount_fen), "at": _ts(f.at), "event_id": f.event_id}
               for f in sorted(state.bureau.values(), key=lambda f: f.product)]
     pending = [_appeal_dict(a, policy) for a in state.appeals.values() if a.status == "pending"]
+    # Whether each recent statement's minimum was met, newest first.
+    statements = [statement_view(s, state.ledger)
+                  for s in state.ledger.statements[::-1][:MAX_SELF_CHECK_ITEMS]]
     return {
         "recent_purchases": purchases,
         "recent_repayments": repayments,
+        "recent_statements": statements,
         "score": score,
         "bureau_records": bureau,
         "support": {"phone": policy.support.phone, "appeal_path": policy.support.appeal_path,

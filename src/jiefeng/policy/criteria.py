@@ -96,7 +96,34 @@ FEATURES: dict[str, FeatureSpec] = {
             "days_past_due",
             "number",
             "days",
-            "Integer days the oldest unpaid past-due statement is overdue; 0 if none.",
+            "Integer days since the due date of the oldest statement whose minimum is still "
+            "past due; 0 if none.",
+        ),
+        FeatureSpec(
+            "minimum_due",
+            "number",
+            "yuan",
+            "What is still unpaid of the latest statement's minimum (it includes earlier "
+            "unpaid minimums); 0 if none.",
+        ),
+        FeatureSpec(
+            "revolving_balance",
+            "number",
+            "yuan",
+            "Purchase principal billed and still owed, installments excluded.",
+        ),
+        FeatureSpec(
+            "installment_balance",
+            "number",
+            "yuan",
+            "Installments billed and unpaid plus installment-plan principal not yet billed.",
+        ),
+        FeatureSpec(
+            "months_revolving",
+            "number",
+            "count",
+            "Consecutive statements, up to the latest judged one, not paid in full by the end "
+            "of their due day (plus grace days).",
         ),
         FeatureSpec("deposits", "number", "yuan", "Balance of the customer's deposit accounts."),
         FeatureSpec(

@@ -18,6 +18,7 @@ from jiefeng.domain import core
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date
 from jiefeng.domain.money import format_fen
+from jiefeng.explain.structured import plan_view, statement_view
 from jiefeng.service.engine import AccountNotFound
 from jiefeng.service.security import Principal
 
@@ -27,11 +28,11 @@ MAX_STATEMENTS_SHOWN = 12
 MAX_EVENTS_PAGE = 500
 
 
-def _statement(s: Any, zone: Any) -> dict[str, Any]:
-    return {"statement_date": s.statement_date.isoformat(), "due_date": s.due_date.isoformat(),
+def _statement(s: Any, ledger: Any, zone: Any) -> dict[str, Any]:
+    return {**statement_view(s, ledger),
             "principal": format_fen(s.principal_fen),
             "paid_principal": format_fen(s.paid_principal_fen),
-            "late_fee": format_fen(s.late_fee_fen), "owed": format_fen(s.owed_fen),
+            "late_fee": format_fen(s.fees_fen),  # late fees billed on this statement
             "overdue_since": s.overdue_since.astimezone(zone).isoformat()
             if s.overdue_since else None}
 
@@ -48,7 +49,7 @@ def account_summary(account_id: str, at: AtQuery = None,
     if not state.opened:
         raise AccountNotFound(account_id)
     holds = core.active_holds(state, when, scopes)
-    past_due = state.past_due_statements()
+    ledger = state.ledger
     zone = engine.policy.zone  # times leave in the policy's zone, as in explanations
     today = local_date(when, zone)
     return {
@@ -64,13 +65,18 @@ def account_summary(account_id: str, at: AtQuery = None,
             "currency": engine.policy.currency,
             "credit_limit": format_fen(state.credit_limit_fen),
             "available_credit": format_fen(state.available_credit_fen),
-            "unbilled": format_fen(state.unbilled_fen),
-            "billed_owed": format_fen(state.billed_owed_fen),
-            "credit_balance": format_fen(state.credit_balance_fen),
-            "overdue": format_fen(sum(s.owed_fen for s in past_due)),
-            "days_past_due": max(((today - s.due_date).days for s in past_due), default=0),
-            "statements": [_statement(s, zone)
-                           for s in state.statements[-MAX_STATEMENTS_SHOWN:]],
+            "unbilled": format_fen(ledger.unbilled_fen),
+            "billed_owed": format_fen(ledger.billed_owed_fen),
+            "credit_balance": format_fen(ledger.credit_balance_fen),
+            "overdue": format_fen(ledger.past_due_minimum_fen()),  # the past-due minimum
+            "days_past_due": ledger.days_past_due(today),
+            "minimum_due": format_fen(ledger.minimum_due_fen()),
+            "revolving": format_fen(ledger.revolving_fen),
+            "installments": format_fen(ledger.installment_balance_fen),
+            "total_owed": format_fen(ledger.total_owed_fen),
+            "installment_plans": [plan_view(p) for p in ledger.plans.values()],
+            "statements": [_statement(s, ledger, zone)
+                           for s in ledger.statements[-MAX_STATEMENTS_SHOWN:]],
         },
         "policy_version": engine.policy.version,
     }
