@@ -103,7 +103,7 @@ ACCOUNT_STEPS = ["purchase", "purchase", "purchase", "refund", "repayment", "rep
                  "score_update", "login", "device_burst", "profile_change", "identity_verified",
                  "activity",
                  "activity_burst", "bureau_record", "asset_update", "id_document_updated",
-                 "appeal", "tick", "tick"]
+                 "appeal", "installment", "installment", "tick", "tick"]
 SCOPE_STEPS = ["maintenance", "cancel", "migration", "migration_done", "migration_done",
                "sweep", "sweep"]
 
@@ -206,6 +206,14 @@ def timelines(draw: Any, with_scopes: bool | None = None) -> Timeline:
             at += draw(st.integers(1, 72)) * HOUR
             line.add("account", at, "appeal_decided", actor="ops-1", account_id="A1",
                      appeal_id=appeal_id, decision=draw(st.sampled_from(["approve", "reject"])))
+        elif step == "installment":
+            # Valid or not (unknown purchase, a months not allowed, a reused plan id, past
+            # the due date): the fold must agree with itself either way.
+            pid = (purchases[draw(st.integers(0, len(purchases) - 1))][0]
+                   if purchases and draw(st.integers(0, 5)) else "no-such-purchase")
+            line.account_event(at, "installment_plan_created",
+                               plan_id=f"p{draw(st.integers(0, 3))}", purchase_event_id=pid,
+                               months=draw(st.sampled_from([3, 6, 12, 4])))
         elif step == "tick":
             line.add("tick", at)
         elif step == "maintenance":
@@ -397,3 +405,30 @@ def test_folding_is_deterministic(line):
     assert first[0] == second[0]
     assert first[1] == second[1]
     assert [e.to_dict() for e in first[1]] == [e.to_dict() for e in second[1]]
+
+
+@PROPERTY_SETTINGS
+@given(timelines())
+def test_the_ledger_stays_consistent(line):
+    """After every event: nothing paid beyond what was billed, a minimum never above its new
+    balance, a credit balance only when nothing billed is owed, plans within their totals, and a
+    statement past due exactly when its judged minimum is still unpaid beyond the tolerance."""
+    tolerance_fen = POLICY.billing.tolerance_fen
+    for step in run_incrementally(line).steps:
+        ledger = step.after.ledger
+        for s in ledger.statements:
+            assert 0 <= s.paid_fees_fen <= s.fees_fen
+            assert 0 <= s.paid_interest_fen <= s.interest_fen
+            assert 0 <= s.paid_installments_fen <= s.installments_fen
+            assert 0 <= s.paid_principal_fen <= s.principal_fen
+            assert 0 <= s.minimum_due_fen <= s.new_balance_fen
+            if s.past_due:
+                assert ledger.unpaid_minimum_fen(s) > tolerance_fen
+        if ledger.credit_balance_fen:  # it pays the next statement; nothing billed is owed
+            assert ledger.billed_owed_fen == 0
+        for plan in ledger.plans.values():
+            assert 0 <= plan.billed_principal_fen <= plan.principal_fen
+            assert 0 <= plan.billed_fee_fen <= plan.fee_fen
+            assert 0 < plan.remaining_months <= plan.months
+        assert step.after.available_credit_fen >= 0
+        assert (H.OVERDUE in step.after.holds) == bool(ledger.past_due_statements())
