@@ -92,7 +92,8 @@ def test_paid_on_the_due_day_is_never_overdue(world):
     account.advance(local(2026, 3, 20))
     assert account.holds() == set()
     assert account.of_kind(E.HOLD_PLACED) == []
-    (statement,) = account.state.statements  # kept as history, settled
+    assert account.state.statements == []  # nothing open
+    (statement,) = account.state.ledger.history  # kept for explanations, settled
     assert statement.owed_fen == 0 and statement.paid_in_full
 
 
@@ -166,7 +167,8 @@ def test_repaying_the_past_due_minimum_lifts_overdue_and_the_fee_is_billed_next(
     account = overdue_account(world)
     account.repay(local(2026, 2, 12, 9), "600.00")
     assert account.holds() == {CURE_PROBATION}
-    assert account.state.statements[0].owed_fen == 0
+    assert account.state.statements == []  # February is settled: history
+    assert account.state.ledger.history[0].owed_fen == 0
     assert account.state.ledger.accrued_fees_fen == 2 * FEE_A_DAY
     march = account.peek(local(2026, 3, 1, 9)).statements[-1]
     assert (march.fees_fen, march.interest_fen) == (2 * FEE_A_DAY, 2 * INTEREST_A_DAY)
@@ -272,7 +274,8 @@ def test_repayments_pay_the_oldest_statement_first(world):
     assert first.paid_principal_fen == 10000
     assert second.paid_fen == 0
     account.repay(local(2026, 3, 1, 3), "520.00")
-    first, second = account.state.statements
+    (second,) = account.state.statements
+    (first,) = account.state.ledger.history  # settled
     assert first.owed_fen == 0
     # Within a statement: fees, then interest, then principal.
     assert (second.paid_fees_fen, second.paid_interest_fen) == (19 * FEE_A_DAY, 19 * 30)

@@ -163,24 +163,38 @@ class InstallmentPlan:
 class Ledger:
     unbilled_fen: int = 0  # purchase principal not yet on a statement
     credit_balance_fen: int = 0  # paid beyond everything owed
+    # Open statements, oldest first: something owed, the minimum not yet judged, or past due.
+    # Settled ones move to `history`: the fold walks the open ones on every event.
     statements: list[Statement] = field(default_factory=list)
     plans: dict[str, InstallmentPlan] = field(default_factory=dict)  # oldest first
     interest_units: int = 0  # revolving interest accrued, not yet billed
     late_fee_units: int = 0  # late fees accrued, not yet billed
     accrued_through: dt.date | None = None  # interest and fees counted before this local day
     months_revolving: int = 0  # consecutive judged statements not paid in full
+    # Settled, judged statements, newest last (at most MAX_STATEMENT_HISTORY); never change.
+    history: list[Statement] = field(default_factory=list)
 
     def copy(self) -> Ledger:
         return Ledger(
             self.unbilled_fen,
             self.credit_balance_fen,
-            [s.copy() for s in self.statements],
+            [s.copy() for s in self.statements] if self.statements else [],
             {k: p.copy() for k, p in self.plans.items()} if self.plans else {},
             self.interest_units,
             self.late_fee_units,
             self.accrued_through,
             self.months_revolving,
+            self.history.copy(),  # its statements never change: shared
         )
+
+    def recent_statements(self, limit: int = MAX_STATEMENT_HISTORY) -> list[Statement]:
+        """Settled and open statements together, oldest first, the last `limit` of them."""
+        merged = sorted(self.history + self.statements, key=lambda s: s.statement_date)
+        return merged[-limit:]
+
+    def latest_statement(self) -> Statement | None:
+        return max(self.statements[-1:] + self.history[-1:], key=lambda s: s.statement_date,
+                   default=None)
 
     # --- what is owed ---------------------------------------------------------------------
 
@@ -214,6 +228,8 @@ class Ledger:
     @property
     def total_owed_fen(self) -> int:
         """What clears everything today (fees of installments not yet billed are not owed)."""
+        if not self.statements and not self.plans and not self.late_fee_units:
+            return self.unbilled_fen + self.accrued_interest_fen  # the usual case: no bill open
         owed = self.unbilled_fen + self.billed_owed_fen
         if self.interest_units or self.late_fee_units:
             owed += self.accrued_fees_fen + self.accrued_interest_fen
@@ -238,8 +254,8 @@ class Ledger:
         for s in self.statements:
             owed += s.owed_fen
             if s is statement:
-                break
-        return max(0, min(short, owed))
+                return max(0, min(short, owed))
+        return 0  # settled: in the history
 
     def past_due_statements(self) -> list[Statement]:
         return [s for s in self.statements if s.past_due] if self.statements else []
@@ -257,8 +273,11 @@ class Ledger:
         return max(0, (today - oldest.due_date).days) if oldest is not None else 0
 
     def minimum_due_fen(self) -> int:
-        """The unpaid minimum of the latest statement (it includes every earlier one)."""
-        return self.unpaid_minimum_fen(self.statements[-1]) if self.statements else 0
+        """The unpaid minimum of the latest statement (it includes every earlier one); none
+        when the latest is settled."""
+        latest = self.latest_statement()
+        is_open = latest is not None and any(s is latest for s in self.statements)
+        return self.unpaid_minimum_fen(latest) if is_open else 0
 
 
 def minimum_payment_fen(revolving_fen: int, pct: Decimal, floor_fen: int) -> int:
@@ -290,20 +309,7 @@ def pay(ledger: Ledger, amount_fen: int, *, repayment: bool) -> None:
     for s in ledger.statements:
         if remaining <= 0:
             break
-        if s.owed_fen <= 0:
-            continue
-        part = min(remaining, s.fees_fen - s.paid_fees_fen)
-        s.paid_fees_fen += part
-        remaining -= part
-        part = min(remaining, s.interest_fen - s.paid_interest_fen)
-        s.paid_interest_fen += part
-        remaining -= part
-        part = min(remaining, s.installments_fen - s.paid_installments_fen)
-        s.paid_installments_fen += part
-        remaining -= part
-        part = min(remaining, s.principal_fen - s.paid_principal_fen)
-        s.paid_principal_fen += part
-        remaining -= part
+        remaining = _pay_statement(s, remaining)
     if remaining > 0 and ledger.late_fee_units >= UNITS_PER_FEN:
         part = min(remaining, ledger.accrued_fees_fen)
         ledger.late_fee_units -= part * UNITS_PER_FEN
@@ -325,7 +331,25 @@ def pay(ledger: Ledger, amount_fen: int, *, repayment: bool) -> None:
                 break
         _drop_finished_plans(ledger)
     ledger.credit_balance_fen += remaining
-    prune_statements(ledger)
+    retire_settled(ledger)
+
+
+def _pay_statement(s: Statement, amount_fen: int) -> int:
+    """Pay one statement's fees, then interest, then installments, then principal; returns
+    what is left of `amount_fen`."""
+    remaining = amount_fen
+    part = min(remaining, s.fees_fen - s.paid_fees_fen)
+    s.paid_fees_fen += part
+    remaining -= part
+    part = min(remaining, s.interest_fen - s.paid_interest_fen)
+    s.paid_interest_fen += part
+    remaining -= part
+    part = min(remaining, s.installments_fen - s.paid_installments_fen)
+    s.paid_installments_fen += part
+    remaining -= part
+    part = min(remaining, s.principal_fen - s.paid_principal_fen)
+    s.paid_principal_fen += part
+    return remaining - part
 
 
 def refund(ledger: Ledger, amount_fen: int, purchase_event_id: str) -> None:
@@ -340,16 +364,32 @@ def refund(ledger: Ledger, amount_fen: int, purchase_event_id: str) -> None:
         pay(ledger, remaining, repayment=False)
 
 
-def prune_statements(ledger: Ledger) -> None:
-    """Settled, judged statements are history: keep the last few for explanations."""
+def retire_settled(ledger: Ledger) -> None:
+    """Move settled, judged statements that are not past due to the history.
+
+    A statement paid in full (with every earlier one) before its due date is judged at once:
+    payments only add up, so the judgement at the end of the grace period could not differ,
+    and the fold need not stop there for it."""
     statements = ledger.statements
-    if len(statements) <= MAX_STATEMENT_HISTORY:
+    if not statements:
         return
-    open_ = [s for s in statements if s.owed_fen > 0 or not s.judged or s.past_due]
-    settled = [s for s in statements if not (s.owed_fen > 0 or not s.judged or s.past_due)]
-    keep_settled = max(0, MAX_STATEMENT_HISTORY - len(open_))
-    kept = set(map(id, settled[len(settled) - keep_settled:])) if keep_settled else set()
-    ledger.statements = [s for s in statements if s in open_ or id(s) in kept]
+    for s in statements:
+        if s.owed_fen > 0:
+            break  # this and every later statement still owe something up to them
+        if not s.judged:
+            s.judged = True
+            s.paid_in_full = True
+            ledger.months_revolving = 0
+    if not any(_settled(s) for s in statements):
+        return
+    ledger.statements = [s for s in statements if not _settled(s)]
+    history = ledger.history + [s for s in statements if _settled(s)]
+    history.sort(key=lambda s: s.statement_date)
+    ledger.history = history[-MAX_STATEMENT_HISTORY:]
+
+
+def _settled(statement: Statement) -> bool:
+    return statement.judged and not statement.past_due and statement.owed_fen <= 0
 
 
 # --- accrual ----------------------------------------------------------------------------------
@@ -417,20 +457,19 @@ def issue_statement(ledger: Ledger, statement_date: dt.date, due_date: dt.date,
     earlier_owed_fen = ledger.billed_owed_fen
     if billed_fen <= 0 and earlier_owed_fen <= 0:
         return None
-    previous = ledger.statements[-1] if ledger.statements else None
+    previous = ledger.latest_statement()
+    if previous is not None and not any(s is previous for s in ledger.statements):
+        previous = None  # settled: nothing of its minimum is unpaid
     statement = Statement(statement_date, due_date, fees_fen, interest_fen, installments_fen,
                           principal_fen)
-    ledger.statements.append(statement)
     if ledger.credit_balance_fen:
-        # A credit balance exists only when nothing else was owed: it pays the new bill.
+        # A credit balance exists only when nothing billed was owed: it pays the new bill.
         credit_fen = min(ledger.credit_balance_fen, billed_fen)
-        ledger.credit_balance_fen -= credit_fen
-        if credit_fen:
-            pay(ledger, credit_fen, repayment=False)
+        ledger.credit_balance_fen -= credit_fen - _pay_statement(statement, credit_fen)
+        if statement.owed_fen <= 0 and earlier_owed_fen <= 0:
+            return None  # the credit balance paid the whole bill: nothing to state
+    ledger.statements.append(statement)
     statement.new_balance_fen = ledger.billed_owed_fen
-    if statement.new_balance_fen <= 0:
-        ledger.statements.pop()  # the credit balance paid the whole bill: nothing to state
-        return None
     statement.revolving_principal_fen = ledger.revolving_fen
     statement.carried_minimum_fen = (
         ledger.unpaid_minimum_fen(previous) if previous is not None else 0)
@@ -463,6 +502,7 @@ def judge(ledger: Ledger, statement: Statement, at: dt.datetime, tolerance_fen: 
     if ledger.unpaid_minimum_fen(statement) > tolerance_fen:
         statement.overdue_since = at
         return True
+    retire_settled(ledger)
     return False
 
 
@@ -475,7 +515,9 @@ def cure(ledger: Ledger, at: dt.datetime, tolerance_fen: int) -> bool:
             was_past_due = True
             if ledger.unpaid_minimum_fen(s) <= tolerance_fen:
                 s.cured_at = at
-    return was_past_due and not any(s.past_due for s in ledger.statements)
+    cleared = was_past_due and not any(s.past_due for s in ledger.statements)
+    retire_settled(ledger)
+    return cleared
 
 
 # --- installment plans ------------------------------------------------------------------------

@@ -618,7 +618,8 @@ def _ledger(state: AccountState, policy: Policy) -> dict[str, Any]:
         "revolving": _money(ledger.revolving_fen),
         "installments": _money(ledger.installment_balance_fen),
         "total_owed": _money(ledger.total_owed_fen),
-        "statements": [statement_view(s, ledger) for s in ledger.statements[-MAX_STATEMENTS:]],
+        "statements": [statement_view(s, ledger)
+                       for s in ledger.recent_statements(MAX_STATEMENTS)],
         "installment_plans": [plan_view(p) for p in ledger.plans.values()],
     }
 
@@ -690,7 +691,7 @@ def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
     pending = [_appeal_dict(a, policy) for a in state.appeals.values() if a.status == "pending"]
     # Whether each recent statement's minimum was met, newest first.
     statements = [statement_view(s, state.ledger)
-                  for s in state.ledger.statements[::-1][:MAX_SELF_CHECK_ITEMS]]
+                  for s in state.ledger.recent_statements(MAX_SELF_CHECK_ITEMS)[::-1]]
     return {
         "recent_purchases": purchases,
         "recent_repayments": repayments,

@@ -76,7 +76,7 @@ def account_summary(account_id: str, at: AtQuery = None,
             "total_owed": format_fen(ledger.total_owed_fen),
             "installment_plans": [plan_view(p) for p in ledger.plans.values()],
             "statements": [_statement(s, ledger, zone)
-                           for s in ledger.statements[-MAX_STATEMENTS_SHOWN:]],
+                           for s in ledger.recent_statements(MAX_STATEMENTS_SHOWN)],
         },
         "policy_version": engine.policy.version,
     }
