@@ -298,3 +298,50 @@ def test_paid_in_full_resets_months_revolving():
     account.repay(local(2026, 3, 2, 9), format_fen(account.owed_fen(local(2026, 3, 2, 9))))
     account.advance(local(2026, 3, 11))
     assert account.state.ledger.months_revolving == 0
+
+
+# --- the portfolio that prompted minimum payments -------------------------------------------
+
+
+def card_holders_paying_between_minimum_and_full(policy, paid: dict | None = None,
+                                                 holders: int = 60, months: int = 6):
+    """Card holders who spend every month and pay, by each due date, something between the
+    statement's minimum and everything owed. With `paid` from an earlier run, they pay those
+    same amounts instead. Returns (overdue holders, bureau reports, amounts paid)."""
+    import random
+
+    rng = random.Random(20261204)
+    world = World(policy)
+    overdue, reports, amounts = 0, 0, {}
+    for n in range(holders):
+        account = world.account(f"C{n:03d}")
+        for month in range(1, months + 1):
+            for day in sorted(rng.randint(10, 27) for _ in range(rng.randint(1, 4))):
+                account.purchase(local(2026, month, day, 12), format_fen(rng.randint(500, 90_000)))
+            pay_at = local(2026, month + 1, rng.randint(2, 9), 18)
+            key = (n, month)
+            if paid is None:
+                account.advance(pay_at)
+                minimum_fen = account.state.ledger.minimum_due_fen()
+                owed_fen = account.owed_fen(pay_at)
+                amounts[key] = rng.randint(minimum_fen, max(minimum_fen, owed_fen))
+            elif paid.get(key):
+                rng.random()  # keep the same draws as the first run
+                amounts[key] = paid[key]
+            if amounts.get(key):
+                account.repay(pay_at, format_fen(amounts[key]))
+        account.advance(local(2026, months + 1, 28))  # the last bill judged, the next not due
+        overdue += bool(account.of_kind(E.HOLD_PLACED, OVERDUE))
+        reports += len(account.of_kind(E.BUREAU_REPORTED))
+    return overdue, reports, amounts
+
+
+def test_card_holders_who_pay_at_least_the_minimum_are_never_frozen():
+    overdue, reports, paid = card_holders_paying_between_minimum_and_full(default_policy())
+    assert (overdue, reports) == (0, 0)
+    assert sum(1 for amount in paid.values() if amount) > 300
+    # The same customers paying the same amounts under pay-in-full (the ledger before minimum
+    # payments): most of them would be frozen and reported to the bureau.
+    strict = policy_with(default_policy(), billing={"minimum_payment_pct": 100})
+    overdue, reports, _ = card_holders_paying_between_minimum_and_full(strict, paid)
+    assert overdue > 40 and reports > 40
