@@ -6,6 +6,7 @@ import base64
 import re
 from datetime import date, timedelta
 
+from jiefeng.batch.ledger_summary import LedgerSummary
 from jiefeng.batch.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -83,3 +84,28 @@ def test_empty_timeline_still_writes_a_report(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "No explanations." in text
     assert path.with_name("report-holds.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_ledger_section_lists_outcomes_plans_and_the_overdue_share(tmp_path):
+    ledger = LedgerSummary(
+        statements={"paid_in_full": 1800, "minimum_met": 1200, "below_minimum": 12,
+                    "not_yet_due": 300},
+        accounts={"paid_in_full": 280, "minimum_met": 150, "below_minimum": 10,
+                  "not_yet_due": 300},
+        card_holders=300, overdue_accounts=10, revolving_never_overdue=140, plans=97,
+        plan_accounts=40, plans_by_months={3: 25, 6: 24, 12: 48}, plan_principal_fen=12_345_678,
+        plan_fee_fen=98_765)
+    text = _write(tmp_path, ledger=ledger).read_text(encoding="utf-8")
+    rows = re.findall(r'<tr><td>([^<]+)</td><td class="num">([\d,]+)</td>'
+                      r'<td class="num">([\d,]+)</td></tr>', text)
+    assert rows == [("paid in full", "1,800", "280"),
+                    ("minimum met, the rest revolving", "1,200", "150"),
+                    ("below the minimum: overdue", "12", "10"),
+                    ("not yet due at the horizon", "300", "300")]
+    assert "Installment plans created: 97 on 40 accounts (3 months: 25, 6 months: 24, " \
+           "12 months: 48), principal ¥123456.78, fees ¥987.65." in text
+    assert "10 of 300 card holders (3.3%)" in text
+
+
+def test_no_ledger_section_without_a_summary(tmp_path):
+    assert "Credit ledger" not in _write(tmp_path).read_text(encoding="utf-8")

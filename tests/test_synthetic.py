@@ -1,9 +1,10 @@
-"""The synthetic portfolio: valid, deterministic, and every scenario both placed and lifted."""
+"""The synthetic portfolio: valid, deterministic, every scenario both placed and lifted, and
+every repayment behaviour the credit ledger knows (judged by folding it through the core)."""
 
 from __future__ import annotations
 
-import bisect
 import re
+import statistics
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,12 +12,24 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jiefeng.batch.synthetic import (
+    BEHAVIOURS,
     HIGH_RISK_MERCHANTS,
     HOLD_CODES,
+    PAYERS,
     PortfolioSpec,
+    behaviour_of,
     generate_portfolio,
     scenario_details,
     scenario_of,
+)
+from jiefeng.domain.clock import local_midnight
+from jiefeng.domain.effects import (
+    BUREAU_REPORTED,
+    HOLD_PLACED,
+    HOLD_RELEASED,
+    INSTALLMENT_PLAN_CREATED,
+    NOTICE,
+    STATEMENT_ISSUED,
 )
 from jiefeng.domain.events import OPERATOR_TYPES, parse_event
 from jiefeng.policy.schema import default_policy
@@ -46,6 +59,36 @@ def by_account(events) -> dict[str, list[dict]]:
         if "account_id" in event:
             grouped[event["account_id"]].append(event)
     return grouped
+
+
+@pytest.fixture(scope="module")
+def behaviours() -> dict[str, list[str]]:
+    return behaviour_of(SPEC)
+
+
+@pytest.fixture(scope="module")
+def folded(events) -> dict[str, tuple]:
+    """Account id -> (state at the horizon, effects): every account folded through the core."""
+    from jiefeng.domain.core import fold
+    from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
+
+    scopes = Scopes()
+    owner: dict[str, str] = {}
+    grouped: dict[str, list] = defaultdict(list)
+    for raw in events:
+        event = parse_event(raw)
+        if event.type in SCOPE_TYPES:
+            scopes = apply_scope_command(scopes, event)
+        elif event.type == "appeal_decided":
+            aid = owner[event.appeal_id]
+            grouped[aid].append(event.model_copy(update={"account_id": aid}))
+        else:
+            if event.type == "appeal_submitted":
+                owner[event.appeal_id] = event.account_id
+            grouped[event.account_id].append(event)
+    policy = default_policy()
+    return {aid: fold(aid, account_events, policy, scopes, until=HORIZON)
+            for aid, account_events in grouped.items()}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +152,9 @@ def test_references_point_back_in_time(events):
         if event["type"] == "appeal_submitted":
             assert all(seen[i]["account_id"] == event["account_id"]
                        for i in event["purchase_event_ids"])
+        if event["type"] == "installment_plan_created":
+            bought = seen[event["purchase_event_id"]]
+            assert bought["type"] == "purchase" and bought["account_id"] == event["account_id"]
         seen[event["event_id"]] = event
 
 
@@ -118,6 +164,7 @@ def test_same_seed_same_events_and_another_seed_differs():
     assert generate_portfolio(small) == first
     assert generate_portfolio(PortfolioSpec(accounts=120, seed=4)) != first
     assert scenario_of(small) == scenario_of(PortfolioSpec(accounts=120, seed=3))
+    assert behaviour_of(small) == behaviour_of(PortfolioSpec(accounts=120, seed=3))
 
 
 def test_spec_is_checked():
@@ -170,65 +217,32 @@ def test_normal_accounts_behave(by_account, normal_accounts):
             assert at(e) - bought[e["purchase_event_id"]] > timedelta(hours=48), e
 
 
-def _statements(events: list[dict]) -> list[tuple[date, date, int]]:
-    """(statement date, due date, cumulative purchases billed through it) from the events."""
-    opened = of_type(events, "account_opened")[0]
-    sday, dday = opened["statement_day"], opened["due_day"]
-    opened_at = at(opened)
-    purchases = sorted((at(e), fen(e["amount"])) for e in of_type(events, "purchase")
-                       if e.get("kind", "purchase") == "purchase")
-    times = [t for t, _ in purchases]
-    cumulative = [0]
-    for _, amount in purchases:
-        cumulative.append(cumulative[-1] + amount)
-    out = []
-    day = date(opened_at.year, opened_at.month, sday)
-    while datetime(day.year, day.month, day.day, tzinfo=TZ) < HORIZON:
-        midnight = datetime(day.year, day.month, day.day, tzinfo=TZ)
-        if midnight > opened_at:
-            due = day.replace(day=dday)
-            if due <= day:
-                due = (due.replace(day=1) + timedelta(days=32)).replace(day=dday)
-            out.append((day, due, cumulative[bisect.bisect_left(times, midnight)]))
-        year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-        day = date(year, month, sday)
-    return out
+def _overdue_episodes(effects) -> list[tuple[datetime, datetime]]:
+    placed = [e.at for e in effects if e.kind == HOLD_PLACED and e.code == "overdue"]
+    released = [e.at for e in effects if e.kind == HOLD_RELEASED and e.code == "overdue"]
+    assert len(placed) == len(released)
+    return list(zip(placed, released, strict=True))
 
 
-def _late_statements(events: list[dict]) -> list[tuple[date, datetime | None]]:
-    """Statements not repaid by the end of their due date: (due date, when finally covered)."""
-    repayments = sorted((at(e), fen(e["amount"])) for e in of_type(events, "repayment"))
-    refunds = sorted((at(e), fen(e["amount"])) for e in of_type(events, "refund"))
-    credits = sorted(repayments + refunds)
-    late = []
-    for _, due, billed in _statements(events):
-        end_of_due = datetime(due.year, due.month, due.day, tzinfo=TZ) + timedelta(days=1)
-        if end_of_due >= HORIZON:
-            continue
-        paid = sum(a for t, a in credits if t < end_of_due)
-        if paid < billed:
-            running, covered = 0, None
-            for t, amount in credits:
-                running += amount
-                if running >= billed:
-                    covered = t
-                    break
-            late.append((due, covered))
-    return late
-
-
-def test_normal_accounts_repay_on_time(by_account, normal_accounts):
-    for aid in normal_accounts:
-        assert _late_statements(by_account[aid]) == [], aid
-
-
-def test_overdue_is_repaid_then_cure_probation_ends_in_time(by_account, scenarios):
+def test_overdue_is_repaid_then_cure_probation_ends_in_time(folded, scenarios):
+    details = scenario_details(SPEC)
     for aid in scenarios["overdue"]:
-        late = _late_statements(by_account[aid])
-        assert len(late) == 1, (aid, late)
-        due, covered = late[0]
-        assert covered is not None and covered.date() > due, aid
-        assert covered + timedelta(days=90) < HORIZON - timedelta(days=30), aid
+        _, effects = folded[aid]
+        variant = next(v for code, v, _ in details[aid] if code == "overdue")
+        episodes = _overdue_episodes(effects)
+        assert 1 <= len(episodes) <= (2 if variant == "below_minimum_twice" else 1), aid
+        probations = [e.at for e in effects
+                      if e.kind == HOLD_RELEASED and e.code == "cure_probation"]
+        assert len(probations) == len(episodes), aid
+        probation = timedelta(days=default_policy().cure_probation.days)
+        for k, ((_, cured), lifted) in enumerate(zip(episodes, probations, strict=True)):
+            # A second overdue within the repeat window doubles the probation.
+            assert cured + probation * (k + 1) <= lifted < HORIZON - timedelta(days=30), aid
+        # The bureau is warned of and told about every overdue statement.
+        warned = {e.data["statement_date"] for e in effects
+                  if e.kind == NOTICE and e.data.get("notice") == "bureau_prenotice"}
+        reported = {e.data["statement_date"] for e in effects if e.kind == BUREAU_REPORTED}
+        assert len(warned) == len(episodes) and reported == warned, aid
 
 
 def test_external_overdue_is_settled(by_account, scenarios):
@@ -434,38 +448,253 @@ def test_operator_calendar(events, scenarios):
 # --- the engine agrees ---------------------------------------------------------------------------
 
 
-def test_the_engine_places_and_lifts_exactly_the_scenarios(events, scenarios):
+def test_the_engine_places_and_lifts_exactly_the_scenarios(folded, scenarios):
     """Fold every account through the core: each scenario hold is placed and released, and no
     account gets a hold it was not given."""
-    from jiefeng.domain.core import fold
-    from jiefeng.domain.effects import HOLD_PLACED, HOLD_RELEASED
-    from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
-
-    scopes = Scopes()
-    owner: dict[str, str] = {}
-    grouped: dict[str, list] = defaultdict(list)
-    for raw in events:
-        event = parse_event(raw)
-        if event.type in SCOPE_TYPES:
-            scopes = apply_scope_command(scopes, event)
-        elif event.type == "appeal_decided":
-            aid = owner[event.appeal_id]
-            grouped[aid].append(event.model_copy(update={"account_id": aid}))
-        else:
-            if event.type == "appeal_submitted":
-                owner[event.appeal_id] = event.account_id
-            grouped[event.account_id].append(event)
     expected: dict[str, set[str]] = defaultdict(set)
     for code, ids in scenarios.items():
         if code not in SCOPED:
             for aid in ids:
                 expected[aid].add(code)
-    policy = default_policy()
     mismatches = []
-    for aid, account_events in grouped.items():
-        state, effects = fold(aid, account_events, policy, scopes, until=HORIZON)
+    for aid, (state, effects) in folded.items():
         placed = {e.code for e in effects if e.kind == HOLD_PLACED}
         released = {e.code for e in effects if e.kind == HOLD_RELEASED}
         if placed != expected[aid] or released != placed or state.holds:
             mismatches.append((aid, sorted(expected[aid]), sorted(placed), sorted(state.holds)))
     assert mismatches == []
+
+
+# --- repayment behaviours, judged by the folded ledger --------------------------------------
+
+
+def _statement_after(purchase_at: datetime, statement_day: int) -> date:
+    local = purchase_at.astimezone(TZ)
+    day = local.date().replace(day=statement_day)
+    while local_midnight(day, TZ) <= purchase_at:
+        day = (day.replace(day=1) + timedelta(days=32)).replace(day=statement_day)
+    return day
+
+
+def _due_of(statement: date, due_day: int) -> date:
+    due = statement.replace(day=due_day)
+    return due if due > statement else (due.replace(day=1) + timedelta(days=32)).replace(
+        day=due_day)
+
+
+class _Judged:
+    """A statement judged before the horizon, from the folded effects and the events: what it
+    said (`data`: the `statement_issued` effect), what was repaid from its issue to the end of
+    its due day (the default policy has no grace days), and what else reduced what it asked
+    for in that time (refunds, and principal an installment plan took off it after issue)."""
+
+    def __init__(self, data: dict, repaid: int, credited: int):
+        self.data = data
+        self.repaid = repaid
+        self.credited = credited
+
+    @property
+    def minimum(self) -> int:
+        return self.data["minimum_due_fen"]
+
+    @property
+    def paid_in_full(self) -> bool:
+        return self.repaid + self.credited >= self.data["new_balance_fen"]
+
+
+def _judged_statements(effects, events: list[dict]) -> list[_Judged]:
+    repayments = [(at(e), fen(e["amount"])) for e in of_type(events, "repayment")]
+    refunds = [(at(e), fen(e["amount"])) for e in of_type(events, "refund")]
+    bought = {e["event_id"]: at(e) for e in of_type(events, "purchase")}
+    issued = [e for e in effects if e.kind == STATEMENT_ISSUED]
+    restated: dict[int, int] = defaultdict(int)
+    for plan in (e for e in effects if e.kind == INSTALLMENT_PLAN_CREATED):
+        purchase_at = bought[plan.data["purchase_event_id"]]
+        first = next((k for k, s in enumerate(issued) if s.at > purchase_at), None)
+        if first is not None and issued[first].at < plan.at:
+            restated[first] += plan.data["principal_fen"]
+    out = []
+    for k, effect in enumerate(issued):
+        due = date.fromisoformat(effect.data["due_date"])
+        end = local_midnight(due + timedelta(days=1), TZ)
+        if end <= HORIZON:
+            repaid = sum(a for t, a in repayments if effect.at <= t < end)
+            credited = sum(a for t, a in refunds if effect.at <= t < end) + restated[k]
+            out.append(_Judged(effect.data, repaid, credited))
+    return out
+
+
+def _charges_billed(effects) -> list[int]:
+    """Per statement: what it billed beyond the purchases approved in its cycle (interest,
+    late fees, installments; refunds only lower it)."""
+    out, since = [], None
+    approved: list[tuple[datetime, int]] = [
+        (e.at, e.data["amount_fen"]) for e in effects
+        if e.kind == "purchase_decided" and e.data["approved"]]
+    for effect in effects:
+        if effect.kind == STATEMENT_ISSUED:
+            bought = sum(a for t, a in approved if (since is None or t >= since) and t < effect.at)
+            out.append(effect.data["amount_fen"] - bought)
+            since = effect.at
+    return out
+
+
+def test_behaviours_partition_the_accounts(behaviours, scenarios, by_account):
+    assert set(behaviours) == set(BEHAVIOURS)
+    payers = [set(behaviours[p]) for p in PAYERS]
+    assert set().union(*payers) == set(by_account)
+    assert sum(len(p) for p in payers) == len(by_account)  # exactly one kind each
+    n = len(by_account)
+    share = {b: len(ids) / n for b, ids in behaviours.items()}
+    assert 0.40 <= share["transactor"] <= 0.60, share
+    assert 0.20 <= share["revolver"] <= 0.40, share
+    assert 0.10 <= share["minimum_payer"] <= 0.30, share
+    assert 0.10 <= share["installment_user"] <= 0.20, share
+    below, missed = set(behaviours["below_minimum"]), set(behaviours["missed_payment"])
+    assert below and missed
+    assert below | missed == set(scenarios["overdue"]) and not below & missed
+    assert missed <= set(behaviours["transactor"])
+    assert below <= set(behaviours["revolver"]) | set(behaviours["minimum_payer"])
+
+
+def test_installment_plans_are_valid_when_sent(by_account, behaviours):
+    """Each plan names an approved, unrefunded purchase of its account, allowed months, and
+    comes before its purchase's statement is due and before that statement is repaid."""
+    allowed = default_policy().installments.allowed_months
+    users = set(behaviours["installment_user"])
+    plan_ids: set[str] = set()
+    after_statement = 0
+    for aid, events in by_account.items():
+        plans = of_type(events, "installment_plan_created")
+        if not plans:
+            continue
+        assert aid in users
+        opened = of_type(events, "account_opened")[0]
+        purchases = {e["event_id"]: e for e in of_type(events, "purchase")}
+        refunded = {e["purchase_event_id"] for e in of_type(events, "refund")}
+        repaid = [at(e) for e in of_type(events, "repayment")]
+        for plan in plans:
+            assert plan["months"] in allowed, plan
+            assert (aid, plan["plan_id"]) not in plan_ids
+            plan_ids.add((aid, plan["plan_id"]))
+            bought = purchases[plan["purchase_event_id"]]
+            assert bought["event_id"] not in refunded, plan
+            statement = _statement_after(at(bought), opened["statement_day"])
+            issued = local_midnight(statement, TZ)
+            assert at(plan).date() <= _due_of(statement, opened["due_day"]), plan
+            if at(plan) > issued:
+                after_statement += 1
+                assert not [t for t in repaid if issued < t < at(plan)], plan
+    assert len(plan_ids) >= 40 and after_statement >= 5
+
+
+def test_transactors_minimum_payers_and_revolvers_are_never_overdue(folded, behaviours):
+    """Paying on time (in full, the minimum or in between) never makes an account overdue."""
+    on_time = set().union(*(behaviours[p] for p in PAYERS)) - set(
+        behaviours["below_minimum"]) - set(behaviours["missed_payment"])
+    assert len(on_time) > 0.9 * SPEC.accounts
+    for aid in on_time:
+        state, effects = folded[aid]
+        # No hold, no bureau pre-notice or report, no late fee.
+        assert not [e for e in effects if e.code == "overdue"], aid
+        assert state.ledger.late_fee_units == 0, aid
+
+
+def test_transactors_pay_every_statement_in_full(folded, by_account, behaviours):
+    transactors = set(behaviours["transactor"]) - set(behaviours["missed_payment"])
+    for aid in transactors:
+        _, effects = folded[aid]
+        judged = _judged_statements(effects, by_account[aid])
+        assert all(s.paid_in_full for s in judged), aid
+        if aid not in behaviours["installment_user"]:
+            assert all(c <= 0 for c in _charges_billed(effects)), aid  # never any interest
+
+
+def test_revolvers_and_minimum_payers_revolve_with_interest(folded, by_account, behaviours):
+    carriers = (set(behaviours["revolver"]) | set(behaviours["minimum_payer"])) - set(
+        behaviours["below_minimum"])
+    revolving = with_interest = 0
+    for aid in carriers:
+        state, effects = folded[aid]
+        judged = _judged_statements(effects, by_account[aid])
+        assert all(s.repaid >= s.minimum or s.repaid + s.credited >= s.minimum
+                   for s in judged), aid
+        revolving += any(not s.paid_in_full for s in judged)
+        if aid not in behaviours["installment_user"]:
+            with_interest += any(c > 0 for c in _charges_billed(effects))
+    assert revolving >= 0.9 * len(carriers)
+    assert with_interest >= 0.8 * len(set(carriers) - set(behaviours["installment_user"]))
+    for aid in set(behaviours["minimum_payer"]) - set(behaviours["below_minimum"]):
+        judged = _judged_statements(folded[aid][1], by_account[aid])
+        assert sum(not s.paid_in_full for s in judged) >= 0.7 * len(judged), aid
+
+
+def test_minimum_payers_pay_a_little_above_the_minimum(folded, by_account, behaviours):
+    ratios = []
+    payers = set(behaviours["minimum_payer"]) - set(behaviours["below_minimum"]) - set(
+        behaviours["installment_user"])  # a plan may lower a statement's minimum after issue
+    for aid in payers:
+        _, effects = folded[aid]
+        for s in _judged_statements(effects, by_account[aid]):
+            assert s.repaid >= s.minimum, (aid, s.data, s.repaid)
+            if s.minimum < s.data["new_balance_fen"]:
+                ratios.append(s.repaid / s.minimum)
+    assert len(ratios) > 100
+    assert statistics.median(ratios) < 1.15
+    assert statistics.quantiles(ratios, n=10)[-1] < 1.3
+
+
+def test_below_minimum_payers_pay_part_become_overdue_and_cure(folded, by_account, behaviours):
+    twice = 0
+    for behaviour in ("below_minimum", "missed_payment"):
+        for aid in behaviours[behaviour]:
+            state, effects = folded[aid]
+            overdue = {e.data["statement_date"] for e in effects
+                       if e.kind == NOTICE and e.data.get("notice") == "bureau_prenotice"}
+            judged = _judged_statements(effects, by_account[aid])
+            short = [s for s in judged if s.data["statement_date"] in overdue]
+            assert short and len(short) == len(overdue), aid
+            for s in short:
+                assert s.repaid < s.minimum, (aid, s.data, s.repaid)
+                assert (s.repaid > 0) == (behaviour == "below_minimum"), (aid, s.data)
+            # Every other statement's minimum was met on time.
+            assert all(s.repaid >= s.minimum for s in judged
+                       if s.data["statement_date"] not in overdue), aid
+            episodes = _overdue_episodes(effects)
+            assert len(episodes) == len(short) and not state.holds, aid
+            twice += len(episodes) == 2
+    assert twice > 0
+
+
+def test_installment_plans_are_created_and_billed(folded, by_account, behaviours):
+    created = finished = 0
+    for aid in behaviours["installment_user"]:
+        state, effects = folded[aid]
+        sent = of_type(by_account[aid], "installment_plan_created")
+        plans = [e for e in effects if e.kind == INSTALLMENT_PLAN_CREATED]
+        assert len(plans) == len(sent), aid  # none refused
+        assert not [e for e in effects if e.kind == "event_ignored"], aid
+        created += len(plans)
+        issued = [e.at for e in effects if e.kind == STATEMENT_ISSUED]
+        for plan in plans:
+            # Every statement after the plan bills one installment, until all are billed.
+            billed = sum(1 for t in issued if t > plan.at)
+            running = state.ledger.plans.get(plan.data["plan_id"])
+            if billed >= plan.data["months"]:
+                assert running is None, (aid, plan.data)
+                finished += 1
+            else:
+                assert running is not None and running.billed_months == billed, (aid, plan.data)
+    assert created >= 40 and finished >= 10
+
+
+def test_overdue_freezes_a_minority_of_card_holders(folded, by_account):
+    holders = [aid for aid, (_, effects) in folded.items()
+               if any(e.kind == STATEMENT_ISSUED for e in effects)]
+    overdue = [aid for aid in holders
+               if any(e.kind == HOLD_PLACED and e.code == "overdue" for e in folded[aid][1])]
+    revolved = [aid for aid in holders if any(
+        not s.paid_in_full for s in _judged_statements(folded[aid][1], by_account[aid]))]
+    assert len(holders) > 0.9 * SPEC.accounts
+    assert 0 < len(overdue) <= 0.08 * len(holders)
+    assert len(set(revolved) - set(overdue)) >= 0.3 * len(holders)

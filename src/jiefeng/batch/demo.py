@@ -1,8 +1,10 @@
 """`jiefeng demo`: a synthetic portfolio in which every cause occurs and lifts, run end to end.
 
 Generate (seeded) -> ingest through the same service the API uses, with a progress bar ->
-let time pass to the horizon -> table of holds placed and released by code -> HTML report with
-a chart of holds by code over time -> one explanation per cause.
+let time pass to the horizon -> table of holds placed and released by code -> what the credit
+ledger did (statements judged by outcome, installment plans, the share of card holders frozen
+by `overdue`), read back from the store -> HTML report with a chart of holds by code over time
+-> one explanation per cause.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from jiefeng.batch.ledger_summary import LedgerSummary, summarize_ledger
 from jiefeng.batch.timeline import HoldInterval, Timeline, account_intervals, scoped_intervals
 from jiefeng.domain import holds as H
+from jiefeng.domain.money import format_fen
+from jiefeng.policy.schema import Policy
 from jiefeng.service.engine import Engine
 from jiefeng.store.sql import SqlStore
 
@@ -27,6 +32,28 @@ def _explain_moment(interval: HoldInterval) -> dt.datetime:
     if interval.end is None:
         return interval.start + dt.timedelta(hours=1)
     return interval.start + min(dt.timedelta(hours=1), (interval.end - interval.start) / 2)
+
+
+def print_ledger(console: Console, ledger: LedgerSummary, policy: Policy) -> None:
+    """The statements judged by outcome, the installment plans, the `overdue` share."""
+    billing = policy.billing
+    table = Table(title=f"Statements judged by outcome (minimum {billing.minimum_payment_pct} % "
+                        f"of the revolving principal; read from the store)")
+    table.add_column("outcome")
+    table.add_column("statements", justify="right")
+    table.add_column("accounts", justify="right")
+    for label, statements, accounts in ledger.rows():
+        table.add_row(label, str(statements), str(accounts))
+    console.print(table)
+    months = ", ".join(f"{m} months {n}" for m, n in ledger.plans_by_months.items()) or "none"
+    console.print(
+        f"installment plans created: {ledger.plans} on {ledger.plan_accounts} accounts ({months}; "
+        f"{ledger.plans_after_statement} after their statement was issued), principal "
+        f"¥{format_fen(ledger.plan_principal_fen)}, fees ¥{format_fen(ledger.plan_fee_fen)}")
+    console.print(
+        f"frozen by overdue at any time: {ledger.overdue_accounts} of {ledger.card_holders} "
+        f"card holders ({ledger.overdue_share:.1%}); {ledger.revolving_never_overdue} revolved "
+        f"without ever being overdue")
 
 
 def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang: str,
@@ -91,6 +118,8 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
         statuses[status] = statuses.get(status, 0) + 1
     console.print("status at the horizon: " + ", ".join(
         f"{k} {v}" for k, v in sorted(statuses.items())))
+    ledger = summarize_ledger(engine.store, horizon, policy)
+    print_ledger(console, ledger, policy)
 
     explanations: list[tuple[str, str, str]] = []
     first = timeline.first_of_each_code()
@@ -119,6 +148,7 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
         placed_by_code=placed,
         released_by_code=released,
         explanations=explanations,
+        ledger=ledger,
     )
     missing = [code for code in H.HOLD_CODES
                if code != H.MANUAL_REVIEW and (placed.get(code, 0) == 0
@@ -127,4 +157,4 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
         console.print(f"[yellow]causes not both placed and lifted: {', '.join(missing)}[/yellow]")
     console.print(f"report: {report_path}")
     return {"placed": placed, "released": released, "counts": counts, "missing": missing,
-            "report": report_path}
+            "report": report_path, "ledger": ledger}

@@ -1,7 +1,12 @@
 """The demo report: one self-contained HTML file with a chart of active holds over time.
 
     write_report(path, title=..., policy_version=..., active_by_day=..., placed_by_code=...,
-                 released_by_code=..., explanations=[(code, zh_text, en_text), ...]) -> path
+                 released_by_code=..., explanations=[(code, zh_text, en_text), ...],
+                 ledger=LedgerSummary | None) -> path
+
+With a ledger summary (jiefeng.batch.ledger_summary) the report also shows the statements
+judged by outcome, the installment plans created and the share of card holders frozen by
+`overdue`.
 
 The HTML embeds the chart as a base64 PNG, so it opens anywhere without its neighbours; the
 same PNG is also saved next to it as `<stem>-holds.png`. All text is HTML-escaped. The chart is
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,6 +30,10 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from jiefeng.domain.holds import HOLD_CODES
+from jiefeng.domain.money import format_fen
+
+if TYPE_CHECKING:
+    from jiefeng.batch.ledger_summary import LedgerSummary
 
 # The order codes are listed in (the hold contract's order); unknown codes follow, sorted.
 CODE_ORDER: tuple[str, ...] = HOLD_CODES
@@ -120,6 +130,28 @@ def _table(placed_by_code: Mapping[str, int], released_by_code: Mapping[str, int
     )
 
 
+def _ledger(ledger: LedgerSummary | None) -> str:
+    if ledger is None:
+        return ""
+    rows = "\n".join(
+        f'<tr><td>{html.escape(label)}</td><td class="num">{statements:,}</td>'
+        f'<td class="num">{accounts:,}</td></tr>'
+        for label, statements, accounts in ledger.rows())
+    months = ", ".join(f"{m} months: {n:,}" for m, n in ledger.plans_by_months.items())
+    return (
+        "<h2>Credit ledger</h2>\n"
+        '<table class="ledger">\n<thead><tr><th>statement outcome</th><th>statements</th>'
+        "<th>accounts</th></tr></thead>\n<tbody>\n" + rows + "\n</tbody>\n</table>\n"
+        f"<p>Installment plans created: {ledger.plans:,} on {ledger.plan_accounts:,} accounts"
+        f"{' (' + html.escape(months) + ')' if months else ''}, principal "
+        f"¥{format_fen(ledger.plan_principal_fen)}, fees ¥{format_fen(ledger.plan_fee_fen)}.</p>\n"
+        f'<p class="overdue-share">Frozen by <code>overdue</code> at any time: '
+        f"{ledger.overdue_accounts:,} of {ledger.card_holders:,} card holders "
+        f"({ledger.overdue_share:.1%}); {ledger.revolving_never_overdue:,} revolved without "
+        "ever being overdue.</p>\n"
+    )
+
+
 def _explanations(explanations: Iterable[tuple[str, str, str]]) -> str:
     parts = []
     for code, zh_text, en_text in explanations:
@@ -142,6 +174,7 @@ def write_report(
     placed_by_code: dict[str, int],
     released_by_code: dict[str, int],
     explanations: list[tuple[str, str, str]],
+    ledger: LedgerSummary | None = None,
 ) -> Path:
     """Write the HTML report (and `<stem>-holds.png` beside it); returns the HTML path."""
     path = Path(path)
@@ -171,7 +204,7 @@ def write_report(
 · period {html.escape(period)}</p>
 <h2>Holds placed and released</h2>
 {_table(placed_by_code, released_by_code, peak_active)}
-<h2>Active holds over time</h2>
+{_ledger(ledger)}<h2>Active holds over time</h2>
 <img class="chart" alt="Active holds by code over time" src="data:image/png;base64,{encoded}">
 <p class="meta">Chart also saved as <code>{html.escape(png_path.name)}</code>.</p>
 <h2>Explanations</h2>

@@ -2,19 +2,44 @@
 
     generate_portfolio(PortfolioSpec(accounts=2000, months=18, seed=7)) -> list[dict]
     scenario_of(spec) -> {hold code: [account ids]}
+    behaviour_of(spec) -> {behaviour: [account ids]}
 
 Most accounts behave: they open in the first weeks, buy a few times a month at ordinary
-merchants with non-round amounts well under their limit, repay every statement in full a few
-days before it is due, keep a score of 650 or more and add a new device at most now and then.
+merchants with non-round amounts well under their limit, repay every statement by its due date,
+keep a score of 650 or more and add a new device at most now and then.
 
-A share of accounts (about 3.5 % per cause, some with two causes) is given a scenario for each
-of the twelve hold codes, timed so that the hold is both placed and lifted well inside the
-horizon: a statement repaid ten days late then a clean cure probation, a sibling product
-reported overdue then settled, the five cash-out patterns lifted by 60 quiet days or by an
-approved appeal, a score dip and recovery, a year without purchases then renewed activity,
-account-takeover signals lifted by verification or by 30 quiet days, an expired ID replaced,
-five wrong passwords, a policy sweep in month six with a later reopening; maintenance windows
-and migration campaigns are operator commands.
+How they repay follows the credit ledger (jiefeng.domain.ledger) under the default policy's
+`[billing]` and `[installments]` terms (read from `default_policy()`, not copied here):
+
+- transactors (about half) pay each statement in full a few days before it is due;
+- revolvers pay between the minimum and the full balance (now and then all of it) and carry
+  the rest, with interest;
+- minimum payers pay the minimum, as autopay does: a little above it, on or just before the
+  due day;
+- installment users (of any of the three kinds) buy something larger now and then and convert
+  it with `installment_plan_created` into 3 to 12 monthly installments, during the purchase's
+  cycle or after its statement but before the statement is due and before they repay it;
+- some customers pay below the minimum (the `overdue` scenario, below): they become overdue,
+  pay the past-due minimum some days later and cure.
+
+The generator cannot fold the engine, so each account keeps a small book of what it owes:
+billed principal, billed charges (interest, late fees, installments), this cycle's purchases
+and the principal of its plans. Every figure the book cannot know exactly (interest accrues
+daily on what is unpaid, late fees on the past-due minimum, refunds reduce what is owed) is
+bounded from above, so the minimum it computes is never below the engine's and a customer who
+pays it on time is never overdue. Customers stop buying while the book says the line would be
+more than `CREDIT_CAP` used, so ordinary purchases are never declined for lack of credit.
+
+A share of accounts (about 3.5 % per cause, 5 % for `overdue`, some with two causes) is given a
+scenario for each of the twelve hold codes, timed so that the hold is both placed and lifted
+well inside the horizon: a statement not paid at all until ten days after its due date, or
+paid below its minimum (once, or twice months apart) and the past-due minimum paid some days
+late, then a clean cure probation; a sibling product reported overdue then settled, the five
+cash-out patterns lifted by 60 quiet days or by an approved appeal, a score dip and recovery,
+a year without purchases then renewed activity, account-takeover signals lifted by
+verification or by 30 quiet days, an expired ID replaced, five wrong passwords, a policy sweep
+in month six with a later reopening; maintenance windows and migration campaigns are operator
+commands.
 
 Everything is drawn from `random.Random` seeded from `spec.seed` (one stream for the plan and
 one per account), never from the global generator or the wall clock, so a seed always gives the
@@ -35,6 +60,7 @@ from zoneinfo import ZoneInfo
 from jiefeng.domain.holds import HOLD_CODES as ALL_HOLD_CODES
 from jiefeng.domain.holds import MANUAL_REVIEW
 from jiefeng.domain.money import format_fen
+from jiefeng.policy.schema import Policy, default_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
@@ -51,12 +77,21 @@ ROUND_FEN = 100_000  # 1,000 yuan: ordinary amounts are never a multiple of this
 
 MIN_MONTHS = 17  # the slowest scenario (a second cause in month 13) lifts by month 17
 SHARE_PER_CAUSE = 0.035
+SHARE_OVERRIDES = {"overdue": 0.05}  # more accounts: both ways of missing the minimum occur
 SHARE_SECONDARY = 0.15  # of the scenario accounts, these get a second cause later on
 OPERATORS = ("ops.alice", "ops.bob", "ops.chen", "risk.wang")
 
 # Variants (what triggers, how it lifts) cycled over the accounts given a cause.
 _VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "overdue": (("late_repayment", "cure_probation"),),
+    # Nothing paid until ten days after the due date (a transactor who forgot), or paid below
+    # the minimum and the past-due minimum paid days later (a revolver or minimum payer), once
+    # or twice months apart (the second probation is then doubled).
+    "overdue": (
+        ("late_repayment", "cure_probation"),
+        ("below_minimum", "cure_probation"),
+        ("below_minimum_twice", "cure_probation"),
+        ("below_minimum", "cure_probation"),
+    ),
     "external_overdue": (("bureau_overdue", "settled"), ("bureau_overdue_after_notice", "settled")),
     "cash_out_suspected": tuple(
         (variant, lift)
@@ -90,7 +125,19 @@ _PRIMARY = (
     "policy_tightening",
 )
 _SECONDARY = ("password_locked", "score_below_threshold", "id_expired", "account_security")
-_MINIMUM = {"cash_out_suspected": 10, "account_security": 6, "policy_tightening": 3}
+_MINIMUM = {"cash_out_suspected": 10, "account_security": 6, "policy_tightening": 3,
+            "overdue": 4}
+
+# How customers repay (see the module docstring).
+TRANSACTOR, REVOLVER, MINIMUM_PAYER = "transactor", "revolver", "minimum_payer"
+PAYERS = (TRANSACTOR, REVOLVER, MINIMUM_PAYER)
+_PAYER_SHARES = ((TRANSACTOR, 0.50), (REVOLVER, 0.30), (MINIMUM_PAYER, 0.20))
+INSTALLMENT_USER, BELOW_MINIMUM, MISSED_PAYMENT = (
+    "installment_user", "below_minimum", "missed_payment")
+BEHAVIOURS = (*PAYERS, INSTALLMENT_USER, BELOW_MINIMUM, MISSED_PAYMENT)
+SHARE_INSTALLMENT_USERS = 0.15  # of the accounts that may convert purchases
+CREDIT_CAP = 0.70  # no ordinary purchase while the line would be more than this share used
+LARGE_PURCHASE_CAP = 0.50  # an installment user's larger purchase: only below this share
 
 
 @dataclass(frozen=True)
@@ -111,6 +158,42 @@ class _AccountPlan:
     segment: str
     causes: list[tuple[str, str, str]] = field(default_factory=list)  # (code, variant, lift)
     migration_batch: int | None = None
+    payer: str = TRANSACTOR
+    installments: bool = False  # converts some larger purchases into installments
+
+    @property
+    def overdue_variant(self) -> str | None:
+        return next((v for code, v, _ in self.causes if code == "overdue"), None)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """The policy's ledger terms the book reads (from the default policy: `_Terms.of`)."""
+
+    pct_hundredths: int  # minimum_payment_pct in hundredths of a percent
+    floor_fen: int
+    interest_bp: int
+    late_fee_bp: int
+    grace_days: int
+    allowed_months: tuple[int, ...]
+    fee_hundredths: dict[int, int]  # months -> total fee in hundredths of a percent
+    probation_days: int
+    repeat_multiplier: int
+
+    @classmethod
+    def of(cls, policy: Policy) -> _Terms:
+        billing, installments = policy.billing, policy.installments
+        return cls(
+            pct_hundredths=int(billing.minimum_payment_pct * 100),
+            floor_fen=billing.minimum_payment_floor_fen,
+            interest_bp=billing.revolving_interest_daily_bp,
+            late_fee_bp=billing.late_fee_daily_bp,
+            grace_days=billing.grace_days,
+            allowed_months=tuple(installments.allowed_months),
+            fee_hundredths={m: int(pct * 100) for m, pct in installments.fee_pct_total.items()},
+            probation_days=policy.cure_probation.days,
+            repeat_multiplier=policy.cure_probation.repeat_multiplier,
+        )
 
 
 @dataclass
@@ -126,6 +209,7 @@ class _Plan:
     migration_a_done: list[datetime]
     migration_b_start: datetime
     migration_b_done: datetime
+    terms: _Terms
 
     def operator_blocks(self, account: _AccountPlan) -> list[tuple[datetime, datetime]]:
         """Intervals when operator commands freeze this account (no purchases generated)."""
@@ -191,7 +275,8 @@ def _plan(spec: PortfolioSpec) -> _Plan:
     position = 0
     for code in _PRIMARY:
         variants = _VARIANTS[code]
-        count = max(_MINIMUM.get(code, 3), int(n * SHARE_PER_CAUSE + 0.5))
+        share = SHARE_OVERRIDES.get(code, SHARE_PER_CAUSE)
+        count = max(_MINIMUM.get(code, 3), int(n * share + 0.5))
         offset = rng.randrange(len(variants))
         for k in range(count):
             variant, lift = variants[(offset + k) % len(variants)]
@@ -219,6 +304,34 @@ def _plan(spec: PortfolioSpec) -> _Plan:
         for aid in batch:
             plans[aid].migration_batch = b
 
+    # How each account repays. Some scenarios fix it: the cash-out patterns and the sweep read
+    # a plain ledger (transactors), a missed payment is a transactor's, paying below the
+    # minimum a revolver's or a minimum payer's. The rest: exact shares over a shuffle.
+    free: list[str] = []
+    for aid in ids:
+        account = plans[aid]
+        codes = {code for code, _, _ in account.causes}
+        variant = account.overdue_variant
+        if codes & {"policy_tightening", "cash_out_suspected"} or variant == "late_repayment":
+            account.payer = TRANSACTOR
+        elif variant is not None:
+            account.payer = REVOLVER if rng.random() < 0.5 else MINIMUM_PAYER
+        else:
+            free.append(aid)
+    rng.shuffle(free)
+    position = 0
+    for k, (payer, share) in enumerate(_PAYER_SHARES):
+        count = len(free) - position if k == len(_PAYER_SHARES) - 1 else round(len(free) * share)
+        for aid in free[position : position + count]:
+            plans[aid].payer = payer
+        position += count
+    # Installment users, of any kind of payer, among the accounts whose ledger stays simple
+    # enough for the book to price their installments exactly.
+    convertible = list(free)
+    rng.shuffle(convertible)
+    for aid in convertible[: round(n * SHARE_INSTALLMENT_USERS)]:
+        plans[aid].installments = True
+
     month = lambda m: _add_months(start_day, m)  # noqa: E731
     sweep_at = _local(month(5) + 15 * DAY, 10)
     windows = {
@@ -241,6 +354,7 @@ def _plan(spec: PortfolioSpec) -> _Plan:
         migration_a_done=[mig_a + 5 * HOUR, mig_a + 8 * HOUR, mig_a + 30 * HOUR][: len(batches)],
         migration_b_start=mig_b,
         migration_b_done=mig_b + 30 * HOUR,
+        terms=_Terms.of(default_policy()),
     )
 
 
@@ -267,6 +381,27 @@ def scenario_of(spec: PortfolioSpec) -> dict[str, list[str]]:
 def scenario_details(spec: PortfolioSpec) -> dict[str, list[tuple[str, str, str]]]:
     """Account id -> its scenarios as (hold code, variant, lift), for accounts that have any."""
     return {a.account_id: list(a.causes) for a in _plan(spec).accounts if a.causes}
+
+
+def behaviour_of(spec: PortfolioSpec) -> dict[str, list[str]]:
+    """Behaviour -> the account ids given it (sorted).
+
+    Every account is exactly one of `transactor`, `revolver`, `minimum_payer`;
+    `installment_user` (any of the three) converts some larger purchases into installments;
+    `below_minimum` (revolvers and minimum payers of the `overdue` scenario) pays below the
+    minimum once or twice and cures; `missed_payment` (transactors of the `overdue` scenario)
+    pays nothing until ten days after a due date.
+    """
+    result: dict[str, list[str]] = {behaviour: [] for behaviour in BEHAVIOURS}
+    for account in _plan(spec).accounts:
+        result[account.payer].append(account.account_id)
+        if account.installments:
+            result[INSTALLMENT_USER].append(account.account_id)
+        variant = account.overdue_variant
+        if variant is not None:
+            result[MISSED_PAYMENT if variant == "late_repayment" else BELOW_MINIMUM].append(
+                account.account_id)
+    return {behaviour: sorted(ids) for behaviour, ids in result.items()}
 
 
 # --- events under construction -------------------------------------------------------------------
@@ -309,6 +444,93 @@ def _in(at: datetime, intervals: list[tuple[datetime, datetime]]) -> bool:
     return any(lo <= at <= hi for lo, hi in intervals)
 
 
+# --- what an account owes, as its customer reckons it -------------------------------------------
+
+
+@dataclass
+class _BookPlan:
+    principal: int  # not yet billed
+    fee: int  # not yet billed (rounded up: never below the engine's)
+    months: int  # not yet billed
+    first: date | None  # the statement that bills its first installment (None: beyond the horizon)
+
+    def bill(self) -> int:
+        """The next installment: equal parts rounded up, as the ledger bills them."""
+        principal = -(-self.principal // self.months)
+        fee = -(-self.fee // self.months)
+        self.principal -= principal
+        self.fee -= fee
+        self.months -= 1
+        return principal + fee
+
+
+class _Book:
+    """What one account owes, never less than the engine's ledger says (so a minimum reckoned
+    here is at least the statement's): billed principal and charges (interest, late fees,
+    installments), this cycle's purchases, the plans. Interest and late fees are bounded from
+    above, refunds are ignored, and a repayment pays the charges before the principal (the
+    ledger may pay older principal first: it then owes less principal, never more)."""
+
+    def __init__(self, terms: _Terms):
+        self.terms = terms
+        self.principal = 0
+        self.charges = 0
+        self.unbilled = 0
+        self.fees = 0  # late fees accrued since the last statement
+        self.plans: list[_BookPlan] = []
+        # The last statement: its date, due date, the principal owed before it and the
+        # principal owed at the end of its due day (the most interest can run on until the next).
+        self.last: list[Any] | None = None
+
+    @property
+    def outstanding(self) -> int:
+        plans = sum(plan.principal for plan in self.plans) if self.plans else 0
+        return self.principal + self.charges + self.unbilled + plans
+
+    def pay(self, amount_fen: int) -> None:
+        to_charges = min(self.charges, amount_fen)
+        self.charges -= to_charges
+        self.principal -= min(self.principal, amount_fen - to_charges)
+
+    def due_end(self) -> None:
+        """The repayments made by the due date are in."""
+        assert self.last is not None
+        self.last[3] = self.principal
+
+    def late_fee(self, past_due_fen: int, days: int) -> None:
+        units = past_due_fen * self.terms.late_fee_bp * (days + 1)
+        self.fees += -(-units // 10_000) + 1
+
+    def statement(self, day: date, due: date) -> tuple[int, int] | None:
+        """Bill the cycle: (new balance, minimum due), or None if nothing is owed."""
+        terms = self.terms
+        interest = 0
+        if self.last is not None:
+            # Interest runs daily on principal past its due date: the older principal from the
+            # last statement's date, all of it from the day after its due date.
+            since, last_due, older, at_due = self.last
+            units = (older * (last_due + DAY - since).days
+                     + at_due * (day - last_due - DAY).days) * terms.interest_bp
+            interest = -(-units // 10_000) + 1 if units > 0 else 0
+        installments = 0
+        if self.plans:
+            for plan in self.plans:
+                if plan.first is not None and plan.first <= day and plan.months > 0:
+                    installments += plan.bill()
+            self.plans = [plan for plan in self.plans if plan.months > 0]
+        older = self.principal
+        self.principal += self.unbilled
+        self.unbilled = 0
+        self.charges += interest + self.fees + installments
+        self.fees = 0
+        self.last = [day, due, older, self.principal]
+        new_balance = self.principal + self.charges
+        if new_balance <= 0:
+            return None
+        revolving = -(-self.principal * terms.pct_hundredths // 10_000)
+        return new_balance, min(new_balance, max(terms.floor_fen, revolving) + self.charges)
+
+
 # --- one account ----------------------------------------------------------------------------------
 
 
@@ -332,12 +554,24 @@ class _Account:
         self.password_quiet: list[tuple[datetime, datetime]] = []
         self.billable: list[tuple[datetime, int]] = []
         self.purchase_times: list[datetime] = []
-        self.late: dict[date, int] = {}  # statement date -> days after the due date it is paid
+        # The overdue scenario, by statement date: days after the due date (and its grace
+        # days) it is paid at all; or (percent of the minimum paid on time, days after the due
+        # date the past-due minimum is paid).
+        self.late: dict[date, int] = {}
+        self.short: dict[date, tuple[int, int]] = {}
+        self.payer = account.payer
+        self.installment_user = account.installments
+        self.terms = plan.terms
         self.devices: list[tuple[datetime, str]] = []
         self.small_assets = "policy_tightening" in self.codes
         # Credits from refunds or overpayments would blur the utilization the sweep reads and
         # the "repaid in full" of the brushing pattern.
         self.plain_ledger = bool(self.codes & {"policy_tightening", "cash_out_suspected"})
+        # Refunds and overpayments make the book overstate what is owed: harmless for most,
+        # but an installment plan must find its purchase unpaid, and paying below the minimum
+        # must really be below it.
+        self.refunds = not (self.plain_ledger or self.installment_user
+                            or account.overdue_variant is not None)
         self.security_quiet = "account_security" in self.codes
         self.password_scenario = "password_locked" in self.codes
         self.seq = 0
@@ -462,25 +696,45 @@ class _Account:
         self.emit(self.open_at, "account_opened", **opened)
         self.emit(self.devices[0][0], "login", device_id=self.devices[0][1])
         self._routine()
-        self._statements()
         return self.events
 
     # --- scenarios (each reserves its time with `block` and the quiet lists)
 
     def _scenario_overdue(self, variant: str, lift: str, secondary: bool) -> None:
         r = self.rng
-        candidates = [d for d in self.statement_dates()
-                      if 60 <= (d - self.start_day).days <= 230]
-        statement = r.choice(candidates)
-        # Something to owe: a purchase in the period, so the statement is not empty.
-        at = self.clear(self.on_day(statement - DAY * r.randint(8, 15)))
-        self.purchase(at, self.amount(0.02, 0.05), self.merchant())
-        due = self.due_of(statement)
-        days_late = 10
-        self.late[statement] = days_late
-        paid = _local(due + DAY * days_late, 23)  # upper bound of the late repayment's time
-        # Overdue from the day after the due date; cure probation runs 90 days from repayment.
-        self.block(_local(due), paid + DAY * 95)
+        terms = self.terms
+        statements = [d for d in self.statement_dates()
+                      if _local(d - 16 * DAY) > self.open_at + HOUR]
+
+        def day(d: date) -> int:
+            return (d - self.start_day).days
+
+        def episode(candidates: list[date], probation_days: int) -> datetime:
+            statement = r.choice(candidates)
+            # Something to owe: a purchase in the period, so the statement is not empty.
+            at = self.clear(self.on_day(statement - DAY * r.randint(8, 15)))
+            self.purchase(at, self.amount(0.02, 0.05), self.merchant())
+            due = self.due_of(statement)
+            if variant == "late_repayment":
+                days_late = 10
+                self.late[statement] = days_late
+            else:  # a share of the minimum paid on time, the past-due rest days later
+                days_late = r.randint(4, 12)
+                self.short[statement] = (r.randint(15, 50), days_late)
+            paid = _local(due + DAY * (terms.grace_days + days_late), 23)  # an upper bound
+            # Overdue from the end of the due day; cure probation runs from the late payment.
+            end = paid + DAY * (probation_days + 5)
+            self.block(_local(due), end)
+            return end
+
+        if variant == "below_minimum_twice":
+            end = episode([d for d in statements if 30 <= day(d) <= 75], terms.probation_days)
+            # Again after the probation, within the repeat window: the probation is doubled.
+            later = [d for d in statements if _local(d - 16 * DAY) > end and day(d) <= 240]
+            if later:
+                episode(later, terms.probation_days * terms.repeat_multiplier)
+        else:
+            episode([d for d in statements if 60 <= day(d) <= 230], terms.probation_days)
 
     def _scenario_external_overdue(self, variant: str, lift: str, secondary: bool) -> None:
         r = self.rng
@@ -691,18 +945,23 @@ class _Account:
     def _routine(self) -> None:
         r = self.rng
         months = self._months()
-        bought: list[tuple[_Ev, datetime, int]] = []
-        # purchases
+        # purchases: candidates, made (or not, when the line is too used) by `_ledger`
+        candidates: list[tuple[datetime, int, str, bool]] = []
         for month in months:
             length = calendar.monthrange(month.year, month.month)[1]
             for _ in range(r.randint(4, 8)):
                 at = self.on_day(month + DAY * r.randrange(length), 8, 22)
                 if not self._ok(at) or _in(at, self.blocked):
                     continue
-                amount = self.amount()
-                bought.append((self.purchase(at, amount, self.merchant()), at, amount))
+                candidates.append((at, self.amount(), self.merchant(), False))
+            if self.installment_user and r.random() < 0.3:
+                # Something larger (a phone, a course): to be paid in installments.
+                at = self.on_day(month + DAY * r.randrange(length), 10, 21)
+                if self._ok(at) and not _in(at, self.blocked):
+                    candidates.append((at, self.amount(0.06, 0.20), self.merchant(), True))
+        bought = self._ledger(candidates)
         # refunds, well after the quick-refund window
-        if not self.plain_ledger:
+        if self.refunds:
             for event, at, amount in bought:
                 if r.random() < 0.015:
                     refund_at = at + DAY * r.randint(4, 20) + HOUR * r.randint(0, 12)
@@ -783,7 +1042,7 @@ class _Account:
         r = self.rng
         span = (hi - lo).days
         at = self.on_day(lo + DAY * r.randint(0, span), 9, 22)
-        times = self.purchase_times  # sorted by `_statements`
+        times = self.purchase_times  # sorted by `_ledger`
         for _ in range(50):
             k = bisect.bisect_left(times, at - 70 * MINUTE)
             clash = k < len(times) and times[k] <= at
@@ -792,44 +1051,140 @@ class _Account:
             at = self.on_day(lo + DAY * r.randint(0, span), 9, 22)
         raise AssertionError(f"{self.aid}: no free time to repay between {lo} and {hi}")
 
-    def _statements(self) -> None:
-        """Repay each statement: the purchases of [previous statement, this statement)."""
-        r = self.rng
+    def _ledger(self, candidates: list[tuple[datetime, int, str, bool]]
+                ) -> list[tuple[_Ev, datetime, int]]:
+        """Walk the statement cycles in time order: buy while the line has room, convert the
+        larger purchases into installments, repay each statement as this payer does. Returns
+        the ordinary purchases made (event, time, amount)."""
+        book = _Book(self.terms)
+        statements = self.statement_dates()
+        cuts = [_local(d) for d in statements] + [self.horizon]
+        scenario = sorted(self.billable)  # the scenarios' purchases, already made
+        candidates.sort(key=lambda c: c[0])
+        bought: list[tuple[_Ev, datetime, int]] = []
+        self.pending: list[tuple[datetime, int]] = []  # (repaid by, amount) of repayments
+        self.repayments: list[tuple[date, date, list[int]]] = []  # (first day, last day, parts)
+        self.plans_made = 0
+        ci = si = 0
+        for k, cut in enumerate(cuts):
+            # The cycle's scenario purchases count from its start: the room left is understated.
+            while si < len(scenario) and scenario[si][0] < cut:
+                book.unbilled += scenario[si][1]
+                si += 1
+            while ci < len(candidates) and candidates[ci][0] < cut:
+                at, amount, merchant, large = candidates[ci]
+                ci += 1
+                owed = book.outstanding + sum(a for until, a in self.pending if until > at)
+                if owed + amount > self.limit_fen * (LARGE_PURCHASE_CAP if large else CREDIT_CAP):
+                    continue  # near the limit: this customer does without
+                event = self.purchase(at, amount, merchant)
+                plan = self._installment_plan(event, at, amount, statements, k) if large else None
+                if plan is None:
+                    book.unbilled += amount
+                    if not large:
+                        bought.append((event, at, amount))
+                else:
+                    book.plans.append(plan)
+            if k == len(statements):
+                break
+            statement = statements[k]
+            billed = book.statement(statement, self.due_of(statement))
+            if billed is not None:
+                self._repay(book, statement, *billed)
         self.purchase_times.sort()
-        billable = sorted(self.billable)
-        k = 0
-        for statement in self.statement_dates():
-            cut = _local(statement)
-            owed = 0
-            while k < len(billable) and billable[k][0] < cut:
-                owed += billable[k][1]
-                k += 1
-            if owed <= 0:
-                continue
-            due = self.due_of(statement)
-            if statement in self.late:
-                day = due + DAY * self.late[statement]
-                at = self._repayment_time(day, day)
-                # Principal, the late fee (0.05 % a day) and a margin: the hold must clear.
-                self.emit(at, "repayment", amount=format_fen(owed + owed // 50 + 1000))
-                continue
-            lo = max(statement + DAY, due - DAY * 5)
-            hi = due - DAY
-            if _local(hi) >= self.horizon:
-                continue
-            if r.random() < 0.05 and hi > lo:
+        for lo, hi, parts in self.repayments:
+            if len(parts) == 1:
+                at = self._repayment_time(lo, hi)
+                self.emit(at, "repayment", amount=format_fen(parts[0]))
+            else:  # in two parts, days apart
                 first = self._repayment_time(lo, hi - DAY)
-                part = owed * r.randint(30, 70) // 100
-                self.emit(first, "repayment", amount=format_fen(part))
+                self.emit(first, "repayment", amount=format_fen(parts[0]))
                 second = self._repayment_time(first.date() + DAY, hi)
-                self.emit(second, "repayment", amount=format_fen(owed - part))
-                continue
-            at = self._repayment_time(lo, hi)
-            if at >= self.horizon:
-                continue
-            if not self.plain_ledger and r.random() < 0.03:
-                owed += r.randint(10, 300) * 100  # an overpayment: a credit for next month
-            self.emit(at, "repayment", amount=format_fen(owed))
+                self.emit(second, "repayment", amount=format_fen(parts[1]))
+        return bought
+
+    def _installment_plan(self, purchase: _Ev, at: datetime, amount_fen: int,
+                          statements: list[date], k: int) -> _BookPlan | None:
+        """Convert a larger purchase (made in cycle `k`) into installments: mostly within its
+        cycle, else after its statement but days before that statement is due (and repaid)."""
+        r = self.rng
+        if r.random() < 0.15:
+            return None  # not every larger purchase is converted
+        cut = _local(statements[k]) if k < len(statements) else self.horizon
+        when = at + HOUR * r.randint(1, 72)
+        if when < cut - HOUR and r.random() < 0.65:
+            first = statements[k] if k < len(statements) else None  # billed from this statement
+        elif k < len(statements):
+            when = self.on_day(statements[k] + DAY * r.randint(0, 2), 9, 21)
+            first = statements[k + 1] if k + 1 < len(statements) else None  # restated, then next
+        else:
+            return None
+        if when >= self.horizon or _in(when, self.operator_blocks):
+            return None
+        months = r.choice(self.terms.allowed_months)
+        self.plans_made += 1
+        self.emit(when, "installment_plan_created", plan_id=f"IP-{self.aid}-{self.plans_made}",
+                  purchase_event_id=purchase, months=months)
+        fee = -(-amount_fen * self.terms.fee_hundredths[months] // 10_000)  # rounded up
+        return _BookPlan(amount_fen, fee, months, first)
+
+    def _repay(self, book: _Book, statement: date, new_balance: int, minimum: int) -> None:
+        """Decide what repays this statement, and when (the time is drawn once every purchase
+        is known: `_ledger`)."""
+        r = self.rng
+        terms = self.terms
+        due = self.due_of(statement)
+        # What autopay pays: a little above the minimum, in whole yuan.
+        above = min(new_balance, -(-(minimum + minimum // 50 + 1) // 100) * 100)
+
+        def schedule(lo: date, hi: date, parts: list[int]) -> None:
+            owed_before = book.outstanding
+            book.pay(sum(parts))
+            self.repayments.append((lo, hi, parts))
+            # Until the end of `hi` the purchases' room must not count on this repayment.
+            self.pending.append((_local(hi + DAY), owed_before - book.outstanding))
+
+        lo, hi = max(statement + DAY, due - DAY * 5), due - DAY
+        if statement in self.late:  # nothing by the due date; everything days later
+            days_late = terms.grace_days + self.late[statement]
+            book.due_end()
+            book.late_fee(minimum, days_late)
+            schedule(due + DAY * days_late, due + DAY * days_late, [new_balance])
+            return
+        if statement in self.short:  # a share of the minimum on time, the past-due rest later
+            percent, days_late = self.short[statement]
+            days_late += terms.grace_days
+            part = max(1, minimum * percent // 100)
+            schedule(lo, hi, [part])
+            book.due_end()
+            past_due = minimum - part
+            book.late_fee(past_due, days_late)
+            cure = past_due + past_due // 50 + 100
+            if r.random() < 0.5:  # some pay off more than the past-due minimum
+                cure = max(cure, (new_balance - part) * r.randint(30, 100) // 100)
+            schedule(due + DAY * days_late, due + DAY * days_late, [cure])
+            return
+        if self.payer == MINIMUM_PAYER:
+            lo, hi = due - 2 * DAY, due  # autopay, on the due day at the latest
+        if _local(hi) >= self.horizon:
+            return
+        if self.payer == TRANSACTOR:
+            if r.random() < 0.05 and hi > lo:
+                part = new_balance * r.randint(30, 70) // 100
+                parts = [part, new_balance - part] if part > 0 else [new_balance]
+            elif self.refunds and r.random() < 0.03:
+                parts = [new_balance + r.randint(10, 300) * 100]  # a credit for next month
+            else:
+                parts = [new_balance]
+        elif self.payer == REVOLVER:
+            if r.random() < 0.15:
+                parts = [new_balance]  # all of it, this month
+            else:
+                parts = [min(new_balance, max(above, new_balance * r.randint(20, 90) // 100))]
+        else:
+            parts = [above]
+        schedule(lo, hi, parts)
+        book.due_end()
 
 
 # --- the portfolio -------------------------------------------------------------------------------
