@@ -345,3 +345,23 @@ def test_card_holders_who_pay_at_least_the_minimum_are_never_frozen():
     strict = policy_with(default_policy(), billing={"minimum_payment_pct": 100})
     overdue, reports, _ = card_holders_paying_between_minimum_and_full(strict, paid)
     assert overdue > 40 and reports > 40
+
+
+def test_every_statement_is_judged_once_with_its_outcome():
+    world = world_with()
+    full, minimum, short = (revolver(world), world.account("B"), world.account("C"))
+    for account in (minimum, short):
+        account.purchase(PURCHASE_AT, "1000.00")
+    full.repay(local(2026, 2, 3, 10), "1000.00")  # paid up early: judged at once
+    minimum.repay(DUE_DAY_EVENING, "100.00")
+    short.repay(DUE_DAY_EVENING, "50.00")
+    for account in (full, minimum, short):
+        account.advance(local(2026, 2, 20))
+    (judged,) = full.of_kind(E.STATEMENT_JUDGED)
+    assert judged.at == local(2026, 2, 3, 10) and judged.cause == full.last_event_id()
+    assert judged.data["outcome"] == "paid_in_full"
+    (judged,) = minimum.of_kind(E.STATEMENT_JUDGED)
+    assert judged.at == JUDGED_AT and judged.data["outcome"] == "minimum_met"
+    assert (judged.data["minimum_due_fen"], judged.data["paid_fen"]) == (10_000, 10_000)
+    (judged,) = short.of_kind(E.STATEMENT_JUDGED)
+    assert judged.data["outcome"] == "below_minimum" and judged.data["paid_fen"] == 5_000

@@ -1,18 +1,11 @@
-"""What the credit ledger did to a portfolio, read back from the store (effects and events),
-not from whoever generated the events:
+"""What the credit ledger did to a portfolio, read back from the store (the engine's own
+effects), not from whoever generated the events:
 
     summarize_ledger(store, horizon, policy) -> LedgerSummary
 
-Each `statement_issued` effect (`new_balance_fen`, `minimum_due_fen`, `due_date`) is judged by
-its outcome:
-
-- `below_minimum`: the engine found it past due: a bureau pre-notice or report (effects
-  `notice` / `bureau_reported` of code `overdue`) names its statement date;
-- `paid_in_full`: otherwise, the repayments and refunds received from its issue to the end of
-  its due day (plus the policy's grace days) cover its new balance, less the principal an
-  installment plan took off it after it was issued;
-- `minimum_met`: otherwise: the minimum was met and the rest revolves, with interest;
-- `not_yet_due`: its due day (plus grace) ends after the horizon.
+Each `statement_issued` effect is counted by the outcome of its `statement_judged` effect
+(`paid_in_full`, `minimum_met` and the rest revolving, or `below_minimum`: past due), or as
+`not_yet_due` when it was not judged by the horizon.
 
 Installment plans are the `installment_plan_created` effects. The `overdue` share is the
 accounts an `overdue` hold was ever placed on, out of the card holders (accounts with at least
@@ -23,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,18 +24,15 @@ from typing import Any
 from sqlalchemy import select
 
 from jiefeng.domain import holds as H
-from jiefeng.domain.clock import local_midnight
 from jiefeng.domain.effects import (
-    BUREAU_REPORTED,
     HOLD_PLACED,
     INSTALLMENT_PLAN_CREATED,
-    NOTICE,
     STATEMENT_ISSUED,
+    STATEMENT_JUDGED,
 )
-from jiefeng.domain.money import parse_amount_fen
 from jiefeng.policy.schema import Policy
 from jiefeng.store import schema as t
-from jiefeng.store.schema import parse_utc_text
+from jiefeng.store.schema import parse_utc_text, utc_text
 
 PAID_IN_FULL, MINIMUM_MET, BELOW_MINIMUM, NOT_YET_DUE = (
     "paid_in_full", "minimum_met", "below_minimum", "not_yet_due")
@@ -102,11 +91,9 @@ class LedgerSummary:
 @dataclass
 class _Statement:
     at: dt.datetime  # issued
-    statement_date: str
-    due_date: dt.date
-    new_balance_fen: int
     minimum_due_fen: int
-    restated_fen: int = 0  # principal plans took off it after it was issued
+    new_balance_fen: int
+    outcome: str = NOT_YET_DUE
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -115,20 +102,18 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
 
 
 def summarize_ledger(store: Any, horizon: dt.datetime, policy: Policy) -> LedgerSummary:
-    """Read the statements, plans, overdue effects and payments back from `store` (a SqlStore)
-    and judge every statement (see the module docstring)."""
-    kinds = [STATEMENT_ISSUED, INSTALLMENT_PLAN_CREATED, NOTICE, BUREAU_REPORTED, HOLD_PLACED]
-    statements: dict[str, list[_Statement]] = defaultdict(list)
+    """Read the statements, their judgements, the plans and the overdue holds back from
+    `store` (a SqlStore), up to `horizon`."""
+    kinds = [STATEMENT_ISSUED, STATEMENT_JUDGED, INSTALLMENT_PLAN_CREATED, HOLD_PLACED]
+    statements: dict[str, dict[str, _Statement]] = defaultdict(dict)
     plans: list[tuple[str, dt.datetime, dict[str, Any]]] = []
-    past_due: set[tuple[str, str]] = set()
     overdue_accounts: set[str] = set()
-    payments: dict[str, list[tuple[dt.datetime, int]]] = defaultdict(list)
     purchase_at: dict[str, dt.datetime] = {}
     with store.read() as connection:
         effects = t.effects
         query = (select(effects.c.account_id, effects.c.kind, effects.c.code, effects.c.at_utc,
                         effects.c.data)
-                 .where(effects.c.kind.in_(kinds))
+                 .where(effects.c.kind.in_(kinds), effects.c.at_utc <= utc_text(horizon))
                  .order_by(effects.c.at_utc, effects.c.seq))
         for account_id, kind, code, at_text, data_text in connection.execute(query):
             if kind == HOLD_PLACED:
@@ -137,21 +122,16 @@ def summarize_ledger(store: Any, horizon: dt.datetime, policy: Policy) -> Ledger
                 continue
             data = json.loads(data_text)
             if kind == STATEMENT_ISSUED:
-                statements[account_id].append(_Statement(
-                    parse_utc_text(at_text), data["statement_date"],
-                    dt.date.fromisoformat(data["due_date"]), int(data["new_balance_fen"]),
-                    int(data["minimum_due_fen"])))
-            elif kind == INSTALLMENT_PLAN_CREATED:
+                statements[account_id][data["statement_date"]] = _Statement(
+                    parse_utc_text(at_text), int(data["minimum_due_fen"]),
+                    int(data["new_balance_fen"]))
+            elif kind == STATEMENT_JUDGED:
+                statement = statements[account_id].get(data["statement_date"])
+                if statement is not None:
+                    statement.outcome = data["outcome"]
+            else:
                 plans.append((account_id, parse_utc_text(at_text), data))
-            elif code == H.OVERDUE and "statement_date" in data:  # notice or report
-                past_due.add((account_id, data["statement_date"]))
         events = t.events
-        query = (select(events.c.account_id, events.c.at_utc, events.c.body)
-                 .where(events.c.type.in_(["repayment", "refund"]))
-                 .order_by(events.c.account_id, events.c.at_utc, events.c.seq))
-        for account_id, at_text, body in connection.execute(query):
-            amount = parse_amount_fen(json.loads(body)["amount"])
-            payments[account_id].append((parse_utc_text(at_text), amount))
         purchase_ids = [str(data["purchase_event_id"]) for _, _, data in plans]
         for chunk in _chunks(purchase_ids):
             query = select(events.c.event_id, events.c.at_utc).where(
@@ -160,7 +140,6 @@ def summarize_ledger(store: Any, horizon: dt.datetime, policy: Policy) -> Ledger
                 purchase_at[event_id] = parse_utc_text(at_text)
 
     summary = LedgerSummary()
-    # Plans: a plan created after its purchase's statement was issued took principal off it.
     by_months: Counter[int] = Counter()
     for account_id, at, data in plans:
         summary.plans += 1
@@ -168,41 +147,22 @@ def summarize_ledger(store: Any, horizon: dt.datetime, policy: Policy) -> Ledger
         summary.plan_principal_fen += int(data["principal_fen"])
         summary.plan_fee_fen += int(data["fee_fen"])
         bought = purchase_at.get(str(data["purchase_event_id"]))
-        if bought is None:
-            continue
-        issued = [s for s in statements.get(account_id, ()) if bought < s.at]
-        if issued and issued[0].at < at:
-            issued[0].restated_fen += int(data["principal_fen"])
+        issued = [s.at for s in statements.get(account_id, {}).values()
+                  if bought is not None and bought < s.at]
+        if issued and min(issued) < at:  # its statement was out when the plan came
             summary.plans_after_statement += 1
     summary.plan_accounts = len({account_id for account_id, _, _ in plans})
     summary.plans_by_months = dict(sorted(by_months.items()))
 
-    tz = policy.zone
-    grace = dt.timedelta(days=policy.billing.grace_days + 1)
     counts: Counter[str] = Counter()
     with_outcome: dict[str, set[str]] = defaultdict(set)
     for account_id, issued in statements.items():
-        paid = payments.get(account_id, [])
-        times = [at for at, _ in paid]
-        cumulative = [0]
-        for _, amount in paid:
-            cumulative.append(cumulative[-1] + amount)
-        for s in issued:
-            judged_at = local_midnight(s.due_date + grace, tz)
-            if (account_id, s.statement_date) in past_due:
-                outcome = BELOW_MINIMUM
-            elif judged_at > horizon:
-                outcome = NOT_YET_DUE
-            else:
-                received = (cumulative[bisect_left(times, judged_at)]
-                            - cumulative[bisect_left(times, s.at)])
-                outcome = (PAID_IN_FULL if received >= s.new_balance_fen - s.restated_fen
-                           else MINIMUM_MET)
-            if outcome != NOT_YET_DUE:
+        for s in issued.values():
+            if s.outcome != NOT_YET_DUE:
                 summary.minimum_due_fen += s.minimum_due_fen
                 summary.new_balance_fen += s.new_balance_fen
-            counts[outcome] += 1
-            with_outcome[outcome].add(account_id)
+            counts[s.outcome] += 1
+            with_outcome[s.outcome].add(account_id)
     summary.statements = {o: counts.get(o, 0) for o in OUTCOMES}
     summary.accounts = {o: len(with_outcome.get(o, ())) for o in OUTCOMES}
     summary.card_holders = len(statements)

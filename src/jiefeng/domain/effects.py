@@ -17,6 +17,7 @@ EVENT_IGNORED = "event_ignored"  # an event the fold could not apply (see `reaso
 APPEAL_RECORDED = "appeal_recorded"
 APPEAL_DECIDED = "appeal_decided"
 INSTALLMENT_PLAN_CREATED = "installment_plan_created"
+STATEMENT_JUDGED = "statement_judged"  # a statement's minimum judged: its outcome
 
 
 @dataclass(frozen=True, slots=True)

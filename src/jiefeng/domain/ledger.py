@@ -364,23 +364,35 @@ def refund(ledger: Ledger, amount_fen: int, purchase_event_id: str) -> None:
         pay(ledger, remaining, repayment=False)
 
 
-def retire_settled(ledger: Ledger) -> None:
-    """Move settled, judged statements that are not past due to the history.
-
-    A statement paid in full (with every earlier one) before its due date is judged at once:
-    payments only add up, so the judgement at the end of the grace period could not differ,
-    and the fold need not stop there for it."""
-    statements = ledger.statements
-    if not statements:
-        return
-    for s in statements:
+def judge_paid_up(ledger: Ledger) -> list[Statement]:
+    """Judge at once the statements paid in full (with every earlier one) before the end of
+    their grace period: payments only add up, so the judgement then could not differ, and the
+    fold need not stop there for it. Returns the statements judged, oldest first."""
+    judged: list[Statement] = []
+    for s in ledger.statements:
         if s.owed_fen > 0:
             break  # this and every later statement still owe something up to them
         if not s.judged:
             s.judged = True
             s.paid_in_full = True
             ledger.months_revolving = 0
-    if not any(_settled(s) for s in statements):
+            judged.append(s)
+    retire_settled(ledger)
+    return judged
+
+
+def judgement(statement: Statement) -> str:
+    """paid_in_full, minimum_met or below_minimum (past due when judged)."""
+    assert statement.judged
+    if statement.paid_in_full:
+        return "paid_in_full"
+    return "minimum_met" if statement.overdue_since is None else "below_minimum"
+
+
+def retire_settled(ledger: Ledger) -> None:
+    """Move settled, judged statements that are not past due to the history."""
+    statements = ledger.statements
+    if not statements or not any(_settled(s) for s in statements):
         return
     ledger.statements = [s for s in statements if not _settled(s)]
     history = ledger.history + [s for s in statements if _settled(s)]

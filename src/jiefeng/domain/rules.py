@@ -35,6 +35,7 @@ from jiefeng.domain.effects import (
     NOTICE,
     PURCHASE_DECIDED,
     STATEMENT_ISSUED,
+    STATEMENT_JUDGED,
     Effect,
 )
 from jiefeng.domain.outcomes import ISSUER_DECLINED, Outcome
@@ -287,6 +288,7 @@ def check_overdue(
             continue
         if L.judge(ledger, statement, check_at, policy.billing.tolerance_fen):
             newly_overdue = True
+        _judged(state, statement, at, "clock:overdue", effects)
     if newly_overdue and H.OVERDUE not in state.holds:
         # A new overdue episode (a further statement falling due while the account is already
         # overdue is the same episode): this is what "a second overdue" counts.
@@ -569,9 +571,23 @@ def on_installment_plan_created(state, event: ev.InstallmentPlanCreated, policy,
                           }))
 
 
+def _judged(state: AccountState, statement: L.Statement, at: dt.datetime, cause: str,
+            effects: list[Effect]) -> None:
+    effects.append(Effect(STATEMENT_JUDGED, at, state.account_id, None, cause, {
+        "statement_date": statement.statement_date.isoformat(),
+        "due_date": statement.due_date.isoformat(),
+        "outcome": L.judgement(statement),
+        "new_balance_fen": statement.new_balance_fen,
+        "minimum_due_fen": statement.minimum_due_fen,
+        "paid_fen": statement.paid_since_issue_fen,
+    }))
+
+
 def _after_payment(
     state: AccountState, at: dt.datetime, policy: Policy, cause: str, effects: list[Effect]
 ) -> None:
+    for statement in L.judge_paid_up(state.ledger):
+        _judged(state, statement, at, cause, effects)
     if H.OVERDUE in state.holds:
         if L.cure(state.ledger, at, policy.billing.tolerance_fen):
             release(state, effects, H.OVERDUE, at, cause, "repaid")
