@@ -420,20 +420,28 @@ def accrue(ledger: Ledger, today: dt.date, interest_daily_bp: int, late_fee_dail
         if through is None:
             ledger.accrued_through = today
         return
-    if ledger.statements:
-        days_total = (today - through).days
+    statements = ledger.statements
+    if statements:
+        # Runs on every event of an account with an open statement: plain loops, no
+        # properties, no lists.
         if interest_daily_bp:
-            for s in ledger.statements:
-                principal = s.principal_due_fen
+            for s in statements:
+                principal = s.principal_fen - s.paid_principal_fen
                 if principal <= 0:
                     continue
-                start = max(through, s.due_date + DAY)  # interest from the day after due
-                days = (today - start).days
+                start = s.due_date + DAY  # interest from the day after due
+                days = (today - (start if start > through else through)).days
                 if days > 0:
                     ledger.interest_units += principal * interest_daily_bp * days
         if late_fee_daily_bp:
-            past_due_fen = ledger.past_due_minimum_fen()
+            past_due_fen = 0
+            for s in statements:
+                if s.overdue_since is not None and s.cured_at is None:
+                    unpaid = ledger.unpaid_minimum_fen(s)
+                    if unpaid > past_due_fen:
+                        past_due_fen = unpaid
             if past_due_fen > 0:
+                days_total = (today - through).days
                 ledger.late_fee_units += past_due_fen * late_fee_daily_bp * days_total
     ledger.accrued_through = today
 
