@@ -27,6 +27,8 @@ VALID: dict[str, dict] = {
                  "password_ok": True},
     "refund": {"account_id": "A1", "amount": "1.00", "purchase_event_id": "p1"},
     "repayment": {"account_id": "A1", "amount": "100.00"},
+    "installment_plan_created": {"account_id": "A1", "plan_id": "P1", "purchase_event_id": "p1",
+                                 "months": 6},
     "score_update": {"account_id": "A1", "score": 700,
                      "dimensions": {"compliance": 80, "behaviour": 70, "identity": 90,
                                     "assets": 50, "connections": 60}},
@@ -155,7 +157,11 @@ def test_missing_field_is_named(type_, missing):
      ("0.00", "greater than zero"), ("abc", "not a decimal"), (1.5, "decimal string"),
      ("NaN", "not a decimal amount"), (True, "decimal string"), ("1e3", "not a decimal"),
      ("1.", "not a decimal"), (".5", "not a decimal"), ("１２.００", "not a decimal"),
-     ("100000000000.01", "implausibly large")],
+     ("100000000000.01", "implausibly large"),
+     # A producer sending fen as a JSON number would be booked at 100 times the amount.
+     (12, 'decimal string such as "123.45", not the number 12'),
+     (5000, "not the number 5000"), (" 5.00 ", "spaces around it"), ("5.00 ", "spaces"),
+     ("\t5.00", "spaces")],
 )
 def test_bad_amounts(amount, reason):
     error = rejected(raw("purchase", amount=amount))
@@ -164,11 +170,20 @@ def test_bad_amounts(amount, reason):
 
 
 @pytest.mark.parametrize(("amount", "fen"), [("12.3", 1230), ("0.01", 1), ("007.10", 710),
-                                            (" 5.00 ", 500), (12, 1200), ("100000000000", 10**13)])
+                                            ("100000000000", 10**13)])
 def test_amounts_in_fen(amount, fen):
     assert parse_event(raw("purchase", amount=amount)).amount_fen == fen
     line = json.dumps(raw("purchase", amount=amount))
     assert parse_event_json(line).amount_fen == fen  # the ingest path agrees
+
+
+@pytest.mark.parametrize("field", ["credit_limit"])
+def test_a_credit_limit_as_a_json_number_is_rejected_on_both_paths(field):
+    event = raw("account_opened", **{field: 5000})
+    assert rejected(event).field == field
+    with pytest.raises(EventRejected) as error:
+        parse_event_json(json.dumps(event))
+    assert error.value.field == field and "not the number 5000" in error.value.reason
 
 
 def test_zero_is_allowed_only_for_balances():

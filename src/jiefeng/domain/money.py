@@ -20,18 +20,22 @@ def parse_amount_fen(value: object, *, allow_zero: bool = False) -> int:
     """Parse a CNY decimal string ("123.45") into fen. Raises ValueError saying why.
 
     Only plain decimal notation is money: no exponents ("1e3"), no signs but a leading minus
-    (refused as negative), no more than two places.
+    (refused as negative), no more than two places, no spaces around it. A JSON number is
+    refused too: a producer that sends fen as a number would otherwise be booked at 100 times
+    the amount.
     """
     # Runs for every amount of every event ingested: integer arithmetic on the matched digits,
     # not Decimal, and the checks for why a value is wrong only once it is.
-    if isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    else:
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError(f'must be a decimal string such as "123.45", not the number '
+                             f'{str(value)[:20]}')
         raise ValueError('must be a decimal string such as "123.45"')
+    text = value
     match = _AMOUNT.fullmatch(text)
     if match is None:
+        if text != text.strip():
+            raise ValueError("must not have spaces around it")
         if text.startswith("-") and _AMOUNT.fullmatch(text[1:]):
             raise ValueError("must not be negative")
         if _TOO_PRECISE.fullmatch(text):
