@@ -30,10 +30,11 @@ from pathlib import Path
 
 
 def make_events(target: int) -> list[dict]:
+    from jiefeng.batch.limits import MAX_ACCOUNTS, MIN_ACCOUNTS
     from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 
     # About 180 events per account over 18 months in the synthetic portfolio.
-    accounts = max(12, target // 170)
+    accounts = min(MAX_ACCOUNTS, max(MIN_ACCOUNTS, target // 170))
     events = generate_portfolio(PortfolioSpec(accounts=accounts, months=18, seed=11))
     return events[:target]
 

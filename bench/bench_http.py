@@ -45,9 +45,10 @@ def free_port() -> int:
 
 
 def make_events(target: int) -> list[dict]:
+    from jiefeng.batch.limits import MAX_ACCOUNTS, MIN_ACCOUNTS
     from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 
-    accounts = max(100, target // 170)
+    accounts = min(MAX_ACCOUNTS, max(MIN_ACCOUNTS, target // 170))
     return generate_portfolio(PortfolioSpec(accounts=accounts, months=18, seed=11))[:target]
 
 

@@ -93,3 +93,21 @@ def test_ledger_summary_agrees_with_the_portfolio(tmp_path: Path) -> None:
     assert summary.accounts[PAID_IN_FULL] >= len(behaviours["transactor"])
     assert summary.statements[NOT_YET_DUE] <= summary.card_holders
     assert summary.card_holders == 120
+
+
+def test_demo_ranges_in_help_are_the_ones_the_generator_accepts(tmp_path: Path) -> None:
+    """--help states the ranges; a value outside them is exit 2 naming the option, one inside
+    them runs (the smallest allowed portfolio is accepted by the generator)."""
+    from jiefeng.batch.limits import MAX_MONTHS, MIN_ACCOUNTS, MIN_MONTHS
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    runner = CliRunner()
+    for option, value in (("--accounts", MIN_ACCOUNTS - 1), ("--months", MIN_MONTHS - 1),
+                          ("--months", MAX_MONTHS + 1)):
+        result = runner.invoke(app, ["demo", option, str(value), "--db",
+                                     str(tmp_path / "x.db")])
+        assert result.exit_code == 2, result.output
+        assert option in result.output
+    assert not (tmp_path / "x.db").exists()
+    for months in (MIN_MONTHS, MAX_MONTHS):
+        assert generate_portfolio(PortfolioSpec(accounts=MIN_ACCOUNTS, months=months, seed=1))

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from jiefeng.batch.limits import MAX_ACCOUNTS, MAX_MONTHS, MIN_ACCOUNTS, MIN_MONTHS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="jiefeng: freeze and unfreeze consumer credit lines, and say why.")
 policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy file.")
@@ -209,8 +211,9 @@ def replay(
 @app.command()
 def demo(
     db: DbOption = "jiefeng.db",
-    accounts: Annotated[int, typer.Option("--accounts", min=12, max=200_000)] = 2000,
-    months: Annotated[int, typer.Option("--months", min=15, max=36)] = 18,
+    accounts: Annotated[int, typer.Option("--accounts", min=MIN_ACCOUNTS,
+                                          max=MAX_ACCOUNTS)] = 2000,
+    months: Annotated[int, typer.Option("--months", min=MIN_MONTHS, max=MAX_MONTHS)] = 18,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     out: Annotated[Path, typer.Option("--out", help="Where the HTML report goes")] = Path("out"),
     lang: Annotated[str, typer.Option("--lang", help="zh-CN or en")] = "zh-CN",

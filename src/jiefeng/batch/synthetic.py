@@ -57,6 +57,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from jiefeng.batch.limits import MAX_ACCOUNTS, MAX_MONTHS, MIN_ACCOUNTS, MIN_MONTHS
 from jiefeng.domain.holds import HOLD_CODES as ALL_HOLD_CODES
 from jiefeng.domain.holds import MANUAL_REVIEW
 from jiefeng.domain.money import format_fen
@@ -75,7 +76,6 @@ REOPEN_CRITERIA = "score >= 650 OR deposits + wealth_balance >= 10000"
 HIGH_RISK_MERCHANTS = ("M-HIGHRISK-001", "M-HIGHRISK-002", "M-HIGHRISK-003")
 ROUND_FEN = 100_000  # 1,000 yuan: ordinary amounts are never a multiple of this
 
-MIN_MONTHS = 17  # the slowest scenario (a second cause in month 13) lifts by month 17
 SHARE_PER_CAUSE = 0.035
 SHARE_OVERRIDES = {"overdue": 0.05}  # more accounts: both ways of missing the minimum occur
 SHARE_SECONDARY = 0.15  # of the scenario accounts, these get a second cause later on
@@ -239,10 +239,12 @@ def _local(day: date, hour: int = 0, minute: int = 0, second: int = 0) -> dateti
 def _check_spec(spec: PortfolioSpec) -> None:
     if spec.start.tzinfo is None:
         raise ValueError("start: must be timezone-aware")
-    if spec.months < MIN_MONTHS:
-        raise ValueError(f"months: at least {MIN_MONTHS} so every scenario is placed and lifted")
-    if spec.accounts < 100:
-        raise ValueError("accounts: at least 100 so every scenario has its accounts")
+    if not MIN_MONTHS <= spec.months <= MAX_MONTHS:
+        raise ValueError(f"months: from {MIN_MONTHS} to {MAX_MONTHS}, so every scenario is "
+                         "placed and lifted")
+    if not MIN_ACCOUNTS <= spec.accounts <= MAX_ACCOUNTS:
+        raise ValueError(f"accounts: from {MIN_ACCOUNTS} to {MAX_ACCOUNTS}, so every scenario "
+                         "has its accounts")
 
 
 def _plan(spec: PortfolioSpec) -> _Plan:
