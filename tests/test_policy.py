@@ -83,7 +83,16 @@ def test_bureau_prenotice_must_precede_the_report():
     [("days = 90 ", "days = 30 ", "cure_probation.days"),
      ("threshold = 600", "threshold = 1000", "score.threshold"),
      ('timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"', "timezone"),
-     ("lock_hours = 24", 'lock_hours = "a day"', "password.lock_hours")],
+     ("lock_hours = 24", 'lock_hours = "a day"', "password.lock_hours"),
+     ('currency = "CNY"', 'currency = "not a currency"', "currency"),
+     ('currency = "CNY"', 'currency = "XYZ"', "currency"),
+     ("minimum_payment_pct = 10 ", "minimum_payment_pct = 0 ", "billing.minimum_payment_pct"),
+     ("grace_days = 0 ", "grace_days = 31 ", "billing.grace_days"),
+     ("tolerance_fen = 0 ", "tolerance_fen = -1 ", "billing.tolerance_fen"),
+     ("allowed_months = [3, 6, 9, 12]", "allowed_months = [3, 3]",
+      "installments.allowed_months"),
+     ("allowed_months = [3, 6, 9, 12]", "allowed_months = [3, 24]",
+      "installments.fee_pct_total")],
 )
 def test_out_of_range_values_are_named(old, new, field):
     text = default_policy_text()

@@ -188,6 +188,15 @@ class Policy(_Section):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        from babel.numbers import is_currency  # explanations format money in it
+
+        if not is_currency(value):
+            raise ValueError(f"{value[:20]!r} is not an ISO 4217 currency code such as CNY")
+        return value
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
