@@ -64,6 +64,26 @@ def test_ingest_of_a_clean_file_exits_0(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_ingest_names_an_invalid_authorization_and_keeps_an_issuer_decision(
+        tmp_path: Path) -> None:
+    events = tmp_path / "issuer.jsonl"
+    purchase = ('{"event_id":"%s","type":"purchase","at":"2026-01-06T10:00:0%d+08:00",'
+                '"account_id":"A1","amount":"9000.00","merchant_id":"M%d","authorization":"%s"}')
+    events.write_text("\n".join([LINES[0], purchase % ("p1", 1, 1, "stand-in"),
+                                 purchase % ("p2", 2, 2, "approved")]) + "\n", encoding="utf-8")
+    db = str(tmp_path / "issuer.db")
+    result = invoke("ingest", str(events), "--db", db)
+    assert result.exit_code == 2
+    assert ("line 2: event p1: authorization: Input should be 'approved' or 'declined'"
+            in result.output)
+    # p2 (9,000.00 on a 5,000.00 line) posted on the issuer's word.
+    summary = json.loads(invoke("explain", "A1", "--db", db, "--at",
+                                "2026-01-07T00:00:00+08:00", "--json").output)
+    assert summary["ledger"]["unbilled"] == "9000.00"
+    assert summary["ledger"]["available_credit"] == "0.00"
+    assert "mismatched 0" in invoke("replay", "--db", db).output
+
+
 def test_ingest_of_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = invoke("ingest", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x.db"))
     assert result.exit_code == 2

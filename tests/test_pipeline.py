@@ -231,3 +231,28 @@ def test_cutting_again_from_a_cut_point_cuts_where_the_whole_run_did() -> None:
         rest = [item for batch in batches[start:] for item in batch]
         if len(rest) > 80:
             assert transaction_batches(rest, 80) == batches[start:]
+
+
+def test_a_shuffled_file_stores_what_the_file_in_time_order_stores(
+        db_url, second_url) -> None:  # noqa: F811
+    """A file is decided in time order, whatever the order of its lines: shuffled and
+    pipelined, it stores the outcomes, states and effects of the file in time order."""
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    events = generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=7))[:5_000]
+    lines = [json.dumps(e, ensure_ascii=False) for e in events]
+    shuffled = list(lines)
+    random.Random(3).shuffle(shuffled)
+    in_order, _ = _sequential(db_url, list(enumerate(lines, start=1)))
+    pipelined, report = _pipelined(second_url, list(enumerate(shuffled, start=1)))
+    assert report.rejected == 0
+    assert [r.position for r in report.results] == list(range(1, len(lines) + 1))  # as sent
+    ours, theirs = _contents(pipelined), _contents(in_order)
+    outcomes = {row[0]: row[6] for row in ours["events"]}
+    assert outcomes == {row[0]: row[6] for row in theirs["events"]}
+    assert sum(1 for o in outcomes.values() if o and o.startswith("declined")) > 0
+    # The same states (not the same revisions: the transactions touched them differently).
+    assert [row[:1] + row[2:] for row in ours["accounts"]] == [
+        row[:1] + row[2:] for row in theirs["accounts"]]
+    assert sorted(ours["effects"]) == sorted(theirs["effects"])
+    assert pipelined.replay(write=False).mismatched == []

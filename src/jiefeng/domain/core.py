@@ -10,6 +10,9 @@ are never observed, which is what makes a replay fast.
 
 Time is an input. Before an event at time t is applied, the account is advanced to t, which
 issues statements, ages overdue, and releases what expired on the way, in time order.
+
+Decisions are facts: a purchase handed in as `Decided(event, outcome)` (see `outcomes`) is
+folded with the outcome recorded when it was first decided, not decided again.
 """
 
 from __future__ import annotations

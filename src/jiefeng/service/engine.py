@@ -13,9 +13,14 @@ from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
 from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
-from jiefeng.service.ingest import IngestReport, ScopeCache, event_from_row, ingest
+from jiefeng.service.ingest import IngestReport, ScopeCache, ingest
 from jiefeng.service.pipeline import ingest_pipelined
-from jiefeng.service.states import FILE_SNAPSHOT_EVERY_EVENTS, StateCache, load_states
+from jiefeng.service.states import (
+    FILE_SNAPSHOT_EVERY_EVENTS,
+    StateCache,
+    load_states,
+    parse_recorded,
+)
 from jiefeng.store.sql import FILE_BATCH_EVENTS, MAX_BATCH_EVENTS, AccountWrite, SqlStore
 
 
@@ -42,8 +47,7 @@ def fingerprint(state: AccountState) -> tuple[Any, ...]:
         state.opened,
         tuple(sorted((code, h.since, h.releases_at) for code, h in state.holds.items())),
         tuple(sorted(state.summary().items())),
-        tuple((s.statement_date, s.due_date, s.principal_fen, s.paid_principal_fen,
-               s.late_fee_fen, s.overdue_since) for s in state.statements),
+        state.ledger,  # every statement, plan and accrual (dataclasses compare by value)
         state.score,
         tuple(sorted(state.appeals)),
     )
@@ -138,8 +142,8 @@ class Engine:
             if current.clock is not None and current.clock <= at:
                 state, _ = core.advance(current, at, self.base_policy, scopes)
                 return state, scopes, at
-            bodies = self.store.account_event_bodies(connection, account_id, until=at)
-        events = [event_from_row(body, account_id) for body in bodies]
+            records = self.store.account_event_records(connection, account_id, until=at)
+        events = [parse_recorded(record, account_id) for record in records]
         state, _ = core.fold(account_id, events, self.base_policy, scopes, until=at)
         return state, scopes, at
 
@@ -196,11 +200,12 @@ class Engine:
                 if progress:
                     progress(len(pending))
 
-            for account_id, body in self.store.iter_all_event_bodies(connection):
+            # Purchases come with their recorded outcome: a replay rebuilds, it never decides.
+            for account_id, record in self.store.iter_all_event_records(connection):
                 if account_id != current_id:
                     finish()
                     current_id, pending = account_id, []
-                pending.append(event_from_row(body, account_id))
+                pending.append(parse_recorded(record, account_id))
                 events_count += 1
             finish()
 

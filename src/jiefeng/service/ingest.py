@@ -7,15 +7,23 @@ accepted ones of a batch commit together with the state they produce.
 Events may arrive late. An account event older than the account's state is folded in time
 order by replaying the account from its log; an operator command older than some accounts'
 states replays those accounts. Either way the state is as if every event had arrived in time
-order.
+order, with one exception that is the point: decisions are facts. A purchase is decided once,
+when it is first folded; its outcome is stored with it and every replay reuses it (see
+jiefeng.domain.outcomes). A late purchase is decided at its place in time.
+
+A batch, and a file of many batches, is decided in time order whatever the order of its lines
+(`in_time_order`), so its stored outcomes depend on what arrived before it, not on how its
+lines were laid out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -25,6 +33,7 @@ from jiefeng.domain import core
 from jiefeng.domain import events as ev
 from jiefeng.domain.decisions import DomainRejected, check_event
 from jiefeng.domain.effects import APPEAL_DECIDED, APPEAL_RECORDED, PURCHASE_DECIDED, Effect
+from jiefeng.domain.outcomes import Decided, Outcome, outcome_from_data
 from jiefeng.domain.scopes import (
     SCOPE_TYPES,
     ScopeRejected,
@@ -35,7 +44,13 @@ from jiefeng.domain.scopes import (
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
-from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache, load_states, parse_stored
+from jiefeng.service.states import (
+    SNAPSHOT_EVERY_EVENTS,
+    StateCache,
+    load_states,
+    parse_recorded,
+    parse_stored,
+)
 from jiefeng.service.writeset import WriteSet
 from jiefeng.store import schema as t
 from jiefeng.store.sql import (
@@ -101,8 +116,18 @@ def canonical_json(raw: dict[str, Any]) -> str:
     return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def event_from_row(body: str, account_id: str | None = None) -> Any:
-    return parse_stored(body, account_id)
+def tie_rank(event_type: str) -> int:
+    """The order of events at one instant: operator commands that change the scopes first (a
+    maintenance window known at t covers a purchase at t, as a replay has it), then account
+    openings, then the rest as sent."""
+    if event_type in SCOPE_TYPES:
+        return 0
+    return 1 if event_type == "account_opened" else 2
+
+
+def _decision_order(candidate: _Candidate) -> tuple[dt.datetime, int]:
+    event = candidate.event
+    return event.at, tie_rank(event.type)
 
 
 class ScopeCache:
@@ -186,6 +211,8 @@ class BatchIngest:
         self.missing: set[str] = set()  # account ids the store has no row for
         self.exclusive = False  # the batch changed the portfolio's scopes
         self.new_rows: dict[str, AccountRow] = {}  # the rows write_set leaves, by account
+        # Purchases this batch decided, by event id: stored with them, reused by its replays.
+        self.outcomes: dict[str, Outcome] = {}
 
     # --- state access -----------------------------------------------------------------------
 
@@ -215,9 +242,11 @@ class BatchIngest:
         If `check` is one of `extra`, it is validated at its place in time first; DomainRejected
         propagates and nothing is kept.
         """
-        stored = [event_from_row(body, account_id)
-                  for body in self.store.account_event_bodies(self.connection, account_id)]
-        sequence = stored + self.accepted_events.get(account_id, []) + extra
+        # Purchases already decided come with their outcome: only `extra` is decided here.
+        stored = [parse_recorded(record, account_id)
+                  for record in self.store.account_event_records(self.connection, account_id)]
+        pending = [self._decided(event) for event in self.accepted_events.get(account_id, [])]
+        sequence = stored + pending + extra
         sequence.sort(key=lambda e: e.at)  # stable: ties keep arrival order
         state = core.new_account(account_id)
         effects: list[Effect] = []
@@ -230,6 +259,19 @@ class BatchIngest:
             core.apply_event(state, event, self.policy, self.scopes, effects)
         return state, effects
 
+    def _decided(self, event: Any) -> Any:
+        outcome = self.outcomes.get(event.event_id)
+        return event if outcome is None else Decided(event, outcome)
+
+    def _note_decision(self, event: Any, effects: list[Effect], start: int) -> None:
+        """Keep the outcome the fold gave `event` (its effects are from `start` on)."""
+        if type(event) is not ev.Purchase:
+            return
+        for effect in effects[start:]:
+            if effect.kind == PURCHASE_DECIDED and effect.cause == event.event_id:
+                self.outcomes.setdefault(event.event_id, outcome_from_data(effect.data))
+                return
+
     def _replace(self, account_id: str, state: AccountState, effects: list[Effect]) -> None:
         self.states[account_id] = state
         self.touched.add(account_id)
@@ -240,7 +282,7 @@ class BatchIngest:
 
     def run(self, candidates: list[_Candidate]) -> list[ItemResult]:
         results: list[ItemResult] = []
-        candidates.sort(key=lambda c: c.event.at)  # stable: ties keep arrival order
+        candidates.sort(key=_decision_order)  # stable: ties keep arrival order
         stale: set[str] = set()
         sweeps: list[Any] = []
         # Locks are already held (see _ingest_batch); appeal decisions are already routed.
@@ -292,6 +334,7 @@ class BatchIngest:
         if state is not None and state.clock is not None and event.at < state.clock:
             # Late arrival: fold the account again in time order with this event in its place.
             new_state, effects = self._replay(account_id, [event], check=event)
+            self._note_decision(event, effects, 0)
             self._replace(account_id, new_state, effects)
         else:
             effects = self.effects
@@ -304,7 +347,9 @@ class BatchIngest:
                 state = core.new_account(account_id)
                 self.states[account_id] = state
                 self.missing.discard(account_id)
+            start = len(effects)
             core.apply_event(state, event, self.policy, self.scopes, effects)
+            self._note_decision(event, effects, start)
             self.touched.add(account_id)
         self.accepted_events.setdefault(account_id, []).append(event)
         if isinstance(event, ev.AppealSubmitted):
@@ -324,10 +369,7 @@ class BatchIngest:
 
     def write_set(self) -> WriteSet:
         """Everything this batch writes; `cache_updates` lists the states it leaves."""
-        outcomes = {
-            e.cause: "approved" if e.data["approved"] else "declined:" + ",".join(e.data["codes"])
-            for e in self.effects if e.kind == PURCHASE_DECIDED and e.cause
-        }
+        outcomes = {event_id: outcome.to_text() for event_id, outcome in self.outcomes.items()}
         utc_text = t.utc_text
         write_set = WriteSet(utc_text(self.now), exclusive=self.exclusive)
         write_set.events = [
@@ -428,6 +470,58 @@ def _same_event(body: str, other_body: str, event: Any) -> bool:
         return False
 
 
+_UNREADABLE = (dt.datetime.min.replace(tzinfo=dt.UTC), 0)  # rejected wherever it goes
+
+
+def _order_key(raw: Any) -> tuple[str, tuple[dt.datetime, int]] | None:
+    """(event_id, (at in UTC, tie rank)) of a raw item, read without validating it; None if
+    it cannot be read."""
+    try:
+        fields = raw if isinstance(raw, dict) else orjson.loads(raw)
+        at, event_id, kind = fields["at"], fields["event_id"], fields["type"]
+        if isinstance(at, str) and isinstance(event_id, str) and isinstance(kind, str):
+            instant = dt.datetime.fromisoformat(at)
+            if instant.tzinfo is not None:
+                # One tzinfo for all: datetimes that share it compare several times faster.
+                return event_id, (instant.astimezone(dt.UTC), tie_rank(kind))
+    except (ValueError, TypeError, KeyError):
+        pass
+    # What the quick read misses, validation may still accept: ask it (rare, so slow is fine).
+    parsed = _parse(0, raw)
+    if isinstance(parsed, ItemResult):
+        return None
+    event = parsed[0]
+    return event.event_id, (event.at, tie_rank(event.type))
+
+
+def in_time_order(items: Sequence[tuple[int, Any]]) -> Sequence[tuple[int, Any]]:
+    """Items in the order their events are decided: time, then `tie_rank`, then as sent.
+
+    A file is folded in many transactions, cut by `transaction_batches`; cut in the order of
+    its lines, a repayment a few lines too late would reach a purchase only after it had been
+    decided, so a file's outcomes depended on how its lines were laid out. Repeats of an
+    event_id travel with its first line, so that line is the one taken, as within a batch; a
+    line whose time cannot be read is rejected wherever it goes, and goes first."""
+    first: dict[str, tuple[dt.datetime, int]] = {}
+    keys: list[tuple[dt.datetime, int]] = []
+    for _, raw in items:
+        found = _order_key(raw)
+        keys.append(_UNREADABLE if found is None else first.setdefault(found[0], found[1]))
+    if all(map(operator.le, keys, islice(keys, 1, None))):
+        return items  # already in order, as most files are
+    order = sorted(range(len(items)), key=keys.__getitem__)  # stable: ties keep line order
+    return [items[index] for index in order]
+
+
+def decision_batches(items: Sequence[tuple[int, Any]],
+                     batch_events: int) -> list[Sequence[tuple[int, Any]]]:
+    """The transactions a file or request is ingested in: in time order (`in_time_order`; one
+    transaction sorts itself), cut by `transaction_batches`."""
+    if len(items) > batch_events:
+        items = in_time_order(items)
+    return transaction_batches(items, batch_events)
+
+
 def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:
     """Cut `items` into transactions: every `batch_events` items from the start, except that
     when there is more than one, the end is cut in halves: a half, a quarter, ... down to a
@@ -444,7 +538,7 @@ def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequenc
     body = len(items) - sum(tails)  # > 0: the tails add up to less than one transaction
     starts = list(range(0, body, batch_events))
     position = body
-    if body - starts[-1] + tails[0] <= batch_events:
+    if tails and body - starts[-1] + tails[0] <= batch_events:  # none: batches of one event
         # The body's last batch is short: the first half joins it.
         position += tails[0]
         tails = tails[1:]
@@ -474,8 +568,11 @@ def ingest(
     A raw item is a decoded JSON object or one line of JSON text.
     """
     assert 1 <= batch_events <= FILE_BATCH_EVENTS, "a transaction is bounded"
-    return ingest_batches(store, transaction_batches(items, batch_events), policy, now, cache,
-                          scope_cache, snapshot_every, progress, keep_effects)
+    report = ingest_batches(store, decision_batches(items, batch_events), policy, now, cache,
+                            scope_cache, snapshot_every, progress, keep_effects)
+    if len(items) > batch_events:
+        report.results.sort(key=lambda result: result.position)  # as sent, not as decided
+    return report
 
 
 def ingest_batches(

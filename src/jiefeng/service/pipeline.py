@@ -48,13 +48,13 @@ from jiefeng.service.ingest import (
     ScopeCache,
     _route,
     batch_results,
+    decision_batches,
     fresh_candidates,
     ingest_batches,
     parse_items,
-    transaction_batches,
 )
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
-from jiefeng.store.sql import AccountRow, SqlStore
+from jiefeng.store.sql import AccountRow, EventRecord, SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class _InFlight:
     results: list[ItemResult]
     size: int
     bodies: dict[str, str] = field(default_factory=dict)  # event_id -> body
-    account_bodies: dict[str, list[str]] = field(default_factory=dict)  # in log order
+    # account_id -> (body, outcome) of its events, in log order
+    account_records: dict[str, list[EventRecord]] = field(default_factory=dict)
     rows: dict[str, AccountRow] = field(default_factory=dict)
     appeals: dict[str, str] = field(default_factory=dict)  # appeal_id -> account_id
     # (at_utc, type, body) of the operator commands that change the scopes, in log order
@@ -135,14 +136,15 @@ class OverlayStore:
             raise _Diverged("an account in flight left the state cache")
         return self.store.load_blobs(connection, account_ids)
 
-    def account_event_bodies(self, connection: Connection, account_id: str,
-                             until: dt.datetime | None = None) -> list[str]:
+    def account_event_records(self, connection: Connection, account_id: str,
+                              until: dt.datetime | None = None) -> list[EventRecord]:
         assert until is None, "ingest replays whole accounts"
-        bodies = self.store.account_event_bodies(connection, account_id)
-        known = set(bodies)  # an event's body holds its event_id: bodies are unique
+        records = self.store.account_event_records(connection, account_id)
+        known = {body for body, _ in records}  # a body holds its event_id: bodies are unique
         for batch in self.in_flight:
-            bodies.extend(b for b in batch.account_bodies.get(account_id, ()) if b not in known)
-        return bodies
+            records.extend(r for r in batch.account_records.get(account_id, ())
+                           if r[0] not in known)
+        return records
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
                     segment: str | None = None) -> list[str]:
@@ -291,7 +293,7 @@ def ingest_pipelined(
 ) -> IngestReport:
     """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores. The report
     holds the items' results; the effects are in the store."""
-    batches = transaction_batches(items, batch_events)
+    batches = decision_batches(items, batch_events)
     report = IngestReport()
     in_flight: deque[_InFlight] = deque()
     writer = _Writer(store.url)
@@ -339,6 +341,8 @@ def ingest_pipelined(
         cache.clear()
         report.extend(ingest_batches(store, batches[resume_at:], policy, now, cache,
                                      scope_cache, snapshot_every, progress, keep_effects=False))
+    if len(batches) > 1:
+        report.results.sort(key=lambda result: result.position)  # as sent, not as decided
     return report
 
 
@@ -367,10 +371,10 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             raise
     write_set.scope_marker = marker
     sent = _InFlight(number, item_results, len(items), rows=batch.new_rows)
-    for event_id, account_id, kind, at_utc, _actor, body, _outcome in write_set.events:
+    for event_id, account_id, kind, at_utc, _actor, body, outcome in write_set.events:
         sent.bodies[event_id] = body
         if account_id is not None:
-            sent.account_bodies.setdefault(account_id, []).append(body)
+            sent.account_records.setdefault(account_id, []).append((body, outcome))
         elif kind in SCOPE_TYPES:
             sent.scope_commands.append((at_utc, kind, body))
     sent.appeals = {row["appeal_id"]: row["account_id"] for row in write_set.appeals}

@@ -4,7 +4,8 @@ An account row carries a `revision` bumped on every write. A state cached by thi
 reused while the row's revision still matches, so a process ingesting a stream never reloads
 what it already holds. Otherwise the state is the stored snapshot plus the events logged after
 it, folded in time order, advanced to the row's clock. Effects of that catch-up are discarded:
-they were stored when the events were first applied.
+they were stored when the events were first applied. Purchases are folded with the outcome
+recorded when they were first decided (`parse_recorded`): a catch-up never decides again.
 
 Snapshots are written every SNAPSHOT_EVERY_EVENTS events (FILE_SNAPSHOT_EVERY_EVENTS when a
 file is ingested), and whenever an account was replayed
@@ -22,10 +23,11 @@ from sqlalchemy import Connection
 
 from jiefeng.domain import core
 from jiefeng.domain import events as ev
+from jiefeng.domain.outcomes import Decided, outcome_from_text
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
-from jiefeng.store.sql import AccountRow, SqlStore, decode_state
+from jiefeng.store.sql import AccountRow, EventRecord, SqlStore, decode_state
 
 SNAPSHOT_EVERY_EVENTS = 64  # bounds a reader's catch-up fold on a cache miss
 # Bulk file ingest snapshots less often: pickling states was a tenth of its CPU. A reader that
@@ -75,6 +77,16 @@ def parse_stored(body: str, account_id: str | None = None):
     return event
 
 
+def parse_recorded(record: EventRecord, account_id: str | None = None):
+    """A stored event as a fold must see it: a purchase with a recorded outcome comes as
+    `Decided`, so the fold reuses the decision (see jiefeng.domain.outcomes)."""
+    body, outcome = record
+    event = parse_stored(body, account_id)
+    if outcome is not None and type(event) is ev.Purchase:
+        return Decided(event, outcome_from_text(outcome))
+    return event
+
+
 def load_states(
     store: SqlStore,
     connection: Connection,
@@ -106,10 +118,12 @@ def load_states(
             state = decode_state(blob)
         else:
             state = core.new_account(account_id)
-        pending = store.account_event_bodies_from(connection, account_id, state.events_applied)
+        pending = store.account_event_records_from(connection, account_id,
+                                                   state.events_applied)
         discarded: list = []
-        for body in pending:
-            core.apply_event(state, parse_stored(body, account_id), policy, scopes, discarded)
+        for record in pending:
+            core.apply_event(state, parse_recorded(record, account_id), policy, scopes,
+                             discarded)
         core.advance_to(state, row.clock, policy, scopes, discarded)
         states[account_id] = state
         if remember and cache is not None:

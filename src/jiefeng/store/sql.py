@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from jiefeng.domain.state import AccountState
 from jiefeng.store import schema as t
 
-SNAPSHOT_FORMAT = 3  # bump when AccountState changes shape; older snapshots are rebuilt
+SNAPSHOT_FORMAT = 4  # bump when AccountState changes shape; older snapshots are rebuilt
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
 # touches; a time-ordered file touches most accounts in every batch, so bigger transactions
@@ -54,6 +54,9 @@ def database_url(db: str | None) -> str:
 # One accepted event as stored, before the log numbers it:
 # (event_id, account_id, type, at_utc, actor, body, outcome).
 EventValues = tuple[str, str | None, str, str, str | None, str, str | None]
+# A stored account event as a fold reads it: (body, outcome); the outcome is a purchase's
+# recorded decision (see jiefeng.domain.outcomes), None for other events.
+EventRecord = tuple[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -284,13 +287,16 @@ class SqlStore:
         self._executemany(
             connection, f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
 
-    def account_event_bodies(self, connection: Connection, account_id: str,
-                             until: dt.datetime | None = None) -> list[str]:
-        query = select(t.events.c.body).where(t.events.c.account_id == account_id)
+    def account_event_records(self, connection: Connection, account_id: str,
+                              until: dt.datetime | None = None) -> list[EventRecord]:
+        """(body, outcome) of the account's events in (time, arrival) order: a purchase comes
+        with the decision recorded when it was first ingested, for the fold to reuse."""
+        query = select(t.events.c.body, t.events.c.outcome).where(
+            t.events.c.account_id == account_id)
         if until is not None:
             query = query.where(t.events.c.at_utc <= t.utc_text(until))
         query = query.order_by(t.events.c.at_utc, t.events.c.seq)
-        return [row.body for row in connection.execute(query)]
+        return [(row.body, row.outcome) for row in connection.execute(query)]
 
     def account_events_page(self, connection: Connection, account_id: str, after_seq: int,
                             limit: int) -> list[tuple[int, str]]:
@@ -364,16 +370,18 @@ class SqlStore:
         )
         return [(row.at_utc, row.body) for row in connection.execute(query)]
 
-    def iter_all_event_bodies(self, connection: Connection) -> Iterator[tuple[str | None, str]]:
-        """Every account event in (account, time, arrival) order, for replay."""
+    def iter_all_event_records(self, connection: Connection
+                               ) -> Iterator[tuple[str | None, EventRecord]]:
+        """(account_id, (body, outcome)) of every account event in (account, time, arrival)
+        order, for replay."""
         query = (
-            select(t.events.c.account_id, t.events.c.body)
+            select(t.events.c.account_id, t.events.c.body, t.events.c.outcome)
             .where(t.events.c.account_id.is_not(None))
             .order_by(t.events.c.account_id, t.events.c.at_utc, t.events.c.seq)
             .execution_options(yield_per=5_000)
         )
         for row in connection.execute(query):
-            yield row.account_id, row.body
+            yield row.account_id, (row.body, row.outcome)
 
     def count_events(self, connection: Connection) -> int:
         return connection.execute(select(func.count()).select_from(t.events)).scalar_one()
@@ -411,16 +419,17 @@ class SqlStore:
                 blobs[row.account_id] = row.snapshot
         return blobs
 
-    def account_event_bodies_from(self, connection: Connection, account_id: str,
-                                  offset: int) -> list[str]:
-        """The account's events in (time, arrival) order, skipping the first `offset`."""
+    def account_event_records_from(self, connection: Connection, account_id: str,
+                                   offset: int) -> list[EventRecord]:
+        """(body, outcome) of the account's events in (time, arrival) order, skipping the
+        first `offset`."""
         query = (
-            select(t.events.c.body)
+            select(t.events.c.body, t.events.c.outcome)
             .where(t.events.c.account_id == account_id)
             .order_by(t.events.c.at_utc, t.events.c.seq)
             .offset(offset)
         )
-        return [row.body for row in connection.execute(query)]
+        return [(row.body, row.outcome) for row in connection.execute(query)]
 
     def save_accounts(self, connection: Connection, writes: Sequence[AccountWrite]) -> None:
         """Insert new account rows and update existing ones; the blob only where given."""
