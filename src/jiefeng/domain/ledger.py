@@ -83,7 +83,10 @@ class Statement:
 
     @property
     def owed_fen(self) -> int:
-        return self.billed_fen - self.paid_fen
+        # Asked several times per event for every open statement: one expression, no calls.
+        return (self.fees_fen + self.interest_fen + self.installments_fen + self.principal_fen
+                - self.paid_fees_fen - self.paid_interest_fen - self.paid_installments_fen
+                - self.paid_principal_fen)
 
     @property
     def principal_due_fen(self) -> int:

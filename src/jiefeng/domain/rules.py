@@ -1103,17 +1103,16 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
             best = t
     statements = state.ledger.statements
     if statements:
-        judge_days = policy.billing.grace_days + 1
-        notice_days, report_days = _bureau_days(policy)
         for statement in statements:
             if not statement.judged:
-                days: tuple[int, ...] = (judge_days,)
-            elif statement.past_due:
+                days: tuple[int, ...] = (policy.billing.grace_days + 1,)
+            elif statement.overdue_since is not None and statement.cured_at is None:
+                notice_days, report_days = _bureau_days(policy)
                 days = tuple(d for d, done in ((notice_days, statement.bureau_notice_sent),
                                                (report_days, statement.bureau_reported))
                              if not done)
             else:
-                continue
+                continue  # judged and current: time alone changes nothing on it
             for shift in days:
                 t = local_midnight_shifted(statement.due_date, shift, tz)
                 if t > clock and (best is None or t < best):
