@@ -266,7 +266,13 @@ class Ledger:
     def past_due_minimum_fen(self) -> int:
         """The past-due minimum: a later statement's minimum includes what was unpaid of the
         earlier ones, so the largest unpaid past-due minimum is the whole of it."""
-        return max((self.unpaid_minimum_fen(s) for s in self.past_due_statements()), default=0)
+        largest_fen = 0
+        for s in self.statements:  # asked on every accrual: a plain loop
+            if s.overdue_since is not None and s.cured_at is None:
+                unpaid_fen = self.unpaid_minimum_fen(s)
+                if unpaid_fen > largest_fen:
+                    largest_fen = unpaid_fen
+        return largest_fen
 
     def oldest_past_due(self) -> Statement | None:
         return next((s for s in self.statements if s.past_due), None)
@@ -437,12 +443,7 @@ def accrue(ledger: Ledger, today: dt.date, interest_daily_bp: int, late_fee_dail
                 if days > 0:
                     ledger.interest_units += principal * interest_daily_bp * days
         if late_fee_daily_bp:
-            past_due_fen = 0
-            for s in statements:
-                if s.overdue_since is not None and s.cured_at is None:
-                    unpaid = ledger.unpaid_minimum_fen(s)
-                    if unpaid > past_due_fen:
-                        past_due_fen = unpaid
+            past_due_fen = ledger.past_due_minimum_fen()
             if past_due_fen > 0:
                 days_total = (today - through).days
                 ledger.late_fee_units += past_due_fen * late_fee_daily_bp * days_total
