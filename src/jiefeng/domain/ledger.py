@@ -253,12 +253,18 @@ class Ledger:
         short = statement.minimum_due_fen - statement.paid_since_issue_fen
         if short <= 0:
             return 0
+        owed = self.owed_through_fen(statement)
+        return 0 if owed is None else max(0, min(short, owed))
+
+    def owed_through_fen(self, statement: Statement) -> int | None:
+        """What is still owed on an open statement and the ones before it; None for a
+        statement no longer open (settled: in the history)."""
         owed = 0
         for s in self.statements:
             owed += s.owed_fen
             if s is statement:
-                return max(0, min(short, owed))
-        return 0  # settled: in the history
+                return owed
+        return None
 
     def past_due_statements(self) -> list[Statement]:
         return [s for s in self.statements if s.past_due] if self.statements else []
@@ -516,12 +522,7 @@ def judge(ledger: Ledger, statement: Statement, at: dt.datetime, tolerance_fen: 
     """Judge a statement's minimum at the end of its grace period; True if now past due."""
     assert not statement.judged
     statement.judged = True
-    owed_through = 0
-    for s in ledger.statements:
-        owed_through += s.owed_fen
-        if s is statement:
-            break
-    statement.paid_in_full = owed_through <= 0
+    statement.paid_in_full = (ledger.owed_through_fen(statement) or 0) <= 0
     ledger.months_revolving = 0 if statement.paid_in_full else ledger.months_revolving + 1
     if ledger.unpaid_minimum_fen(statement) > tolerance_fen:
         statement.overdue_since = at

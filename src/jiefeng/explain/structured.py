@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from jiefeng.domain import holds as H
+from jiefeng.domain import ledger as L
 from jiefeng.domain import rules
 from jiefeng.domain.clock import DAY, local_date, zone
 from jiefeng.domain.core import active_holds
@@ -629,11 +630,8 @@ def statement_status(statement: Any) -> str:
     paid_late (it was past due; its minimum has since been paid)."""
     if not statement.judged:
         return "open"
-    if statement.paid_in_full:
-        return "paid_in_full"
-    if statement.overdue_since is None:
-        return "minimum_met"
-    return "below_minimum" if statement.cured_at is None else "paid_late"
+    outcome = L.judgement(statement)
+    return "paid_late" if outcome == "below_minimum" and statement.cured_at else outcome
 
 
 def statement_view(statement: Any, ledger: Any) -> dict[str, Any]:
