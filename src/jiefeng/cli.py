@@ -1,4 +1,4 @@
-"""The command line: `jiefeng demo|ingest|explain|authorize|replay|policy|db`.
+"""The command line: `jiefeng demo|ingest|explain|authorize|replay|backtest|policy|db`.
 
 Every command takes `--db` (a SQLite file path, default ./jiefeng.db, or a postgresql:// URL;
 `JIEFENG_DB` sets the default). Exit status: 0 success, 1 a negative answer (declined,
@@ -30,6 +30,10 @@ app.add_typer(db_app, name="db")
 from jiefeng.api.cli import register as register_api_commands  # noqa: E402
 
 register_api_commands(app)  # serve, keys, token
+
+from jiefeng.batch.backtest_cli import register as register_backtest  # noqa: E402
+
+register_backtest(app)  # backtest
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,0 +1,209 @@
+"""Run a backtest over the stored history: the selected accounts replayed under a baseline and
+a candidate policy, in parallel over partitions of accounts (see jiefeng.batch.backtest for
+what is compared, docs/backtest.md for the result).
+
+Both sides fold the same events and the same operator commands (maintenance windows,
+migrations, policy sweeps); policy activations in the log are not replayed, so each side runs
+its one policy throughout and every difference is the policy's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from jiefeng.batch import backtest as B
+from jiefeng.domain.scopes import Scopes
+from jiefeng.explain.render import render_text
+from jiefeng.explain.structured import build_explanation
+from jiefeng.policy.criteria import compile_criteria
+from jiefeng.policy.schema import Policy
+from jiefeng.service.states import parse_recorded
+from jiefeng.store.schema import parse_utc_text
+from jiefeng.store.sql import SqlStore
+
+ACCOUNTS_PER_TASK = 50  # small enough for a smooth progress bar, large enough to amortize
+DIFFERING_SAMPLE_SIZE = 10
+
+
+class BacktestError(ValueError):
+    """A backtest that cannot run as asked; names the option and why."""
+
+    def __init__(self, option: str, reason: str):
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    baseline: Policy
+    candidate: Policy
+    start: dt.datetime | None = None  # default: the first stored event
+    end: dt.datetime | None = None  # default: the last stored event
+    criteria: str | None = None  # SQL criteria over the features, as of the window's start
+    sample: int | None = None
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every worker needs; sent once per worker process."""
+
+    db: str
+    baseline: Policy
+    candidate: Policy
+    scopes: Scopes
+    window: B.Window
+    criteria: str | None
+
+
+_worker: dict[str, Any] = {}  # the context of this worker process (set by _init_worker)
+
+
+def _init_worker(context: _Context) -> None:
+    _worker["context"] = context
+    _worker["store"] = SqlStore(context.db, upgrade=False)
+    _worker["criteria"] = compile_criteria(context.criteria) if context.criteria else None
+
+
+def _account_events(account_id: str) -> list[Any]:
+    context: _Context = _worker["context"]
+    store: SqlStore = _worker["store"]
+    with store.read() as connection:
+        records = store.account_event_records(connection, account_id, until=context.window.end)
+    return B.bare(parse_recorded(record, account_id) for record in records)
+
+
+def _run_chunk(account_ids: Sequence[str]) -> list[tuple[B.AccountRun, B.AccountRun] | None]:
+    """Each account's runs under both policies; None for an account left out by the criteria."""
+    context: _Context = _worker["context"]
+    criteria = _worker["criteria"]
+    results: list[tuple[B.AccountRun, B.AccountRun] | None] = []
+    for account_id in account_ids:
+        events = _account_events(account_id)
+        if criteria is not None and not B.selected(account_id, events, context.baseline,
+                                                   context.scopes, criteria,
+                                                   context.window.start):
+            results.append(None)
+            continue
+        base_run, _ = B.run_account(account_id, events, context.baseline, context.scopes,
+                                    context.window)
+        cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
+                                    context.window)
+        results.append((base_run, cand_run))
+    return results
+
+
+def _window(store: SqlStore, spec: BacktestSpec) -> B.Window:
+    with store.read() as connection:
+        first, last = connection.execute(
+            text("SELECT min(at_utc), max(at_utc) FROM events WHERE account_id IS NOT NULL")
+        ).one()
+    if first is None:
+        raise BacktestError("--db", "the database holds no account events to replay")
+    start = spec.start or parse_utc_text(first)
+    end = spec.end or parse_utc_text(last)
+    if end < start:
+        raise BacktestError("--to", f"{end.isoformat()} is before --from {start.isoformat()}")
+    return B.Window(start, end)
+
+
+def without_activations(scopes: Scopes) -> Scopes:
+    """The log's operator commands, minus its policy activations (each side runs one policy)."""
+    return Scopes(dict(scopes.windows), dict(scopes.campaigns), list(scopes.sweeps), [])
+
+
+def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
+                 progress: Callable[[int], None] | None = None,
+                 on_total: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The backtest's result (the content of backtest.json)."""
+    if spec.workers < 1:
+        raise BacktestError("--workers", "must be at least 1")
+    if spec.sample is not None and spec.sample < 1:
+        raise BacktestError("--sample", "must be at least 1")
+    if spec.criteria:
+        compile_criteria(spec.criteria)  # CriteriaError names the problem before any work
+    window = _window(store, spec)
+    with store.read() as connection:
+        account_ids = store.account_ids(connection)
+    stored_accounts = len(account_ids)
+    if spec.sample is not None and not spec.criteria:
+        account_ids = sorted(account_ids, key=B.sample_order)[: spec.sample]
+    account_ids.sort()
+    if on_total:
+        on_total(len(account_ids))
+    context = _Context(db, spec.baseline, spec.candidate, without_activations(scopes), window,
+                       spec.criteria)
+    chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
+              for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
+    pairs: list[tuple[B.AccountRun, B.AccountRun]] = []
+    left_out = 0
+
+    def collect(chunk: Sequence[str], results: list) -> None:
+        nonlocal left_out
+        for result in results:
+            if result is None:
+                left_out += 1
+            else:
+                pairs.append(result)
+        if progress:
+            progress(len(chunk))
+
+    if spec.workers == 1 or len(chunks) <= 1:
+        _init_worker(context)
+        for chunk in chunks:
+            collect(chunk, _run_chunk(chunk))
+    else:
+        # spawn: a fresh interpreter per worker, no database connection inherited by a fork.
+        with ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(context,)) as pool:
+            for chunk, results in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
+                collect(chunk, results)
+    pairs.sort(key=lambda pair: pair[0].account_id)
+    if spec.sample is not None and spec.criteria:
+        keep = set(sorted((p[0].account_id for p in pairs), key=B.sample_order)[: spec.sample])
+        pairs = [p for p in pairs if p[0].account_id in keep]
+    differing = [p[0].account_id for p in pairs
+                 if p[0].signature(window) != p[1].signature(window)]
+    chosen = sorted(sorted(differing, key=B.sample_order)[:DIFFERING_SAMPLE_SIZE])
+    _init_worker(context)  # the sample's explanations are folded here, in this process
+    sample = [_side_by_side(account_id, context) for account_id in chosen]
+    selection = {
+        "stored": stored_accounts,
+        "criteria": spec.criteria,
+        "criteria_as_of": window.start.isoformat() if spec.criteria else None,
+        "left_out_by_criteria": left_out,
+        "sample": spec.sample,
+    }
+    return B.summarize([p[0] for p in pairs], [p[1] for p in pairs], window,
+                       baseline_policy=spec.baseline, candidate_policy=spec.candidate,
+                       selection=selection, differing_sample=sample)
+
+
+def _side_by_side(account_id: str, context: _Context) -> dict[str, Any]:
+    """One differing account: each policy's outcome and the customer's explanation under it."""
+    events = _account_events(account_id)
+    view: dict[str, Any] = {"account_id": account_id}
+    for side, policy in (("baseline", context.baseline), ("candidate", context.candidate)):
+        run, state = B.run_account(account_id, events, policy, context.scopes, context.window)
+        at = context.window.end
+        entry: dict[str, Any] = {
+            "status": run.status_end,
+            "codes_at_end": list(run.codes_end),
+            "codes_in_window": sorted(run.codes_in_window(context.window)),
+            "bureau_reports": run.bureau_reports,
+        }
+        if state.opened:
+            explanation = build_explanation(state, at, policy, context.scopes)
+            entry["explanation"] = {lang: render_text(explanation, lang, policy.timezone)
+                                    for lang in ("zh-CN", "en")}
+        view[side] = entry
+    return view
+
