@@ -1,4 +1,4 @@
-"""The command line: `jiefeng demo|ingest|explain|authorize|replay|backtest|policy|db`.
+"""The command line: `jiefeng demo|ingest|explain|authorize|replay|backtest|export|policy|db`.
 
 Every command takes `--db` (a SQLite file path, default ./jiefeng.db, or a postgresql:// URL;
 `JIEFENG_DB` sets the default). Exit status: 0 success, 1 a negative answer (declined,
@@ -32,8 +32,10 @@ from jiefeng.api.cli import register as register_api_commands  # noqa: E402
 register_api_commands(app)  # serve, keys, token
 
 from jiefeng.batch.backtest_cli import register as register_backtest  # noqa: E402
+from jiefeng.batch.export_cli import register as register_export  # noqa: E402
 
 register_backtest(app)  # backtest
+register_export(app)  # export
 
 console = Console()
 errors = Console(stderr=True)
