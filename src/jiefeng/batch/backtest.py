@@ -78,6 +78,30 @@ class AccountRun:
                 self.bureau_reports)
 
 
+def run_to_dict(run: AccountRun) -> dict[str, Any]:
+    """A run as plain data (for engines that ship results between processes)."""
+    return {
+        "account_id": run.account_id,
+        "intervals": [[i.code, i.start.isoformat(), i.end.isoformat() if i.end else None,
+                       i.release_kind] for i in run.intervals],
+        "bureau_reports": run.bureau_reports,
+        "status_end": run.status_end,
+        "codes_end": list(run.codes_end),
+    }
+
+
+def run_from_dict(data: Mapping[str, Any]) -> AccountRun:
+    return AccountRun(
+        data["account_id"],
+        [Interval(code, dt.datetime.fromisoformat(start),
+                  dt.datetime.fromisoformat(end) if end else None, kind)
+         for code, start, end, kind in data["intervals"]],
+        data["bureau_reports"],
+        data["status_end"],
+        tuple(data["codes_end"]),
+    )
+
+
 def release_kind(code: str, why: str) -> str:
     """time / condition / event / review, from the reason a release effect names."""
     if why == "appeal_approved":

@@ -22,12 +22,13 @@ from jiefeng.batch import backtest as B
 from jiefeng.domain.scopes import Scopes
 from jiefeng.explain.render import render_text
 from jiefeng.explain.structured import build_explanation
-from jiefeng.policy.criteria import compile_criteria
+from jiefeng.policy.criteria import CompiledCriteria, compile_criteria
 from jiefeng.policy.schema import Policy
 from jiefeng.service.states import parse_recorded
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
+Pair = tuple[B.AccountRun, B.AccountRun]  # one account's runs: baseline, candidate
 ACCOUNTS_PER_TASK = 50  # small enough for a smooth progress bar, large enough to amortize
 DIFFERING_SAMPLE_SIZE = 10
 
@@ -53,7 +54,7 @@ class BacktestSpec:
 
 
 @dataclass(frozen=True)
-class _Context:
+class BacktestContext:
     """What every worker needs; sent once per worker process."""
 
     db: str
@@ -67,38 +68,44 @@ class _Context:
 _worker: dict[str, Any] = {}  # the context of this worker process (set by _init_worker)
 
 
-def _init_worker(context: _Context) -> None:
+def _init_worker(context: BacktestContext) -> None:
     _worker["context"] = context
     _worker["store"] = SqlStore(context.db, upgrade=False)
     _worker["criteria"] = compile_criteria(context.criteria) if context.criteria else None
 
 
 def _account_events(account_id: str) -> list[Any]:
-    context: _Context = _worker["context"]
+    context: BacktestContext = _worker["context"]
     store: SqlStore = _worker["store"]
     with store.read() as connection:
         records = store.account_event_records(connection, account_id, until=context.window.end)
     return B.bare(parse_recorded(record, account_id) for record in records)
 
 
-def _run_chunk(account_ids: Sequence[str]) -> list[tuple[B.AccountRun, B.AccountRun] | None]:
+def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:
     """Each account's runs under both policies; None for an account left out by the criteria."""
-    context: _Context = _worker["context"]
+    context: BacktestContext = _worker["context"]
     criteria = _worker["criteria"]
-    results: list[tuple[B.AccountRun, B.AccountRun] | None] = []
+    results: list[Pair | None] = []
     for account_id in account_ids:
         events = _account_events(account_id)
-        if criteria is not None and not B.selected(account_id, events, context.baseline,
-                                                   context.scopes, criteria,
-                                                   context.window.start):
-            results.append(None)
-            continue
-        base_run, _ = B.run_account(account_id, events, context.baseline, context.scopes,
-                                    context.window)
-        cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
-                                    context.window)
-        results.append((base_run, cand_run))
+        if events:  # an account whose first event comes after the window is not compared
+            results.append(compare_account(account_id, events, context, criteria))
     return results
+
+
+def compare_account(account_id: str, events: Sequence[Any], context: BacktestContext,
+                    criteria: CompiledCriteria | None) -> Pair | None:
+    """One account under both policies; None if the criteria leave it out. Every engine
+    (local processes, Spark partitions) runs this same function."""
+    if criteria is not None and not B.selected(account_id, events, context.baseline,
+                                               context.scopes, criteria, context.window.start):
+        return None
+    base_run, _ = B.run_account(account_id, events, context.baseline, context.scopes,
+                                context.window)
+    cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
+                                context.window)
+    return base_run, cand_run
 
 
 def _window(store: SqlStore, spec: BacktestSpec) -> B.Window:
@@ -122,8 +129,12 @@ def without_activations(scopes: Scopes) -> Scopes:
 
 def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
                  progress: Callable[[int], None] | None = None,
-                 on_total: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """The backtest's result (the content of backtest.json)."""
+                 on_total: Callable[[int], None] | None = None,
+                 engine: Callable[..., tuple[list[Pair], int]] | None = None) -> dict[str, Any]:
+    """The backtest's result (the content of backtest.json).
+
+    `engine(context, account_ids, progress)` replays the accounts and returns their pairs of
+    runs and how many the criteria left out; default: local processes (`local_pairs`)."""
     if spec.workers < 1:
         raise BacktestError("--workers", "must be at least 1")
     if spec.sample is not None and spec.sample < 1:
@@ -139,33 +150,9 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
     account_ids.sort()
     if on_total:
         on_total(len(account_ids))
-    context = _Context(db, spec.baseline, spec.candidate, without_activations(scopes), window,
-                       spec.criteria)
-    chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
-              for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
-    pairs: list[tuple[B.AccountRun, B.AccountRun]] = []
-    left_out = 0
-
-    def collect(chunk: Sequence[str], results: list) -> None:
-        nonlocal left_out
-        for result in results:
-            if result is None:
-                left_out += 1
-            else:
-                pairs.append(result)
-        if progress:
-            progress(len(chunk))
-
-    if spec.workers == 1 or len(chunks) <= 1:
-        _init_worker(context)
-        for chunk in chunks:
-            collect(chunk, _run_chunk(chunk))
-    else:
-        # spawn: a fresh interpreter per worker, no database connection inherited by a fork.
-        with ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(context,)) as pool:
-            for chunk, results in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
-                collect(chunk, results)
+    context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
+                              window, spec.criteria)
+    pairs, left_out = (engine or local_pairs)(context, account_ids, spec.workers, progress)
     pairs.sort(key=lambda pair: pair[0].account_id)
     if spec.sample is not None and spec.criteria:
         keep = set(sorted((p[0].account_id for p in pairs), key=B.sample_order)[: spec.sample])
@@ -187,7 +174,39 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
                        selection=selection, differing_sample=sample)
 
 
-def _side_by_side(account_id: str, context: _Context) -> dict[str, Any]:
+def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: int,
+                progress: Callable[[int], None] | None) -> tuple[list[Pair], int]:
+    """Replay on this machine: in this process, or in `workers` spawned processes, each
+    folding partitions of ACCOUNTS_PER_TASK accounts it reads from the store itself."""
+    chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
+              for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
+    pairs: list[Pair] = []
+    left_out = 0
+
+    def collect(chunk: Sequence[str], results: list[Pair | None]) -> None:
+        nonlocal left_out
+        for result in results:
+            if result is None:
+                left_out += 1
+            else:
+                pairs.append(result)
+        if progress:
+            progress(len(chunk))
+
+    if workers == 1 or len(chunks) <= 1:
+        _init_worker(context)
+        for chunk in chunks:
+            collect(chunk, _run_chunk(chunk))
+    else:
+        # spawn: a fresh interpreter per worker, no database connection inherited by a fork.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(context,)) as pool:
+            for chunk, results in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
+                collect(chunk, results)
+    return pairs, left_out
+
+
+def _side_by_side(account_id: str, context: BacktestContext) -> dict[str, Any]:
     """One differing account: each policy's outcome and the customer's explanation under it."""
     events = _account_events(account_id)
     view: dict[str, Any] = {"account_id": account_id}
