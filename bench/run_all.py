@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_core.py", "bench_http.py")
+BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py")
 
 
 def main() -> int:

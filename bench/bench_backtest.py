@@ -1,0 +1,96 @@
+"""Backtest rate: events replayed per second per worker, as a ratio to the pure fold measured
+in the same run on the same events (the baseline).
+
+A backtest folds every selected account twice (baseline and candidate policy), reading its
+events from the store; the figure counts both folds: (2 x events) / seconds / workers. The
+target is >= 0.70 of the in-process fold rate per worker. Engines measured: local with one
+process, local with two, and Spark (local session, two cores, reading an export made
+beforehand) when PySpark and Java are installed.
+
+Usage: python bench/bench_backtest.py [--events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_core import fold_rate, make_events  # noqa: E402
+
+
+def candidate_policy():
+    from jiefeng.policy.schema import default_policy_text, parse_policy_text
+
+    text = default_policy_text().replace("[cure_probation]\ndays = 90 ",
+                                         "[cure_probation]\ndays = 120")
+    return parse_policy_text(text.replace('version = "', 'version = "bench-candidate-', 1))
+
+
+def timed_backtest(db: str, workers: int, engine=None) -> tuple[float, int]:
+    from jiefeng.policy.schema import default_policy
+    from jiefeng.service.backtest import BacktestSpec, run_backtest
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    store = SqlStore(db, upgrade=False)
+    spec = BacktestSpec(default_policy(), candidate_policy(), workers=workers)
+    started = time.perf_counter()
+    result = run_backtest(db, store, Engine(store).scopes(), spec, engine=engine)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed, result["accounts"]["compared"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    events = make_events(args.events)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bt.db")
+        engine = Engine(SqlStore(db))
+        engine.ingest_file(list(enumerate(events)))
+        with engine.store.read() as connection:
+            account_events = connection.exec_driver_sql(
+                "SELECT count(*) FROM events WHERE account_id IS NOT NULL").scalar_one()
+        fold = fold_rate(events)
+        rows = [("fold (pure core, one core: the baseline)", fold, 1)]
+        for workers in (1, 2):
+            elapsed, _ = timed_backtest(db, workers)
+            rows.append((f"backtest local, {workers} worker(s)",
+                         2 * account_events / elapsed / workers, workers))
+        try:
+            import pyspark  # noqa: F401
+
+            from jiefeng.batch.export import export_events
+            from jiefeng.service.backtest_spark import spark_pairs_from
+
+            export_events(engine, Path(tmp) / "export")
+            spark_engine = spark_pairs_from(Path(tmp) / "export", None)
+            timed_backtest(db, 2, spark_engine)  # warm-up: the JVM and the session start
+            elapsed, _ = timed_backtest(db, 2, spark_engine)
+            rows.append(("backtest spark (local session), 2 workers",
+                         2 * account_events / elapsed / 2, 2))
+        except ImportError:
+            rows.append(("backtest spark: PySpark not installed, skipped", 0.0, 0))
+    print(f"events: {account_events} account events ({len(events)} in all), "
+          f"cpu count {os.cpu_count()}")
+    for label, rate, _ in rows:
+        if rate:
+            print(f"{label:44}: {rate:10,.0f} events/s per worker   ratio {rate / fold:.2f}"
+                  f"{'' if label.startswith('fold') else ' of the fold (target >= 0.70)'}")
+        else:
+            print(label)
+
+
+if __name__ == "__main__":
+    main()
