@@ -13,6 +13,7 @@ from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
 from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
+from jiefeng.service.feature_table import feature_row
 from jiefeng.service.ingest import IngestReport, ScopeCache, ingest
 from jiefeng.service.pipeline import ingest_pipelined
 from jiefeng.service.states import (
@@ -223,7 +224,8 @@ class Engine:
                     writes.append(AccountWrite(
                         state, core.H.derive_status(holds), tuple(h.code for h in holds),
                         scopes.policy_for(state.clock, self.base_policy).version,
-                        (row.revision if row else 0) + 1, True, True))
+                        (row.revision if row else 0) + 1, True, True,
+                        feature_row(state, self.base_policy, scopes)))
                     all_effects.extend(e for e in effects if e.kind != "purchase_decided")
                 self.store.save_accounts(connection, writes)
                 self.store.append_effects(connection, all_effects)
@@ -257,7 +259,8 @@ class Engine:
                         writes.append(AccountWrite(
                             state, core.H.derive_status(holds), tuple(h.code for h in holds),
                             scopes.policy_for(now, self.base_policy).version,
-                            rows[account_id].revision + 1, False, False))
+                            rows[account_id].revision + 1, False, False,
+                            feature_row(state, self.base_policy, scopes)))
                     self.store.save_accounts(connection, writes)
                     self.store.append_effects(connection, effects)
             except BaseException:

@@ -23,21 +23,17 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
-from jiefeng.domain import core
 from jiefeng.domain import holds as H
 from jiefeng.domain.effects import HOLD_PLACED
-from jiefeng.domain.rules import features
-from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.criteria import CriteriaError, compile_criteria
-from jiefeng.service.engine import AccountNotFound, Engine
+from jiefeng.service.dry_run import evaluate_sweep
+from jiefeng.service.engine import Engine
 from jiefeng.service.ingest import REJECTED, IngestReport
-from jiefeng.service.states import load_states
 from jiefeng.store import schema as t
 
 SWEEP_TOKEN_TTL = dt.timedelta(hours=1)
 SWEEP_SAMPLE_SIZE = 20
 MAX_QUEUE_PAGE = 500
-DRY_RUN_CHUNK_ACCOUNTS = 1_000
 
 
 class OperationError(ValueError):
@@ -286,44 +282,14 @@ class DryRun:
 
 
 def sweep_dry_run(engine: Engine, criteria: str, reopen_criteria: str,
-                  at: dt.datetime) -> DryRun:
-    """Which accounts a sweep at `at` would close: each account advanced to `at`, then
-    `criteria` over its features, as the fold does when the sweep is applied."""
+                  at: dt.datetime, use_table: bool = True) -> DryRun:
+    """Which accounts a sweep at `at` would close: `criteria` over each account's features at
+    `at`, as the fold does when the sweep is applied (SQL over the feature table where its rows
+    are exact, the fold elsewhere: see jiefeng.service.dry_run)."""
     compiled = _compile("criteria", criteria)
     _compile("reopen_criteria", reopen_criteria)
-    store, policy = engine.store, engine.policy
-    with store.read() as connection:
-        scopes: Scopes = engine.scope_cache.get(store, connection)
-        account_ids = store.account_ids(connection)
     result = DryRun()
-    used = sorted(compiled.features_used)
-    for start in range(0, len(account_ids), DRY_RUN_CHUNK_ACCOUNTS):
-        chunk = account_ids[start : start + DRY_RUN_CHUNK_ACCOUNTS]
-        with store.read() as connection:
-            states, _ = load_states(store, connection, chunk, policy, scopes)
-        for account_id in chunk:
-            state = states.get(account_id)
-            if state is not None and state.clock is not None and state.clock <= at:
-                state, _ = core.advance(state, at, policy, scopes)
-            else:  # stored state is ahead of `at`: fold the log up to `at`
-                try:
-                    state, _, _ = engine.state_at(account_id, at)
-                except AccountNotFound:
-                    continue
-            if not state.opened:
-                continue
-            result.accounts_evaluated += 1
-            if H.POLICY_TIGHTENING in state.holds:
-                result.already_closed += 1
-                continue
-            values = features(state, at, policy)
-            if not compiled.matches(values):
-                continue
-            result.count += 1
-            result.by_status[core.status_at(state, at, scopes)] += 1
-            if len(result.sample) < SWEEP_SAMPLE_SIZE:
-                result.sample.append({"account_id": account_id,
-                                      "features": {name: values[name] for name in used}})
+    evaluate_sweep(engine, compiled, at, result, SWEEP_SAMPLE_SIZE, use_table)
     return result
 
 

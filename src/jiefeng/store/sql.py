@@ -17,7 +17,7 @@ import pickle
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from jiefeng.domain.state import AccountState
 from jiefeng.store import schema as t
+from jiefeng.store.features import clear_feature_rows, write_feature_rows
 
 SNAPSHOT_FORMAT = 4  # bump when AccountState changes shape; older snapshots are rebuilt
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
@@ -36,7 +37,7 @@ MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # 40,000 on a pipelined 100,000-event import: 20,000 took the least time.
 FILE_BATCH_EVENTS = 20_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
-HEAD_REVISION = "0002"  # the newest migration (tests keep it equal to Alembic's head)
+HEAD_REVISION = "0005"  # the newest migration (tests keep it equal to Alembic's head)
 
 
 def database_url(db: str | None) -> str:
@@ -77,6 +78,8 @@ class AccountWrite:
     revision: int
     is_new: bool
     with_snapshot: bool
+    # Its account_features row (jiefeng.service.feature_table), None: leave the row as it is.
+    features: dict[str, Any] | None = None
 
 
 _ROW_COLUMNS = ("revision", "events_applied", "clock_utc", "status", "segment", "hold_codes",
@@ -99,12 +102,15 @@ class AccountValues:
     inserts: list[dict[str, Any]]
     updates: list[tuple]  # _ROW_COLUMNS values, then account_id
     blob_updates: list[tuple]  # _ROW_COLUMNS + _BLOB_COLUMNS values, then account_id
+    features: list[dict[str, Any]] = field(default_factory=list)  # account_features rows
 
 
 def account_values(writes: Sequence[AccountWrite]) -> AccountValues:
-    inserts, updates, blob_updates = [], [], []
+    inserts, updates, blob_updates, features = [], [], [], []
     for write in writes:
         state = write.state
+        if write.features is not None:
+            features.append(write.features)
         values = {
             "account_id": state.account_id,
             "revision": write.revision,
@@ -129,7 +135,7 @@ def account_values(writes: Sequence[AccountWrite]) -> AccountValues:
                                 + (state.account_id,))
         else:
             updates.append(tuple(values[name] for name in _ROW_COLUMNS) + (state.account_id,))
-    return AccountValues(inserts, updates, blob_updates)
+    return AccountValues(inserts, updates, blob_updates, features)
 
 
 def effect_rows(effects: Sequence[Any]) -> list[tuple]:
@@ -446,6 +452,7 @@ class SqlStore:
             assignments = ", ".join(f"{name} = ?" for name in columns)
             self._executemany(
                 connection, f"UPDATE accounts SET {assignments} WHERE account_id = ?", batch)
+        write_feature_rows(connection, values.features)
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,
                     # clock_after is inclusive: an account at exactly that instant counts
@@ -474,6 +481,7 @@ class SqlStore:
     def clear_snapshots(self, connection: Connection) -> None:
         connection.execute(t.accounts.delete())
         connection.execute(t.effects.delete())
+        clear_feature_rows(connection)
 
     # --- effects --------------------------------------------------------------------------------
 
