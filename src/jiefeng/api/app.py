@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from jiefeng.api.context import MAX_BODY_BYTES, ServiceMiddleware
 from jiefeng.api.openapi import build_openapi
 from jiefeng.api.problems import EXCEPTION_HANDLERS
-from jiefeng.api.routes import accounts, admin, appeals, events, operator, system
+from jiefeng.api.routes import accounts, admin, appeals, backtests, events, operator, system
 from jiefeng.api.services import Services
 from jiefeng.store.sql import SQLITE_DEFAULT_PATH
 
@@ -53,7 +53,7 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
     app.state.services = svc
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServiceMiddleware, services=svc, max_body_bytes=max_body_bytes)
-    for module in (events, accounts, appeals, operator, admin, system):
+    for module in (events, accounts, appeals, operator, backtests, admin, system):
         app.include_router(module.router)
     return app
 

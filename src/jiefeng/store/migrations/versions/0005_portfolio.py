@@ -1,4 +1,5 @@
-"""The feature table: one row per account with its sweep features (see service/feature_table).
+"""The portfolio: the feature table (one row per account with its sweep features, see
+service/feature_table) and the backtests run through the API (service/backtest_jobs).
 
 Revision ID: 0005
 Revises: 0002
@@ -38,8 +39,23 @@ def upgrade() -> None:
         sa.Column("segment", ID, nullable=True),
     )
     op.create_index("ix_account_features_stable", "account_features", ["stable_until_utc"])
+    op.create_table(
+        "backtests",
+        sa.Column("backtest_id", ID, primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("requested_by", ID, nullable=False),
+        sa.Column("requested_at_utc", TIME, nullable=False),
+        sa.Column("finished_at_utc", TIME, nullable=True),
+        sa.Column("params", sa.Text, nullable=False),
+        sa.Column("result", sa.Text, nullable=True),
+        sa.Column("report_html", sa.Text, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_backtests_requested", "backtests", ["requested_at_utc"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_backtests_requested", "backtests")
+    op.drop_table("backtests")
     op.drop_index("ix_account_features_stable", "account_features")
     op.drop_table("account_features")
