@@ -23,7 +23,12 @@ from jiefeng.policy.criteria import CompiledCriteria, transpile_criteria
 from jiefeng.service.engine import AccountNotFound, Engine
 from jiefeng.service.feature_table import own_status_at
 from jiefeng.service.states import load_states
-from jiefeng.store.features import matching_rows
+from jiefeng.store.features import (
+    fresh_counts,
+    matched_groups,
+    matched_rows,
+    stale_account_ids,
+)
 
 CHUNK_ACCOUNTS = 1_000
 # Features the fold gives as integers (the table stores every number as a double).
@@ -53,41 +58,53 @@ def evaluate_sweep(engine: Engine, compiled: CompiledCriteria, at: dt.datetime,
                    result: DryRunResult, sample_size: int, use_table: bool = True) -> None:
     """Fill `result` for a sweep of `compiled` at `at`. `use_table=False` folds every account
     (the reference the table's answers are tested against)."""
-    store, policy = engine.store, engine.policy
-    used = sorted(compiled.features_used)
+    store = engine.store
+    samples: list[tuple[str, dict[str, Any]]] = []
     with store.read() as connection:
         scopes: Scopes = engine.scope_cache.get(store, connection)
-        account_ids = store.account_ids(connection)
-        fresh: set[str] = set()
-        matched: list[Any] = []
         if use_table:
-            today = local_date(at, zone(scopes.policy_for(at, policy).timezone))
             try:
-                fresh_rows, matched = matching_rows(
-                    connection, at, today, transpile_criteria(compiled.text, _dialect(engine)),
-                    used)
+                folded = _from_table(connection, engine, compiled, at, scopes, result,
+                                     sample_size, samples)
             except SQLAlchemyError:
                 # The database could not evaluate it (an overflow, say): fold every account.
-                fresh_rows, matched = [], []
-            fresh = {row.account_id for row in fresh_rows}
-            result.accounts_evaluated += len(fresh_rows)
-            result.already_closed += sum(
-                1 for row in fresh_rows if H.POLICY_TIGHTENING in row.hold_codes.split(","))
-    samples: list[tuple[str, dict[str, Any]]] = []
-    for row in matched:
-        if H.POLICY_TIGHTENING in row.hold_codes.split(","):
-            continue
-        result.count += 1
-        result.by_status[own_status_at(row.own_status, row.segment, row.account_id, at,
-                                       scopes)] += 1
-        if len(samples) < sample_size:
-            samples.append((row.account_id, {name: _as_fold_gives(name, row._mapping[name])
-                                             for name in used}))
-    folded = [a for a in account_ids if a not in fresh]
+                result.count = result.already_closed = result.accounts_evaluated = 0
+                result.by_status.clear()
+                samples.clear()
+                folded = store.account_ids(connection)
+        else:
+            folded = store.account_ids(connection)
     samples.extend(_fold(engine, folded, compiled, at, scopes, result, sample_size))
     result.sample.extend({"account_id": account_id, "features": values}
                          for account_id, values in heapq.nsmallest(sample_size, samples,
                                                                    key=lambda s: s[0]))
+
+
+def _from_table(connection: Any, engine: Engine, compiled: CompiledCriteria, at: dt.datetime,
+                scopes: Scopes, result: DryRunResult, sample_size: int,
+                samples: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Count the accounts whose feature row is exact at `at` in SQL; return the others."""
+    today = local_date(at, zone(scopes.policy_for(at, engine.policy).timezone))
+    where = transpile_criteria(compiled.text, _dialect(engine))
+    fresh, closed = fresh_counts(connection, at, today)
+    result.accounts_evaluated += fresh
+    result.already_closed += closed
+    for own_status, segment, count in matched_groups(connection, at, today, where):
+        result.count += count
+        if own_status != "active":
+            result.by_status[own_status] += count
+        elif not scopes.campaigns:  # maintenance goes by segment: the group answers
+            status = own_status_at(own_status, segment, "", at, scopes)
+            result.by_status[status] += count
+    if scopes.campaigns:  # a campaign may list accounts: ask per active account
+        for row in matched_rows(connection, at, today, where, [], own_status="active"):
+            result.by_status[own_status_at("active", row.segment, row.account_id, at,
+                                           scopes)] += 1
+    used = sorted(compiled.features_used)
+    for row in matched_rows(connection, at, today, where, used, limit=sample_size):
+        samples.append((row.account_id, {name: _as_fold_gives(name, row._mapping[name])
+                                         for name in used}))
+    return stale_account_ids(connection, at, today)
 
 
 def _fold(engine: Engine, account_ids: list[str], compiled: CompiledCriteria,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    func,
     literal,
     or_,
     select,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 
 from jiefeng.policy.criteria import FEATURES
-from jiefeng.store.schema import ID, TIME, metadata, utc_text
+from jiefeng.store.schema import ID, TIME, accounts, metadata, utc_text
 
 TIME_ONLY = ("account_age_days", "days_past_due")
 
@@ -86,14 +87,54 @@ def fresh_features(at: dt.datetime, today: dt.date):
             .subquery("f"))
 
 
-def matching_rows(connection: Connection, at: dt.datetime, today: dt.date,
-                  where_sql: str, columns: Sequence[str]) -> tuple[list[Any], list[Any]]:
-    """(account_id and hold_codes of every fresh row, the fresh rows that meet `where_sql`:
-    account_id, own_status, hold_codes, segment and `columns`)."""
+def _closed_flag(subquery: Any) -> Any:
+    """1 where the account is already closed by a sweep (its own `policy_tightening` hold)."""
+    codes = literal(",") + subquery.c.hold_codes + literal(",")
+    return case((codes.like("%,policy_tightening,%"), 1), else_=0)
+
+
+def fresh_counts(connection: Connection, at: dt.datetime, today: dt.date) -> tuple[int, int]:
+    """(accounts with a row exact at `at`, how many of them a sweep already closed)."""
     subquery = fresh_features(at, today)
-    fresh = list(connection.execute(select(subquery.c.account_id, subquery.c.hold_codes)))
-    wanted = ["account_id", "own_status", "hold_codes", "segment",
-              *(c for c in columns if c not in ("account_id", "segment"))]
+    row = connection.execute(select(func.count(), func.coalesce(
+        func.sum(_closed_flag(subquery)), 0))).one()
+    return int(row[0]), int(row[1])
+
+
+def stale_account_ids(connection: Connection, at: dt.datetime, today: dt.date) -> list[str]:
+    """Accounts whose row is missing or not exact at `at`: the fold answers for them."""
+    subquery = fresh_features(at, today)
+    query = (select(accounts.c.account_id)
+             .outerjoin(subquery, subquery.c.account_id == accounts.c.account_id)
+             .where(subquery.c.account_id.is_(None))
+             .order_by(accounts.c.account_id))
+    return list(connection.execute(query).scalars())
+
+
+def matched_groups(connection: Connection, at: dt.datetime, today: dt.date,
+                   where_sql: str) -> list[Any]:
+    """Fresh rows that meet `where_sql` and are not already closed, counted by (own_status,
+    segment): the status at `at` adds maintenance by segment, which these groups carry."""
+    subquery = fresh_features(at, today)
+    query = (select(subquery.c.own_status, subquery.c.segment, func.count())
+             .where(text(where_sql)).where(_closed_flag(subquery) == 0)
+             .group_by(subquery.c.own_status, subquery.c.segment))
+    return list(connection.execute(query))
+
+
+def matched_rows(connection: Connection, at: dt.datetime, today: dt.date, where_sql: str,
+                 columns: Sequence[str], *, own_status: str | None = None,
+                 limit: int | None = None) -> list[Any]:
+    """Fresh rows that meet `where_sql` and are not already closed, by account id: account_id,
+    own_status, segment and `columns`."""
+    subquery = fresh_features(at, today)
+    wanted = ["account_id", "own_status", "segment",
+              *(c for c in columns if c not in ("account_id", "own_status", "segment"))]
     query = (select(*(subquery.c[name] for name in wanted))
-             .where(text(where_sql)).order_by(subquery.c.account_id))
-    return fresh, list(connection.execute(query))
+             .where(text(where_sql)).where(_closed_flag(subquery) == 0)
+             .order_by(subquery.c.account_id))
+    if own_status is not None:
+        query = query.where(subquery.c.own_status == own_status)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(connection.execute(query))
