@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py")
+BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py", "bench_sweep.py")
 
 
 def main() -> int:
