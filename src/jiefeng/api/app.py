@@ -17,11 +17,21 @@ import sys
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from jiefeng.api.context import MAX_BODY_BYTES, ServiceMiddleware
 from jiefeng.api.openapi import build_openapi
 from jiefeng.api.problems import EXCEPTION_HANDLERS
-from jiefeng.api.routes import accounts, admin, appeals, backtests, events, operator, system
+from jiefeng.api.routes import (
+    accounts,
+    admin,
+    appeals,
+    backtests,
+    events,
+    operator,
+    system,
+    web,
+)
 from jiefeng.api.services import Services
 from jiefeng.store.sql import SQLITE_DEFAULT_PATH
 
@@ -53,8 +63,10 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
     app.state.services = svc
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServiceMiddleware, services=svc, max_body_bytes=max_body_bytes)
-    for module in (events, accounts, appeals, operator, backtests, admin, system):
+    for module in (events, accounts, appeals, operator, backtests, admin, system, web):
         app.include_router(module.router)
+    # The web pages' own assets, shipped in the package (never a CDN).
+    app.mount("/static", StaticFiles(packages=[("jiefeng.web", "static")]), name="static")
     return app
 
 

@@ -158,6 +158,8 @@ class Appeals(_Section):
 class Support(_Section):
     phone: str = "95188"
     appeal_path: str = "/me/appeals"
+    # The issuer's repayment page: the customer page's "repay" button (hidden when empty).
+    repay_url: str = Field("", max_length=500, pattern=r"^(|https://\S+|/\S*)$")
 
 
 class Policy(_Section):

@@ -111,5 +111,4 @@ def get_backtest_report(backtest_id: str,
     html = runner.report(backtest_id)
     if html is None:
         raise Problem(409, f"backtest {backtest_id} is {record['status']}; no report yet")
-    return HTMLResponse(html, headers={"Cache-Control": "no-store",
-                                       "X-Content-Type-Options": "nosniff"})
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
