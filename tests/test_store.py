@@ -384,15 +384,17 @@ def test_a_database_at_head_opens_without_migrating(db_url: str, monkeypatch) ->
     behind head is migrated."""
     import alembic.command
 
+    from jiefeng.store.sql import HEAD_REVISION
+
     SqlStore(db_url).close()  # creates the schema (the fixture's database may be new)
     calls = []
     monkeypatch.setattr(alembic.command, "upgrade", lambda *args: calls.append(args))
     store = SqlStore(db_url)
-    assert store.current_revision() == "0002" and calls == []
+    assert store.current_revision() == HEAD_REVISION and calls == []
     with store.transaction() as connection:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     SqlStore(db_url).close()
     assert len(calls) == 1  # behind head: Alembic is asked to upgrade
     with store.transaction() as connection:  # leave the database as the fixture found it
-        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+        connection.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{HEAD_REVISION}'")
     store.close()

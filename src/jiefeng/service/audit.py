@@ -42,21 +42,14 @@ class AuditLog:
         self.store = store
 
     def append(self, entry: AuditEntry) -> None:
+        self.append_many([entry])
+
+    def append_many(self, entries: list[AuditEntry]) -> None:
+        """All in one transaction: a batch of commands is audited whole or not at all."""
+        if not entries:
+            return
         with self.store.transaction() as connection:
-            connection.execute(st.audit_log.insert().values(
-                at_utc=t.utc_text(entry.at),
-                request_id=entry.request_id[:128],
-                actor_kind=entry.actor_kind,
-                actor=entry.actor[:128],
-                key_id=entry.key_id,
-                roles=",".join(entry.roles),
-                action=entry.action,
-                method=entry.method,
-                path=entry.path[:MAX_PATH_CHARS],
-                target=entry.target[:128] if entry.target else None,
-                reason=entry.reason[:MAX_REASON_CHARS] if entry.reason else None,
-                status=entry.status,
-            ))
+            connection.execute(st.audit_log.insert(), [_row(entry) for entry in entries])
 
     def page(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Entries with seq > after, oldest first; `seq` is the cursor for the next page."""
@@ -65,6 +58,23 @@ class AuditLog:
                  .order_by(st.audit_log.c.seq).limit(limit))
         with self.store.read() as connection:
             return [_entry_dict(row) for row in connection.execute(query)]
+
+
+def _row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at_utc": t.utc_text(entry.at),
+        "request_id": entry.request_id[:128],
+        "actor_kind": entry.actor_kind,
+        "actor": entry.actor[:128],
+        "key_id": entry.key_id,
+        "roles": ",".join(entry.roles),
+        "action": entry.action[:64],
+        "method": entry.method,
+        "path": entry.path[:MAX_PATH_CHARS],
+        "target": entry.target[:128] if entry.target else None,
+        "reason": entry.reason[:MAX_REASON_CHARS] if entry.reason else None,
+        "status": entry.status,
+    }
 
 
 def _entry_dict(row: Any) -> dict[str, Any]:
