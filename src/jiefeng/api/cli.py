@@ -122,12 +122,17 @@ def keys_list(db: DbOption = "jiefeng.db") -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id")],
                 db: DbOption = "jiefeng.db") -> None:
-    """Revoke an API key; it is refused from the next request on."""
-    from jiefeng.service.security import ApiKeys
+    """Revoke an API key; it is refused from the next request on. The last active admin key
+    is kept (create another admin key first)."""
+    from jiefeng.service.security import ApiKeys, LastAdmin
     from jiefeng.store.sql import SqlStore
 
     store = SqlStore(db)
-    record = ApiKeys(store).revoke(key_id, f"cli:{getpass.getuser()}", _now())
+    try:
+        record = ApiKeys(store).revoke(key_id, f"cli:{getpass.getuser()}", _now())
+    except LastAdmin as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(2) from None
     if record is None:
         errors.print(f"key_id: no API key {key_id!r}", markup=False, highlight=False)
         raise typer.Exit(2)
