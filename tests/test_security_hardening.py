@@ -469,3 +469,26 @@ def test_the_html_explanation_has_a_content_security_policy(api: Api) -> None:
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-content-type-options"] == "nosniff"
         assert page.headers["cache-control"] == "no-store"
+
+
+def test_cli_ingest_is_trusted_and_audits_the_commands_it_applies(tmp_path: Path) -> None:
+    import json
+
+    from jiefeng.cli import app
+    from jiefeng.service.audit import AuditLog
+    from jiefeng.store.sql import SqlStore
+
+    lines = [opened("A1"), {**COMMANDS["manual_hold_placed"], "actor": "ops.night"},
+             event("purchase", "A1", "p1", T0 + 2 * MINUTE, amount="1.00", merchant_id="M")]
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    db = str(tmp_path / "cli.db")
+    result = CliRunner().invoke(app, ["ingest", str(events_file), "--db", db])
+    assert result.exit_code == 0, result.output
+    store = SqlStore(db)
+    entries = AuditLog(store).page()
+    store.close()
+    assert [(e["action"], e["who"]["kind"], e["target"]) for e in entries] == [
+        ("events.manual_hold_placed", "cli", "A1")]
+    assert entries[0]["who"]["actor"].startswith("cli:")
+    assert entries[0]["path"] == "jiefeng ingest (line 2)"
