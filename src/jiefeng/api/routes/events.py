@@ -49,7 +49,9 @@ def _refusals(principal: Principal, raws: list[Any], svc: Services) -> list[dict
         reason = actor_refusal(principal, raw)
         if reason is not None:
             errors.append({"field": f"events[{position}].actor", "reason": reason})
-    if not errors:
+    # Only a batch with a decision pays for the look-up (ingest is the hot path).
+    if not errors and any(isinstance(raw, dict) and raw.get("type") == "appeal_decided"
+                          for raw in raws):
         for position, reason in ops.appeal_decision_refusals(svc.engine(), principal.name, raws):
             errors.append({"field": f"events[{position}].appeal_id", "reason": reason})
     return errors
