@@ -15,7 +15,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from jiefeng.domain.events import OPERATOR_TYPES
-from jiefeng.service.security import EVENT_ROLES, CustomerTokens, FailureLimiter, derive_key
+from jiefeng.service.credential_limits import FailureLimiter
+from jiefeng.service.security import EVENT_ROLES, CustomerTokens, derive_key
 from jiefeng.store import service_tables as st
 from test_api_support import (  # noqa: F401 - `api` is a fixture
     DAY,
@@ -492,3 +493,15 @@ def test_cli_ingest_is_trusted_and_audits_the_commands_it_applies(tmp_path: Path
         ("events.manual_hold_placed", "cli", "A1")]
     assert entries[0]["who"]["actor"].startswith("cli:")
     assert entries[0]["path"] == "jiefeng ingest (line 2)"
+
+
+@pytest.mark.parametrize(("name", "value"), [("JIEFENG_AUTH_MAX_FAILURES", "zero"),
+                                             ("JIEFENG_TOKEN_SECRET", "short")])
+def test_serve_refuses_a_bad_security_setting_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    from jiefeng.cli import app
+
+    monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2
+    assert name in result.output and "Traceback" not in result.output

@@ -5,7 +5,7 @@ may call it.
 `Authorization: Bearer <credential>`: an API key (`jf_...`) or a customer token (a JWT). Missing
 or invalid -> 401; valid but not allowed (wrong role, another customer's account) -> 403.
 `admin` may do everything any role may. A client with too many refused credentials gets 429
-with `Retry-After` until its window ends (`FailureLimiter`).
+with `Retry-After` until its window ends (`service.credential_limits`).
 """
 
 from __future__ import annotations

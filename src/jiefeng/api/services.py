@@ -11,12 +11,12 @@ from fastapi import Request
 
 from jiefeng.api.metrics import Metrics
 from jiefeng.service.audit import AuditLog
+from jiefeng.service.credential_limits import FailureLimiter
 from jiefeng.service.engine import Engine, EngineCaches, utc_now
 from jiefeng.service.security import (
     ApiKeys,
     Authenticator,
     CustomerTokens,
-    FailureLimiter,
     Revocations,
     derive_key,
     signing_secret,

@@ -67,6 +67,21 @@ class AuditLog:
 _COMMAND_TARGETS = ("account_id", "appeal_id", "window_id", "campaign_id", "sweep_id", "version")
 
 
+def is_command(raw: Any) -> bool:
+    """An operator command or a customer's appeal: audited whichever path it comes through."""
+    return isinstance(raw, dict) and raw.get("type") in COMMAND_TYPES
+
+
+def command_fields(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """The audit entry's (action, target, reason) for a command sent as an event: action
+    `events.<type>`; target its account, appeal, window, campaign, sweep or policy version;
+    reason its `reason`, `statement` or `criteria`."""
+    target = next((str(raw[k]) for k in _COMMAND_TARGETS if isinstance(raw.get(k), str)), None)
+    reason = next((raw[k] for k in ("reason", "statement", "criteria")
+                   if isinstance(raw.get(k), str) and raw[k]), None)
+    return f"events.{raw['type']}", target, reason
+
+
 def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[int],
                         user: str, at: dt.datetime) -> list[AuditEntry]:
     """Audit entries for the commands a CLI ingest applied (operator commands and appeals),
@@ -82,15 +97,12 @@ def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[in
             raw = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(raw, dict) or raw.get("type") not in COMMAND_TYPES:
+        if not is_command(raw):
             continue
-        target = next((str(raw[k]) for k in _COMMAND_TARGETS if isinstance(raw.get(k), str)),
-                      None)
-        reason = next((raw[k] for k in ("reason", "statement", "criteria")
-                       if isinstance(raw.get(k), str) and raw[k]), None)
+        action, target, reason = command_fields(raw)
         entries.append(AuditEntry(
             at=at, request_id=request_id, actor_kind="cli", actor=f"cli:{user}", key_id=None,
-            roles=(), action=f"events.{raw['type']}", method="CLI",
+            roles=(), action=action, method="CLI",
             path=f"jiefeng ingest (line {number})", target=target, reason=reason, status=0))
     return entries
 

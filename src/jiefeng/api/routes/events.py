@@ -21,9 +21,9 @@ from jiefeng.api.services import Services, services
 from jiefeng.domain.decisions import PurchaseRequest
 from jiefeng.domain.money import parse_amount_fen
 from jiefeng.service import operator as ops
+from jiefeng.service.audit import command_fields, is_command
 from jiefeng.service.ingest import ACCEPTED, DUPLICATE, REJECTED
 from jiefeng.service.security import (
-    COMMAND_TYPES,
     Principal,
     actor_refusal,
     event_refusal,
@@ -34,7 +34,6 @@ router = APIRouter(tags=["events"])
 
 # Any key may call; each event then needs its own role (security.EVENT_ROLES).
 EVENT_SENDERS = ("ingest", "operator", "reviewer")
-_COMMAND_TARGETS = ("account_id", "appeal_id", "window_id", "campaign_id", "sweep_id", "version")
 MAX_REFUSALS_SHOWN = 50
 
 
@@ -55,14 +54,6 @@ def _refusals(principal: Principal, raws: list[Any], svc: Services) -> list[dict
         for position, reason in ops.appeal_decision_refusals(svc.engine(), principal.name, raws):
             errors.append({"field": f"events[{position}].appeal_id", "reason": reason})
     return errors
-
-
-def _command(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """The audit entry (action, target, reason) of a command sent as an event."""
-    target = next((str(raw[k]) for k in _COMMAND_TARGETS if isinstance(raw.get(k), str)), None)
-    reason = next((raw[k] for k in ("reason", "statement", "criteria")
-                   if isinstance(raw.get(k), str) and raw[k]), None)
-    return f"events.{raw['type']}", target, reason
 
 
 @router.post(
@@ -91,8 +82,7 @@ def ingest_events(body: EventsIn, request: Request,
                            f"{refusals[0]['reason']}", refusals[:MAX_REFUSALS_SHOWN])
     raws = [with_actor(principal, raw) for raw in body.events]
     request_context(request.scope).commands = [
-        _command(raw) for raw in raws
-        if isinstance(raw, dict) and raw.get("type") in COMMAND_TYPES]
+        command_fields(raw) for raw in raws if is_command(raw)]
     report = svc.engine().ingest(list(enumerate(raws)))
     counts = {status: report.count(status) for status in (ACCEPTED, DUPLICATE, REJECTED)}
     for status, count in counts.items():
