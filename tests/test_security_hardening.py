@@ -491,7 +491,7 @@ def test_cli_ingest_is_trusted_and_audits_the_commands_it_applies(tmp_path: Path
     store.close()
     assert [(e["action"], e["who"]["kind"], e["target"]) for e in entries] == [
         ("events.manual_hold_placed", "cli", "A1")]
-    assert entries[0]["who"]["actor"].startswith("cli:")
+    assert entries[0]["who"]["actor"] and entries[0]["who"]["key_id"] is None
     assert entries[0]["path"] == "jiefeng ingest (line 2)"
 
 

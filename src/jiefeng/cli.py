@@ -85,8 +85,8 @@ def progress_bar() -> Progress:
 
 
 def _audit_commands(store: Any, items: list[tuple[int, str]], report: Any) -> None:
-    """Operator commands and appeals applied from a file go to the audit log (actor
-    `cli:<OS user>`), as they do over HTTP."""
+    """Operator commands and appeals applied from a file go to the audit log (kind `cli`,
+    actor the OS user), as they do over HTTP."""
     import getpass
 
     from jiefeng.service.audit import AuditLog, cli_command_entries

@@ -84,10 +84,10 @@ def command_fields(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[int],
                         user: str, at: dt.datetime) -> list[AuditEntry]:
-    """Audit entries for the commands a CLI ingest applied (operator commands and appeals),
-    actor `cli:<OS user>`. The CLI is the trusted local path; this records what came through
-    it. Only lines mentioning a command type are decoded again, so a file of customer activity
-    costs a substring search per line."""
+    """Audit entries for the commands a CLI ingest applied (operator commands and appeals):
+    kind `cli`, actor the OS user, as for the other CLI commands. The CLI is the trusted local
+    path; this records what came through it. Only lines mentioning a command type are decoded
+    again, so a file of customer activity costs a substring search per line."""
     request_id = f"cli-{uuid.uuid4().hex}"
     entries = []
     for number, line in lines:
@@ -101,7 +101,7 @@ def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[in
             continue
         action, target, reason = command_fields(raw)
         entries.append(AuditEntry(
-            at=at, request_id=request_id, actor_kind="cli", actor=f"cli:{user}", key_id=None,
+            at=at, request_id=request_id, actor_kind="cli", actor=user, key_id=None,
             roles=(), action=action, method="CLI",
             path=f"jiefeng ingest (line {number})", target=target, reason=reason, status=0))
     return entries
