@@ -396,6 +396,5 @@ def test_a_database_at_head_opens_without_migrating(db_url: str, monkeypatch) ->
     SqlStore(db_url).close()
     assert len(calls) == 1  # behind head: Alembic is asked to upgrade
     with store.transaction() as connection:  # leave the database as the fixture found it
-        connection.exec_driver_sql(
-            f"UPDATE alembic_version SET version_num = '{HEAD_REVISION}'")
+        connection.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{HEAD_REVISION}'")
     store.close()

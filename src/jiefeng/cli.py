@@ -12,7 +12,7 @@ import gc
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -90,6 +90,22 @@ def progress_bar() -> Progress:
                     TimeElapsedColumn(), console=errors, transient=False)
 
 
+def _audit_commands(store: Any, items: list[tuple[int, str]], report: Any) -> None:
+    """Operator commands and appeals applied from a file go to the audit log (kind `cli`,
+    actor the OS user), as they do over HTTP."""
+    import getpass
+
+    from jiefeng.service.audit import AuditLog, cli_command_entries
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    accepted_lines = {r.position for r in report.results if r.status == "accepted"}
+    AuditLog(store).append_many(
+        cli_command_entries(items, accepted_lines, user, dt.datetime.now(dt.UTC)))
+
+
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line; - for stdin")],
@@ -117,6 +133,7 @@ def ingest(
         report = engine.ingest_file(items, lambda done: bar.advance(task, done), pipeline)
     rejected = [r for r in report.results if r.status == "rejected"]
     accepted, duplicates = report.accepted, report.duplicates
+    _audit_commands(engine.store, items, report)  # security: who applied commands locally
     if not quiet:
         for result in rejected:
             event = f" event {result.event_id}:" if result.event_id else ""

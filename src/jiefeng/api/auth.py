@@ -4,7 +4,8 @@ may call it.
 
 `Authorization: Bearer <credential>`: an API key (`jf_...`) or a customer token (a JWT). Missing
 or invalid -> 401; valid but not allowed (wrong role, another customer's account) -> 403.
-`admin` may do everything any role may.
+`admin` may do everything any role may. A client with too many refused credentials gets 429
+with `Retry-After` until its window ends (`service.credential_limits`).
 """
 
 from __future__ import annotations
@@ -55,9 +56,18 @@ class Guard:
         if credentials is None:
             raise unauthenticated("send Authorization: Bearer <API key or customer token>")
         app: Services = request.app.state.services
+        now = app.now()
+        # The peer address; behind a proxy every client shares the proxy's address, so put
+        # the limit at the proxy or raise JIEFENG_AUTH_MAX_FAILURES (see docs/api.md).
+        client = request.client.host if request.client else "(unknown)"
+        retry_after = app.limiter.retry_after_seconds(client, now)
+        if retry_after is not None:
+            raise Problem(429, f"too many refused credentials from this client; try again in "
+                               f"{retry_after} s", headers={"Retry-After": str(retry_after)})
         try:
-            principal = app.authenticator.authenticate(credentials.credentials, app.now())
+            principal = app.authenticator.authenticate(credentials.credentials, now)
         except CredentialInvalid as error:
+            app.limiter.record_failure(client, now)
             raise unauthenticated(f"credential refused: {error}") from None
         context.principal = principal
         if principal.is_customer:

@@ -56,13 +56,20 @@ def serve(
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
     import uvicorn
 
+    from jiefeng.service.credential_limits import FailureLimiter
     from jiefeng.service.security import signing_secret
     from jiefeng.store.sql import SqlStore
 
     os.environ["JIEFENG_DB"] = db  # the workers' app factory reads it
     store = SqlStore(db)  # migrate once, before any worker starts
-    signing_secret(store, _now())  # and make the token secret once, not per worker
-    store.close()
+    try:
+        FailureLimiter.from_env()  # a bad setting stops here, in one line, not in each worker
+        signing_secret(store, _now())  # and make the token secret once, not per worker
+    except ValueError as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
     # Our own listening socket with TCP_NODELAY, which accepted connections inherit: worker
     # processes get the socket handed over, and asyncio then cannot tell it is TCP and leaves
     # Nagle's algorithm on, so a response written in two parts waited ~40 ms for a delayed ACK.
@@ -122,12 +129,17 @@ def keys_list(db: DbOption = "jiefeng.db") -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id")],
                 db: DbOption = "jiefeng.db") -> None:
-    """Revoke an API key; it is refused from the next request on."""
-    from jiefeng.service.security import ApiKeys
+    """Revoke an API key; it is refused from the next request on. The last active admin key
+    is kept (create another admin key first)."""
+    from jiefeng.service.security import ApiKeys, LastAdmin
     from jiefeng.store.sql import SqlStore
 
     store = SqlStore(db)
-    record = ApiKeys(store).revoke(key_id, f"cli:{getpass.getuser()}", _now())
+    try:
+        record = ApiKeys(store).revoke(key_id, f"cli:{getpass.getuser()}", _now())
+    except LastAdmin as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(2) from None
     if record is None:
         errors.print(f"key_id: no API key {key_id!r}", markup=False, highlight=False)
         raise typer.Exit(2)

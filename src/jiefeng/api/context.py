@@ -14,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -43,6 +43,9 @@ class RequestContext:
     audited: bool = False  # whether this action by this principal goes to the audit log
     target: str | None = None
     reason: str | None = None
+    # Commands that came in as events (POST /v1/events): one audit entry each, whoever sent
+    # them, as (action, target, reason).
+    commands: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -82,6 +85,11 @@ class ServiceMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
+                if context.path.startswith("/v1/") and not any(
+                        key.lower() == b"cache-control" for key, _ in headers):
+                    # /v1 answers carry account data (or credentials): no shared or browser
+                    # cache may keep them.
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
                 status_holder["started"] = True
             await send(message)
@@ -154,15 +162,21 @@ class ServiceMiddleware:
         principal = context.principal
         if principal is None or context.action is None:
             return
-        if not (context.audited or status == 403):  # refusals are always worth a line
-            return
-        entry = AuditEntry(
-            at=self.services.now(), request_id=context.request_id,
-            actor_kind=principal.kind, actor=principal.name, key_id=principal.key_id,
-            roles=tuple(sorted(principal.roles)), action=context.action,
-            method=context.method, path=context.path, target=context.target,
-            reason=context.reason, status=status)
-        await anyio.to_thread.run_sync(self.services.audit.append, entry)
+        if not (context.audited or status == 403 or context.commands):
+            return  # refusals (403) are always worth a line, and so are commands
+        at = self.services.now()
+
+        def entry(action: str, target: str | None, reason: str | None) -> AuditEntry:
+            return AuditEntry(
+                at=at, request_id=context.request_id, actor_kind=principal.kind,
+                actor=principal.name, key_id=principal.key_id,
+                roles=tuple(sorted(principal.roles)), action=action, method=context.method,
+                path=context.path, target=target, reason=reason, status=status)
+
+        entries = [entry(*command) for command in context.commands]
+        if context.audited or status == 403 or not entries:
+            entries.insert(0, entry(context.action, context.target, context.reason))
+        await anyio.to_thread.run_sync(self.services.audit.append_many, entries)
 
 
 def request_context(scope: dict[str, Any]) -> RequestContext:

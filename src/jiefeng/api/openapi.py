@@ -1,6 +1,7 @@
 """The OpenAPI document, corrected to say what the service really answers: every error is
 `application/problem+json`; a body that cannot be parsed is 400, an oversized one 413; protected
-operations may answer 401 and 403; anything may answer 500."""
+operations may answer 401, 403 and 429 (too many refused credentials); anything may answer
+500."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             statuses = {500}
             if operation.get("security"):
-                statuses |= {401, 403}
+                statuses |= {401, 403, 429}
             if "requestBody" in operation:
                 statuses |= {400, 413, 422}
             if operation.get("parameters"):

@@ -35,6 +35,7 @@ _TYPES = {
     413: "content-too-large",
     415: "unsupported-media-type",
     422: "validation",
+    429: "too-many-requests",
     500: "internal",
     503: "unavailable",
 }

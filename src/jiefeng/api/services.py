@@ -11,11 +11,13 @@ from fastapi import Request
 
 from jiefeng.api.metrics import Metrics
 from jiefeng.service.audit import AuditLog
+from jiefeng.service.credential_limits import FailureLimiter
 from jiefeng.service.engine import Engine, EngineCaches, utc_now
 from jiefeng.service.security import (
     ApiKeys,
     Authenticator,
     CustomerTokens,
+    Revocations,
     derive_key,
     signing_secret,
 )
@@ -33,6 +35,8 @@ class Services:
     metrics: Metrics
     sweep_key: bytes
     caches: EngineCaches
+    revocations: Revocations
+    limiter: FailureLimiter
 
     @classmethod
     def build(cls, db: str, now: Callable[[], dt.datetime] | None = None) -> Services:
@@ -40,9 +44,11 @@ class Services:
         store = SqlStore(db)
         secret = signing_secret(store, clock())
         keys = ApiKeys(store)
-        tokens = CustomerTokens(secret)
+        revocations = Revocations(store)
+        tokens = CustomerTokens(secret, revocations)
         return cls(store, clock, keys, Authenticator(keys, tokens), tokens, AuditLog(store),
-                   Metrics(store), derive_key(secret, "sweep-dry-run"), EngineCaches())
+                   Metrics(store), derive_key(secret, "sweep-dry-run"), EngineCaches(),
+                   revocations, FailureLimiter.from_env())
 
     def engine(self) -> Engine:
         # A fresh Engine reads the active policy; the caches are the process's, shared.

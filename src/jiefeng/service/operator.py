@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from jiefeng.policy.criteria import CriteriaError, compile_criteria
 from jiefeng.service.dry_run import evaluate_sweep
 from jiefeng.service.engine import Engine
 from jiefeng.service.ingest import REJECTED, IngestReport
+from jiefeng.service.security import SWEEP_DRY_RUN_TOKEN, Revocations
 from jiefeng.store import schema as t
 
 SWEEP_TOKEN_TTL = dt.timedelta(hours=1)
@@ -246,17 +248,20 @@ def _unb64(text: str) -> bytes:
 
 def sweep_token(key: bytes, criteria: str, reopen_criteria: str, at: dt.datetime,
                 now: dt.datetime) -> tuple[str, dt.datetime]:
-    """An HMAC over the sweep's criteria and the dry run's `at`, valid for one hour."""
+    """An HMAC over the sweep's criteria and the dry run's `at`, valid for one hour and once:
+    its id (`jti`) is spent when a sweep applies it."""
     expires = now + SWEEP_TOKEN_TTL
     payload = json.dumps({"d": _criteria_digest(criteria, reopen_criteria), "at": at.isoformat(),
-                          "exp": int(expires.timestamp())}, separators=(",", ":"), sort_keys=True)
+                          "exp": int(expires.timestamp()), "jti": secrets.token_urlsafe(16)},
+                         separators=(",", ":"), sort_keys=True)
     body = _b64(payload.encode("utf-8"))
     mac = hmac.new(key, body.encode("ascii"), hashlib.sha256).hexdigest()
     return f"{body}.{mac}", expires
 
 
 def check_sweep_token(key: bytes, token: str, criteria: str, reopen_criteria: str,
-                      now: dt.datetime) -> None:
+                      now: dt.datetime) -> str:
+    """The token's id if it is valid for these criteria now (it may still have been spent)."""
     body, _, mac = token.partition(".")
     expected = hmac.new(key, body.encode("ascii", "replace"), hashlib.sha256).hexdigest()
     if not mac or not hmac.compare_digest(mac, expected):
@@ -270,6 +275,9 @@ def check_sweep_token(key: bytes, token: str, criteria: str, reopen_criteria: st
                                               "dry-run these criteria first")
     if not isinstance(payload.get("exp"), int) or payload["exp"] <= now.timestamp():
         raise OperationError("dry_run_token", "expired (valid 1 hour); run the dry run again")
+    if not isinstance(payload.get("jti"), str) or not payload["jti"]:
+        raise OperationError("dry_run_token", "not a token from a dry run")
+    return str(payload["jti"])
 
 
 @dataclass
@@ -294,18 +302,29 @@ def sweep_dry_run(engine: Engine, criteria: str, reopen_criteria: str,
 
 
 def apply_sweep(engine: Engine, actor: str, key: bytes, sweep_id: str | None, criteria: str,
-                reopen_criteria: str, dry_run_token: str) -> dict[str, Any]:
+                reopen_criteria: str, dry_run_token: str,
+                revocations: Revocations) -> dict[str, Any]:
     now = engine.now()
     _compile("criteria", criteria)
     _compile("reopen_criteria", reopen_criteria)
-    check_sweep_token(key, dry_run_token, criteria, reopen_criteria, now)
+    jti = check_sweep_token(key, dry_run_token, criteria, reopen_criteria, now)
     sweep_id = sweep_id or new_id("sweep")
     if any(s.sweep_id == sweep_id for s in engine.scopes().sweeps):
         raise Conflict("sweep_id", f"sweep {sweep_id!r} already exists")
+    # Spent before the sweep is applied, so two concurrent uses cannot both apply; given
+    # back if the sweep is refused, so a refusal does not cost a new dry run.
+    if not revocations.spend(jti, SWEEP_DRY_RUN_TOKEN, actor, now):
+        raise OperationError("dry_run_token", "was already used (single-use); run the dry run "
+                                              "again")
     event_id = new_id("op")
-    report = ingest_one(engine, {"event_id": event_id, "type": "policy_sweep",
-                                 "at": now.isoformat(), "actor": actor, "sweep_id": sweep_id,
-                                 "criteria": criteria, "reopen_criteria": reopen_criteria})
+    try:
+        report = ingest_one(engine, {"event_id": event_id, "type": "policy_sweep",
+                                     "at": now.isoformat(), "actor": actor,
+                                     "sweep_id": sweep_id, "criteria": criteria,
+                                     "reopen_criteria": reopen_criteria})
+    except BaseException:
+        revocations.unspend(jti, SWEEP_DRY_RUN_TOKEN)
+        raise
     closed = sum(1 for e in report.effects
                  if e.kind == HOLD_PLACED and e.code == H.POLICY_TIGHTENING)
     return {"sweep_id": sweep_id, "event_id": event_id, "at": _iso(now, engine.policy.zone),
@@ -359,6 +378,32 @@ def placed_manual_hold(engine: Engine, account_id: str, actor: str) -> bool:
         t.events.c.actor == actor)
     with engine.store.read() as connection:
         return connection.execute(query).scalar_one() > 0
+
+
+def appeal_decision_refusals(engine: Engine, actor: str,
+                             raws: list[Any]) -> list[tuple[int, str]]:
+    """(position, reason) of each `appeal_decided` event in a batch that `actor` may not
+    send: whoever placed a manual hold on the account (before, or earlier in this batch) does
+    not decide its appeals, whichever endpoint the decision comes through."""
+    placed_here = {raw.get("account_id") for raw in raws
+                   if isinstance(raw, dict) and raw.get("type") == "manual_hold_placed"}
+    refusals = []
+    for position, raw in enumerate(raws):
+        if not isinstance(raw, dict) or raw.get("type") != "appeal_decided":
+            continue
+        account_id = raw.get("account_id")
+        appeal_id = raw.get("appeal_id")
+        if isinstance(appeal_id, str):
+            with engine.store.read() as connection:
+                row = engine.store.get_appeal(connection, appeal_id)
+            if row is not None:
+                account_id = row["account_id"]
+        if not isinstance(account_id, str):
+            continue  # validation rejects it (unknown appeal, no account)
+        if account_id in placed_here or placed_manual_hold(engine, account_id, actor):
+            refusals.append((position, "you placed a manual hold on this account; another "
+                                       "reviewer must decide its appeals"))
+    return refusals
 
 
 def decide_appeal(engine: Engine, actor: str, appeal_id: str, decision: str,

@@ -6,10 +6,14 @@ that signs them.
   high-entropy random key needs no slow password hash. Keys are compared with
   `hmac.compare_digest`. A key carries one or more roles and a name; the name is the `actor`
   recorded on the events and audit entries the key causes.
-* A customer token is a JWT (HS256) carrying one account id (`sub`) and an expiry. It can read
-  only that account and submit appeals for it.
+* A customer token is a JWT (HS256) carrying one account id (`sub`), a token id (`jti`) and an
+  expiry (`exp`). It can read only that account and submit appeals for it. Operators revoke a
+  token by its id, or every token of an account issued so far (`revoked_tokens`).
 * The signing secret comes from `JIEFENG_TOKEN_SECRET` when set (share it with the system that
-  signs customers in), else it is generated once and kept in the `service_secrets` table.
+  signs customers in; nothing is then stored), else a secret generated once and kept in the
+  `service_secrets` table serves as the embedded default.
+* Each event type needs one role to be sent over HTTP (`EVENT_ROLES`, the one table of it).
+* Failed credentials are counted per client: see `credential_limits`.
 
 Time is an input (`now`), as everywhere: token expiry is checked against the service clock.
 """
@@ -30,6 +34,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from jiefeng.domain.events import EVENT_TYPES, OPERATOR_TYPES
 from jiefeng.store import schema as t
 from jiefeng.store import service_tables as st
 from jiefeng.store.sql import SqlStore
@@ -48,6 +53,63 @@ _KEY_PATTERN = re.compile(r"^jf_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 class CredentialInvalid(ValueError):
     """The credential is missing, malformed, unknown, revoked or expired (HTTP 401)."""
+
+
+class LastAdmin(ValueError):
+    """Revoking this key would leave no active admin key (HTTP 409)."""
+
+
+# --- who may send which event ------------------------------------------------------------------
+
+# The role an API key needs to send each event type over HTTP, whichever endpoint carries it
+# (POST /v1/events or a dedicated one). admin may send every type. Customer activity and
+# outside facts come from the systems that hold an `ingest` key; an operator command needs
+# `operator`, an appeal decision `reviewer`. `appeal_submitted` is the customer's own act: the
+# customer's token on POST /v1/accounts/{id}/appeals, or an `ingest` key relaying it from the
+# system the customer used.
+EVENT_ROLES: dict[str, str] = {
+    **{event_type: "ingest" for event_type in EVENT_TYPES if event_type not in OPERATOR_TYPES},
+    **{event_type: "operator" for event_type in OPERATOR_TYPES},
+    "appeal_decided": "reviewer",
+}
+# Commands (a human decision in them): audited whichever endpoint they come through.
+COMMAND_TYPES = frozenset({*OPERATOR_TYPES, "appeal_submitted"})
+assert set(EVENT_ROLES) == set(EVENT_TYPES), "every event type has its role"
+
+
+def event_refusal(principal: Principal, raw: Any) -> str | None:
+    """Why `principal` may not send this event (a reason naming the role), or None.
+
+    Events that are not objects or have no known type are left to validation, which names
+    the problem; only a known type can need a role."""
+    if not isinstance(raw, dict) or raw.get("type") not in EVENT_ROLES:
+        return None
+    needed = EVENT_ROLES[raw["type"]]
+    if principal.is_customer or not principal.has_role(needed):
+        held = ", ".join(sorted(principal.roles)) or "none"
+        return f"a {raw['type']} event needs role {needed} or admin; this key has {held}"
+    return None
+
+
+def actor_refusal(principal: Principal, raw: Any) -> str | None:
+    """An operator command's `actor` is the caller: a body naming someone else is refused
+    (not silently rewritten, so a producer that believes it sets `actor` learns otherwise)."""
+    if not isinstance(raw, dict) or raw.get("type") not in OPERATOR_TYPES:
+        return None
+    given = raw.get("actor")
+    if given is not None and given != principal.name:
+        return (f"must be the calling key's name {principal.name!r} or left out; it is set "
+                "from the credential")
+    return None
+
+
+def with_actor(principal: Principal, raw: Any) -> Any:
+    """The event with `actor` = the authenticated principal, for operator commands."""
+    if isinstance(raw, dict) and raw.get("type") in OPERATOR_TYPES:
+        return {**raw, "actor": principal.name}
+    return raw
+
+
 
 
 @dataclass(frozen=True)
@@ -161,13 +223,25 @@ class ApiKeys:
         return _key_dict(row) if row is not None else None
 
     def revoke(self, key_id: str, revoked_by: str, now: dt.datetime) -> dict[str, Any] | None:
-        """Revoke a key (idempotent: a second revoke keeps the first time). None if unknown."""
+        """Revoke a key (idempotent: a second revoke keeps the first time). None if unknown.
+        LastAdmin if it is the only active admin key: revoking it would lock every admin out
+        (and the first admin key can only be made again from the command line)."""
         self._rows.pop(key_id, None)
         with self.store.transaction() as connection:
             row = connection.execute(
                 select(st.api_keys).where(st.api_keys.c.key_id == key_id)).first()
             if row is None:
                 return None
+            if row.revoked_at_utc is None and "admin" in row.roles.split(","):
+                # FOR UPDATE (PostgreSQL): two admins revoking each other at once cannot both
+                # see the other still active. SQLite serializes writers already.
+                active = connection.execute(
+                    select(st.api_keys.c.key_id, st.api_keys.c.roles)
+                    .where(st.api_keys.c.revoked_at_utc.is_(None)).with_for_update()).all()
+                admins = [k for k, roles in active if "admin" in roles.split(",")]
+                if admins == [key_id]:
+                    raise LastAdmin("key_id: this is the last active admin key; create another "
+                                    "admin key before revoking it")
             if row.revoked_at_utc is None:
                 connection.execute(
                     st.api_keys.update().where(st.api_keys.c.key_id == key_id)
@@ -224,9 +298,100 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
 # --- customer tokens -------------------------------------------------------------------------
 
 
+CUSTOMER_TOKEN = "customer"
+ACCOUNT_TOKENS = "customer_account"
+SWEEP_DRY_RUN_TOKEN = "sweep_dry_run"
+JTI_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+REVOCATION_CACHE_SECONDS = 1.0  # another process's revocation takes effect within this
+
+
+def _account_key(account_id: str) -> str:
+    return f"account:{account_id}"
+
+
+@dataclass(frozen=True)
+class CustomerClaims:
+    account_id: str
+    jti: str
+    issued_at: int  # seconds since the epoch
+    expires_at: int
+
+
+class Revocations:
+    """The revocation list (`revoked_tokens`): revoked customer tokens, accounts whose tokens
+    issued up to a moment are revoked, and spent single-use tokens."""
+
+    def __init__(self, store: SqlStore):
+        self.store = store
+        # (jti, account) -> ((token revoked?, account cutoff seconds or None), fetched at)
+        self._seen: dict[tuple[str, str], tuple[tuple[bool, float | None], float]] = {}
+
+    def customer_status(self, jti: str, account_id: str) -> tuple[bool, float | None]:
+        """(this token is revoked, tokens of the account issued at or before this are)."""
+        cache_key = (jti, account_id)
+        cached = self._seen.get(cache_key)
+        if cached is not None and time.monotonic() - cached[1] < REVOCATION_CACHE_SECONDS:
+            return cached[0]
+        rt = st.revoked_tokens
+        with self.store.read() as connection:
+            rows = connection.execute(
+                select(rt.c.jti, rt.c.revoked_at_utc)
+                .where(rt.c.jti.in_([jti, _account_key(account_id)]))).all()
+        revoked, cutoff = False, None
+        for row_jti, at_utc in rows:
+            if row_jti == jti:
+                revoked = True
+            else:
+                cutoff = t.parse_utc_text(at_utc).timestamp()
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[cache_key] = ((revoked, cutoff), time.monotonic())
+        return revoked, cutoff
+
+    def revoke_customer(self, account_id: str, jti: str | None, revoked_by: str,
+                        reason: str | None, now: dt.datetime) -> dict[str, Any]:
+        """Revoke one token (`jti`), or with jti None every token of the account issued up to
+        `now`. Revoking a token twice keeps the first time; revoking an account again moves
+        its moment to `now`."""
+        kind, key = (CUSTOMER_TOKEN, jti) if jti else (ACCOUNT_TOKENS, _account_key(account_id))
+        rt = st.revoked_tokens
+        values = {"kind": kind, "account_id": account_id, "revoked_at_utc": t.utc_text(now),
+                  "revoked_by": revoked_by, "reason": reason}
+        with self.store.transaction() as connection:
+            row = connection.execute(select(rt).where(rt.c.jti == key)).first()
+            if row is None:
+                connection.execute(rt.insert().values(jti=key, **values))
+            elif kind == ACCOUNT_TOKENS:
+                connection.execute(rt.update().where(rt.c.jti == key).values(**values))
+            row = connection.execute(select(rt).where(rt.c.jti == key)).one()
+        self._seen.clear()
+        return {"account_id": row.account_id, "jti": jti,
+                "scope": "token" if jti else "all_tokens_issued_so_far",
+                "revoked_at": t.parse_utc_text(row.revoked_at_utc).isoformat(),
+                "revoked_by": row.revoked_by}
+
+    def spend(self, jti: str, kind: str, spent_by: str, now: dt.datetime) -> bool:
+        """Mark a single-use token used. False if it was used already (this call lost)."""
+        try:
+            with self.store.transaction() as connection:
+                connection.execute(st.revoked_tokens.insert().values(
+                    jti=f"{kind}:{jti}", kind=kind, revoked_at_utc=t.utc_text(now),
+                    revoked_by=spent_by))
+        except IntegrityError:
+            return False
+        return True
+
+    def unspend(self, jti: str, kind: str) -> None:
+        """Give a token back when the command it was spent on did not happen."""
+        with self.store.transaction() as connection:
+            connection.execute(st.revoked_tokens.delete().where(
+                st.revoked_tokens.c.jti == f"{kind}:{jti}"))
+
+
 class CustomerTokens:
-    def __init__(self, secret: bytes):
+    def __init__(self, secret: bytes, revocations: Revocations | None = None):
         self._key = derive_key(secret, "customer-token")
+        self.revocations = revocations
 
     def issue(self, account_id: str, now: dt.datetime, ttl_hours: int = 24) -> str:
         if not 1 <= ttl_hours <= MAX_TOKEN_TTL_HOURS:
@@ -234,24 +399,36 @@ class CustomerTokens:
         if not NAME_PATTERN.match(account_id):
             raise ValueError("account: 1-128 characters without spaces")
         issued = int(now.timestamp())
-        claims = {"iss": TOKEN_ISSUER, "typ": "customer", "sub": account_id, "iat": issued,
+        claims = {"iss": TOKEN_ISSUER, "typ": "customer", "sub": account_id,
+                  "jti": secrets.token_urlsafe(16), "iat": issued,
                   "exp": issued + ttl_hours * 3600}
         return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM)
 
-    def verify(self, token: str, now: dt.datetime) -> Principal:
+    def claims(self, token: str) -> CustomerClaims:
+        """The signed claims, expired or not (revoking an expired token is harmless)."""
         try:
-            # Expiry is checked below against the service clock, not the machine's.
+            # Expiry is checked in verify against the service clock, not the machine's.
             claims = jwt.decode(
                 token, self._key, algorithms=[TOKEN_ALGORITHM], issuer=TOKEN_ISSUER,
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "require": ["sub", "exp", "iat", "iss"]})
+                         "require": ["sub", "exp", "iat", "iss", "jti"]})
         except jwt.PyJWTError as error:
             raise CredentialInvalid(f"invalid customer token: {error}") from None
-        if claims.get("typ") != "customer" or not isinstance(claims["sub"], str):
+        if (claims.get("typ") != "customer" or not isinstance(claims["sub"], str)
+                or not isinstance(claims["jti"], str) or not JTI_PATTERN.match(claims["jti"])
+                or not isinstance(claims["iat"], int) or not isinstance(claims["exp"], int)):
             raise CredentialInvalid("invalid customer token")
-        if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
+        return CustomerClaims(claims["sub"], claims["jti"], claims["iat"], claims["exp"])
+
+    def verify(self, token: str, now: dt.datetime) -> Principal:
+        claims = self.claims(token)
+        if claims.expires_at <= now.timestamp():
             raise CredentialInvalid("customer token expired")
-        account_id = claims["sub"]
+        if self.revocations is not None:
+            revoked, cutoff = self.revocations.customer_status(claims.jti, claims.account_id)
+            if revoked or (cutoff is not None and claims.issued_at <= cutoff):
+                raise CredentialInvalid("customer token revoked")
+        account_id = claims.account_id
         return Principal("customer", account_id, frozenset(), None, account_id)
 
 

@@ -70,3 +70,19 @@ service_secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at_utc", TIME, nullable=False),
 )
+
+# Tokens refused before their expiry (migration 0003): a revoked customer token (`kind`
+# "customer", by its `jti`), every customer token of an account issued up to a moment
+# ("customer_account", jti = "account:<account_id>", a later revocation moves the moment on),
+# and a spent sweep dry-run token ("sweep_dry_run": single-use). The primary key makes
+# spending a token atomic: of two concurrent uses, one insert wins.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(160), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("account_id", ID, nullable=True),
+    Column("revoked_at_utc", TIME, nullable=False),
+    Column("revoked_by", ID, nullable=True),
+    Column("reason", Text, nullable=True),
+)

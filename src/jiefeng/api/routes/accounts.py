@@ -26,6 +26,17 @@ router = APIRouter(tags=["accounts"])
 
 MAX_STATEMENTS_SHOWN = 12
 MAX_EVENTS_PAGE = 500
+# What a customer's copy of its history leaves out: who on the staff acted (`actor`), and
+# the operator's own note on a manual hold, which is internal (the explanation says what the
+# customer can do instead). An appeal decision's reason is for the customer and stays.
+_STAFF_ONLY_FIELDS = ("actor",)
+_INTERNAL_REASON_TYPES = frozenset({"manual_hold_placed", "manual_hold_released"})
+
+
+def customer_copy(event: dict[str, Any]) -> dict[str, Any]:
+    hidden = {*_STAFF_ONLY_FIELDS,
+              *(("reason",) if event.get("type") in _INTERNAL_REASON_TYPES else ())}
+    return {k: v for k, v in event.items() if k not in hidden}
 
 
 def _statement(s: Any, ledger: Any, zone: Any) -> dict[str, Any]:
@@ -129,7 +140,8 @@ def account_events(account_id: str,
                    principal: Principal = Depends(
                        Guard("accounts.events", STAFF_READERS, customer=True)),
                    svc: Services = Depends(services)) -> Any:
-    """The account's events in arrival order. Customers do not see operator names (`actor`)."""
+    """The account's events in arrival order. Customers do not see operator names (`actor`)
+    nor the internal reason of a manual hold."""
     store = svc.store
     with store.read() as connection:
         if not store.account_exists(connection, account_id):
@@ -139,7 +151,7 @@ def account_events(account_id: str,
     for seq, body in page:
         event = json.loads(body)
         if principal.is_customer:
-            event.pop("actor", None)
+            event = customer_copy(event)
         items.append({"seq": seq, "event": event})
     next_after = page[-1][0] if len(page) == limit else None
     return {"account_id": account_id, "events": items, "next_after": next_after}

@@ -127,8 +127,9 @@ def list_migrations(principal: Principal = Depends(Guard("migrations.list", OPER
 def place_manual_hold(account_id: str, body: ManualHoldIn, request: Request,
                       principal: Principal = Depends(Guard("manual_holds.place", OPERATOR)),
                       svc: Services = Depends(services)) -> Any:
-    """A `manual_review` hold; the customer sees the reason. The operator who places it may not
-    decide the account's appeals."""
+    """A `manual_review` hold. The reason is internal: staff and the audit log see it, a
+    customer token never does. The operator who places it may not decide the account's
+    appeals."""
     _why(request, body.reason)
     return ops.place_manual_hold(svc.engine(), principal.name, account_id, body.reason)
 
@@ -178,10 +179,11 @@ def apply_sweep(body: SweepIn, request: Request,
                 svc: Services = Depends(services)) -> Any:
     """A `policy_sweep` event now: matching accounts are closed (`policy_tightening`) and reopen
     when `reopen_criteria` hold. Refused (422, field dry_run_token) without a token from a dry
-    run of exactly these criteria in the last hour."""
+    run of exactly these criteria in the last hour, or with one already used (single-use)."""
     _why(request, body.reason or body.criteria)
     sweep = ops.apply_sweep(svc.engine(), principal.name, svc.sweep_key, body.sweep_id,
-                            body.criteria, body.reopen_criteria, body.dry_run_token)
+                            body.criteria, body.reopen_criteria, body.dry_run_token,
+                            svc.revocations)
     request_context(request.scope).target = sweep["sweep_id"]
     return sweep
 

@@ -2,7 +2,7 @@
 service/feature_table) and the backtests run through the API (service/backtest_jobs).
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 
 Existing accounts get their row on their next write; until then a query folds them, as it does
 any account whose row is not exact at the queried time.
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
