@@ -155,7 +155,8 @@ class ScopeCache:
         if marker != cached_marker:
             scopes = Scopes()
             for body in store.operator_event_bodies(connection, SCOPE_TYPES):
-                scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
+                scopes = apply_scope_command(
+                    scopes, ev.parse_event(json.loads(body), stored=True))
             scopes.policy_activations = self._resolved(connection, scopes.policy_activations)
             self._cached = (marker, scopes)
         return marker, scopes

@@ -28,7 +28,7 @@ from jiefeng.domain import holds as H
 from jiefeng.domain.effects import HOLD_PLACED
 from jiefeng.domain.rules import features
 from jiefeng.domain.scopes import Scopes
-from jiefeng.policy.criteria import CriteriaError, compile_criteria
+from jiefeng.policy.criteria import NOT_EVALUABLE, CriteriaError, compile_criteria
 from jiefeng.service.engine import AccountNotFound, Engine
 from jiefeng.service.ingest import REJECTED, IngestReport
 from jiefeng.service.states import load_states
@@ -281,6 +281,7 @@ class DryRun:
     count: int = 0
     already_closed: int = 0
     accounts_evaluated: int = 0
+    not_evaluable: int = 0  # the criteria overflow on their features: the sweep skips them
     by_status: Counter = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
 
@@ -317,7 +318,11 @@ def sweep_dry_run(engine: Engine, criteria: str, reopen_criteria: str,
                 result.already_closed += 1
                 continue
             values = features(state, at, policy)
-            if not compiled.matches(values):
+            outcome = compiled.outcome(values)
+            if outcome == NOT_EVALUABLE:
+                result.not_evaluable += 1
+                continue
+            if not outcome:
                 continue
             result.count += 1
             result.by_status[core.status_at(state, at, scopes)] += 1
