@@ -82,7 +82,15 @@ def _date_in_range(value: dt.date) -> dt.date:
 Timestamp = Annotated[AwareDatetime, WrapValidator(_timestamp)]
 Day = Annotated[dt.date, BeforeValidator(_require_date_text), AfterValidator(_date_in_range)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S+$")]
-Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+
+class _Prose:
+    """Marks a string field as prose (statements, reasons, criteria): jiefeng.domain.admission
+    holds every other string field to the stricter rules for identifiers."""
+
+
+PROSE = _Prose()
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), PROSE]
 
 # Positive money: "0.01" and up.
 def _amount_fen(value: Any) -> int:
@@ -366,7 +374,7 @@ def _valid_criteria(text: str, info: ValidationInfo) -> str:
 
 
 Criteria = Annotated[
-    str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_valid_criteria)
+    str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_valid_criteria), PROSE
 ]
 
 
@@ -527,12 +535,25 @@ def parse_event_json(text: str | bytes) -> Any:
         return _EVENT_ADAPTER.validate_json(text)
     except ValidationError:
         pass
-    import json
+    import orjson
 
+    if isinstance(text, bytes):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise EventRejected([("(line)", (
+                f"not valid UTF-8 (byte 0x{text[error.start]:02x} at byte {error.start + 1}); "
+                "send UTF-8 text"))]) from None
     try:
-        raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise EventRejected([("(line)", f"not valid JSON: {error}")]) from None
+        # orjson, not json: it refuses nesting past 1,024 levels where json hits the
+        # interpreter's recursion limit and raises RecursionError.
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if "depth limit" in str(error):
+            reason = "nested too deeply (over 1,024 levels); an event is one flat JSON object"
+        else:
+            reason = f"not valid JSON: {error}"
+        raise EventRejected([("(line)", reason)]) from None
     return parse_event(raw)
 
 
