@@ -256,3 +256,14 @@ def test_cli_rejects_nul_without_a_traceback(db_url: str, tmp_path: Path) -> Non
     assert "Traceback" not in result.output
     assert "line 2: event p2: merchant_id: must not contain a NUL character" in result.output
     assert "accepted 2, duplicate 0, rejected 1" in result.output
+
+
+def test_the_demo_ingests_a_history_that_runs_past_today(tmp_path: Path) -> None:
+    """The demo's clock is its horizon: 36 months from 2025 end in 2028, all accepted."""
+    from jiefeng.batch.limits import MAX_MONTHS, MIN_ACCOUNTS
+
+    result = runner.invoke(app, ["demo", "--accounts", str(MIN_ACCOUNTS), "--months",
+                                 str(MAX_MONTHS), "--db", str(tmp_path / "demo.db"), "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "rejected 0" in result.output
