@@ -74,15 +74,22 @@ def _text_reason(text: str, prose: bool) -> str | None:
     return None
 
 
+def time_window(now: dt.datetime, max_future_minutes: int,
+                min_event_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """(earliest, latest) `at` ingest accepts at `now`, both inclusive (computed once a batch:
+    each event then costs two comparisons)."""
+    return (dt.datetime.combine(min_event_date, dt.time(), dt.UTC),
+            now + dt.timedelta(minutes=max_future_minutes))
+
+
 def time_problem(at: dt.datetime, now: dt.datetime, max_future_minutes: int,
                  min_event_date: dt.date) -> tuple[str, str] | None:
     """("at", reason) if `at` lies outside the window ingest accepts at `now`, else None."""
-    latest = now + dt.timedelta(minutes=max_future_minutes)
+    floor, latest = time_window(now, max_future_minutes, min_event_date)
     if at > latest:
         return ("at", f"is more than {max_future_minutes} minutes ahead of the clock at ingest "
                       f"({now.astimezone(dt.UTC).isoformat()}); send events when they happen "
                       "(policy ingest.max_future_minutes)")
-    floor = dt.datetime.combine(min_event_date, dt.time(), dt.UTC)
     if at < floor:
         return ("at", f"is before {min_event_date.isoformat()}, the earliest date accepted "
                       "(policy ingest.min_event_date)")

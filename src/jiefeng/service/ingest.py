@@ -289,15 +289,15 @@ class BatchIngest:
         # Locks are already held (see _ingest_batch); appeal decisions are already routed.
         account_ids = [a for c in candidates if (a := ev.routing_account_id(c.event))]
         self._load(account_ids)
+        # Only new events are held to the window: a stored one is never checked again.
         window = self.scopes.policy_for(self.now, self.policy).ingest
+        window_args = (self.now, window.max_future_minutes, window.min_event_date)
+        earliest, latest = admission.time_window(*window_args)
         for candidate in candidates:
             event = candidate.event
             try:
-                # Only new events: a stored one is never checked against a later clock.
-                outside = admission.time_problem(event.at, self.now, window.max_future_minutes,
-                                                 window.min_event_date)
-                if outside is not None:
-                    raise DomainRejected(*outside)
+                if not earliest <= event.at <= latest:
+                    raise DomainRejected(*admission.time_problem(event.at, *window_args))
                 if event.type in SCOPE_TYPES:
                     check_scope_command(self.scopes, event)
                     self.scopes = apply_scope_command(self.scopes, event)
