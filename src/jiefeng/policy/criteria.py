@@ -334,7 +334,7 @@ class _Checker:
         self.nodes += 1
         if self.nodes > self.max_nodes:
             raise CriteriaError(
-                f"criteria have more than {MAX_NODES} operators, features and values; "
+                f"criteria have more than {self.max_nodes} operators, features and values; "
                 "split the rule or precompute a feature"
             )
 
