@@ -16,6 +16,7 @@ from jiefeng.service import operator as ops
 from jiefeng.service.engine import Engine
 from jiefeng.store import schema as t
 from jiefeng.store.sql import SqlStore
+from test_api_support import Api, api, assert_problem, opened  # noqa: F401  (fixture)
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=TZ)
@@ -87,3 +88,15 @@ def test_dry_run_counts_accounts_the_criteria_cannot_be_evaluated_for(
     monkeypatch.setattr(ops, "compile_criteria", compile_stored_criteria)
     result = ops.sweep_dry_run(engine, OVERFLOWING, "score >= 700", T0 + 10 * DAY)
     assert (result.count, result.not_evaluable, result.accounts_evaluated) == (0, 1, 1)
+
+
+def test_dry_run_of_the_overflowing_example_is_a_422_naming_criteria(api: Api) -> None:  # noqa: F811
+    api.ingest(opened("D1"))
+    response = api.client.post("/v1/sweeps/dry-run", headers=api.as_role("operator"),
+                               json={"criteria": OVERFLOWING, "reopen_criteria": "score >= 700"})
+    body = assert_problem(response, 422, "criteria")
+    assert "beyond 1e+18" in response.text
+    assert body["status"] == 422
+    fine = api.client.post("/v1/sweeps/dry-run", headers=api.as_role("operator"),
+                           json={"criteria": "score < 650", "reopen_criteria": "score >= 700"})
+    assert fine.json()["not_evaluable"] == 0
