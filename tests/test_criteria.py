@@ -538,3 +538,62 @@ def test_division_by_zero_is_null_in_every_engine(request, engine_fixture):
     assert compile_criteria(text).evaluate(features) is None
     value, count = engine.run(transpile_criteria(text, engine.dialect), features)
     assert value is None and count == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Limits on size and magnitude; overflow when evaluated (issue 9, item 9)
+
+BIG = "999999999999999"
+
+
+@pytest.mark.parametrize("text", [
+    BIG + f" * {BIG}" * 29 + " * credit_limit > 1",  # the audit's example
+    f"score * {BIG} * {BIG} > 1",
+    "credit_limit * credit_limit > 1",
+    "credit_limit / 0.000000000001 > 1",
+])
+def test_arithmetic_that_may_overflow_is_refused_and_named(text):
+    with pytest.raises(CriteriaError, match=r"arithmetic `.*` .*may reach .*beyond 1e\+18"):
+        compile_criteria(text)
+    with pytest.raises(CriteriaError):
+        transpile_criteria(text, "postgres")
+
+
+def test_arithmetic_within_bounds_is_accepted():
+    for text in ("credit_limit * 0.8 > revolving_balance", "deposits / credit_limit > 0.5",
+                 "score * 1000000 > 1", "deposits + wealth_balance >= 10000"):
+        compile_criteria(text)
+
+
+def test_too_many_nodes_are_refused():
+    listed = ", ".join(str(n) for n in range(400, 600))  # 202 nodes in 1,000 characters
+    with pytest.raises(CriteriaError, match="more than 200 operators, features and values"):
+        compile_criteria(f"score IN ({listed})")
+    compile_criteria(f"score IN ({listed.rsplit(', ', 3)[0]})")
+
+
+def test_overflow_when_evaluated_is_not_evaluable_never_an_exception():
+    from jiefeng.policy.criteria import (
+        NOT_EVALUABLE,
+        CriteriaNotEvaluable,
+        compile_stored_criteria,
+    )
+
+    rule = compile_stored_criteria("score" + f" * {BIG}" * 21 + " * 1.5 > 1 OR score < 500")
+    assert rule.features_used == {"score"}
+    assert rule.outcome(row(score=700)) == NOT_EVALUABLE
+    assert rule.matches(row(score=700)) is False
+    with pytest.raises(CriteriaNotEvaluable):
+        rule.evaluate(row(score=700))
+    assert rule.outcome(row(score=None)) is None  # NULL arithmetic stays UNKNOWN
+    int_overflow = compile_stored_criteria(BIG + f" * {BIG}" * 29 + " * credit_limit > 1")
+    assert int_overflow.outcome(row(credit_limit=1.0)) == NOT_EVALUABLE
+
+
+def test_stored_criteria_that_no_longer_check_are_never_evaluable():
+    from jiefeng.policy.criteria import NOT_EVALUABLE, compile_stored_criteria
+
+    for text in ("LOWER(segment) = 'a'", f"{BIG} * {BIG} * 1e300 > score", "score <"):
+        rule = compile_stored_criteria(text)
+        assert rule.outcome(row()) == NOT_EVALUABLE
+        assert rule.matches(row()) is False

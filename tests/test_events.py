@@ -279,3 +279,33 @@ def test_criteria_are_checked_at_the_edge():
 def test_several_problems_are_all_reported():
     error = rejected(raw("purchase", amount="-1", merchant_id=..., colour="red"))
     assert {"amount", "merchant_id", "colour"} <= set(fields(error))
+
+
+# --- poison lines (issue 9, item 10) and stored events (item 9) ------------------------------
+
+
+def test_a_line_that_is_not_utf8_is_rejected_with_the_byte() -> None:
+    with pytest.raises(EventRejected) as rejected:
+        ev.parse_event_json(b'{"event_id": "a\xff"}')
+    assert rejected.value.problems == [
+        ("(line)", "not valid UTF-8 (byte 0xff at byte 16); send UTF-8 text")]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"a":' * 5_000 + "1" + "}" * 5_000])
+def test_a_deeply_nested_line_is_rejected_not_a_recursion_error(text: str) -> None:
+    for item in (text, text.encode()):
+        with pytest.raises(EventRejected) as rejected:
+            ev.parse_event_json(item)
+        assert rejected.value.field == "(line)"
+        assert rejected.value.reason.startswith("nested too deeply")
+
+
+def test_stored_sweeps_parse_even_when_their_criteria_no_longer_check() -> None:
+    raw = {"event_id": "s1", "type": "policy_sweep", "at": "2026-01-05T10:00:00+08:00",
+           "actor": "ops", "sweep_id": "S1", "criteria": "credit_limit * credit_limit > 1",
+           "reopen_criteria": "score >= 600"}
+    with pytest.raises(EventRejected) as rejected:
+        parse_event(raw)
+    assert rejected.value.field == "criteria"
+    assert parse_event(raw, stored=True).criteria == "credit_limit * credit_limit > 1"

@@ -118,15 +118,18 @@ def ingest(
     )] = True,
 ) -> None:
     """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate."""
+    from jiefeng.service.lines import event_lines
+
     if str(file) == "-":
-        lines = sys.stdin.read().splitlines()
+        data = sys.stdin.buffer.read()
     else:
         try:
-            lines = file.read_text(encoding="utf-8").splitlines()
+            data = file.read_bytes()
         except OSError as error:
             errors.print(f"[red]{file}: {error.strerror}[/red]")
             raise typer.Exit(2) from None
-    items = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
+    items = event_lines(data)
     engine = _engine(db, policy)
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=len(items))

@@ -294,6 +294,8 @@ class DryRunOut(BaseModel):
     already_closed: int = Field(description="Matching is not checked: already under "
                                             "policy_tightening.")
     accounts_evaluated: int
+    not_evaluable: int = Field(0, description="Accounts the criteria cannot be evaluated for "
+                                              "(their arithmetic overflows); never closed.")
     by_status: dict[str, int]
     sample: list[SweepSample]
     token: str

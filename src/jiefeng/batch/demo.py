@@ -68,7 +68,9 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
     events = generate_portfolio(spec)
     horizon = max(dt.datetime.fromisoformat(e["at"]) for e in events) + dt.timedelta(days=1)
 
-    engine = Engine(SqlStore(db))
+    # The synthetic world's clock is its horizon: ingest accepts events up to a few minutes
+    # ahead of its clock (policy ingest.max_future_minutes), and the history may run past today.
+    engine = Engine(SqlStore(db), now=lambda: horizon)
     policy = engine.policy
     items = list(enumerate(events, start=1))
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}

@@ -1035,14 +1035,14 @@ def _apply_sweeps(
     scopes: Scopes,
     effects: list[Effect],
 ) -> None:
-    from jiefeng.policy.criteria import compile_criteria
+    from jiefeng.policy.criteria import compile_stored_criteria
 
     while state.sweeps_seen < len(scopes.sweeps) and scopes.sweeps[state.sweeps_seen].at <= at:
         sweep = scopes.sweeps[state.sweeps_seen]
         state.sweeps_seen += 1
         if H.POLICY_TIGHTENING in state.holds:
             continue
-        criteria = compile_criteria(sweep.criteria)
+        criteria = compile_stored_criteria(sweep.criteria)
         snapshot = features(state, sweep.at, policy)
         if not criteria.matches(snapshot):
             continue
@@ -1065,12 +1065,13 @@ def _apply_sweeps(
 def _check_reopen(
     state: AccountState, at: dt.datetime, cause: str, policy: Policy, effects: list[Effect]
 ) -> None:
-    from jiefeng.policy.criteria import compile_criteria
+    from jiefeng.policy.criteria import compile_stored_criteria
 
     hold = state.holds.get(H.POLICY_TIGHTENING)
     if hold is None or at < hold.evidence["earliest_reopen_at"]:
         return
-    if compile_criteria(hold.evidence["reopen_criteria"]).matches(features(state, at, policy)):
+    if compile_stored_criteria(
+        hold.evidence["reopen_criteria"]).matches(features(state, at, policy)):
         release(state, effects, H.POLICY_TIGHTENING, at, cause, "reopen_criteria_met")
 
 

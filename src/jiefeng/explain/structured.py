@@ -543,10 +543,10 @@ def _tightening_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
 
 
 def _reopen_criteria(hold: H.Hold, ctx: _Context) -> tuple[str, list[str], bool]:
-    from jiefeng.policy.criteria import compile_criteria
+    from jiefeng.policy.criteria import compile_stored_criteria
 
     text = hold.evidence["reopen_criteria"]
-    criteria = compile_criteria(text)
+    criteria = compile_stored_criteria(text)
     met = criteria.matches(rules.features(ctx.state, ctx.at, ctx.policy))
     return text, sorted(criteria.features_used), met
 

@@ -40,15 +40,22 @@ __all__ = [
     "FEATURES",
     "MAX_CRITERIA_CHARS",
     "CompiledCriteria",
+    "NOT_EVALUABLE",
     "CriteriaError",
+    "CriteriaNotEvaluable",
     "FeatureSpec",
     "compile_criteria",
+    "compile_stored_criteria",
     "transpile_criteria",
 ]
 
 MAX_CRITERIA_CHARS = 2000
 MAX_NESTING = 64  # levels of the expression tree; far above any real rule
 MAX_LITERAL = 10**15  # numbers beyond this are not exact as doubles, so engines could disagree
+MAX_NODES = 200  # operators, features and literals; a 2000-character rule of real use has fewer
+# The largest value arithmetic may reach, each feature taken at its largest: below 2**63, so
+# integer arithmetic cannot overflow a BIGINT in PostgreSQL, DuckDB or Spark.
+MAX_MAGNITUDE = 10**18
 DIALECTS = frozenset({"duckdb", "postgres", "spark", "sqlite"})
 ALLOWED = (
     "allowed: comparisons, AND/OR/NOT, IN, BETWEEN, IS NULL, + - * /, numbers, strings, "
@@ -68,6 +75,17 @@ class FeatureSpec:
     kind: Literal["number", "text"]
     unit: str
     description: str
+
+    @property
+    def max_abs(self) -> int:
+        """The largest absolute value the feature can take (see MAX_MAGNITUDE)."""
+        return _MAX_ABS_BY_UNIT[self.unit]
+
+
+# Generous: money is at most 10**13 fen per amount (jiefeng.domain.money), here in yuan with
+# room for sums; utilization is capped at 1.
+_MAX_ABS_BY_UNIT = {"points": 10**3, "yuan": 10**12, "ratio": 1, "days": 10**6,
+                    "count": 10**7, "": 0}
 
 
 FEATURES: dict[str, FeatureSpec] = {
@@ -154,6 +172,12 @@ class CriteriaError(ValueError):
     """The criteria text is not allowed; the message says what and where."""
 
 
+class CriteriaNotEvaluable(ArithmeticError):
+    """The criteria cannot be evaluated for this row (its arithmetic overflows)."""
+
+
+NOT_EVALUABLE = "not_evaluable"  # the outcome of criteria that cannot be evaluated for a row
+
 Evaluator = Callable[[Mapping[str, Any]], "bool | None"]
 
 
@@ -163,7 +187,8 @@ class CompiledCriteria:
 
     `evaluate(row)` reads each feature in `features_used` with ``row[name]`` (a missing key raises
     KeyError; pass None for NULL). Values are ints/floats/Decimals for number features and str
-    for text features.
+    for text features. It raises CriteriaNotEvaluable when the arithmetic overflows for the row;
+    `matches` and `outcome` never do.
     """
 
     text: str
@@ -171,8 +196,19 @@ class CompiledCriteria:
     evaluate: Evaluator
 
     def matches(self, features: Mapping[str, Any]) -> bool:
-        """True only when the criteria are TRUE: UNKNOWN counts as no match, as in a WHERE."""
-        return bool(self.evaluate(features))
+        """True only when the criteria are TRUE: UNKNOWN counts as no match, as in a WHERE, and
+        so do criteria that cannot be evaluated for the row (never closed by a broken rule)."""
+        try:
+            return bool(self.evaluate(features))
+        except CriteriaNotEvaluable:
+            return False
+
+    def outcome(self, features: Mapping[str, Any]) -> bool | None | str:
+        """True, False, None (UNKNOWN) or NOT_EVALUABLE."""
+        try:
+            return self.evaluate(features)
+        except CriteriaNotEvaluable:
+            return NOT_EVALUABLE
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,12 +325,24 @@ def _kind_word(kind: str) -> str:
 class _Checker:
     """Walks the parsed tree against the whitelist; returns each node's kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_nodes: int = MAX_NODES) -> None:
         self.features: set[str] = set()
+        self.nodes = 0
+        self.max_nodes = max_nodes
+
+    def _count(self) -> None:
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            raise CriteriaError(
+                f"criteria have more than {self.max_nodes} operators, features and values; "
+                "split the rule or precompute a feature"
+            )
 
     def check(self, node: exp.Expression, depth: int = 0) -> str:
         if depth > MAX_NESTING:
             raise CriteriaError(f"criteria are nested more than {MAX_NESTING} levels deep")
+        if type(node) is not exp.Paren:
+            self._count()
         t = type(node)
         d = depth + 1
         if t is exp.Paren:
@@ -436,6 +484,7 @@ class _Checker:
                 f"condition, in {_where(node)}"
             )
         for item in items:
+            self._count()
             lit = item.this if type(item) is exp.Neg else item
             if type(lit) is not exp.Literal or (item is not lit and lit.is_string):
                 raise CriteriaError(
@@ -466,6 +515,49 @@ def _literal_value(node: exp.Literal) -> int | float | str:
     return value
 
 
+def _magnitude(node: exp.Expression) -> float:
+    """The largest absolute value a checked number expression can take, each feature at its
+    largest; raises CriteriaError at the innermost arithmetic that may exceed MAX_MAGNITUDE.
+    Conditions return 0 after checking their operands."""
+    t = type(node)
+    if t is exp.Paren or t is exp.Neg:
+        return _magnitude(node.this)
+    if t is exp.Column:
+        return float(FEATURES[node.name].max_abs)
+    if t is exp.Literal:
+        return 0.0 if node.is_string else float(abs(_literal_value(node)))
+    if t in _ARITH or t is exp.Div:
+        left, right = _magnitude(node.this), _magnitude(node.expression)
+        if t is exp.Mul:
+            value = left * right
+        elif t is exp.Div:
+            value = left / _literal_divisor(node.expression)
+        else:
+            value = left + right
+        if value > MAX_MAGNITUDE:
+            raise CriteriaError(
+                f"arithmetic {_where(node)} may reach {value:.0e} (each feature at its "
+                f"largest), beyond {MAX_MAGNITUDE:.0e} where SQL engines overflow; use "
+                "smaller factors"
+            )
+        return value
+    for child in node.iter_expressions():
+        _magnitude(child)
+    return 0.0
+
+
+def _literal_divisor(node: exp.Expression) -> float:
+    """How much a division by `node` can enlarge: 1/|literal|, or 1 for anything else (the
+    evaluation guard catches what a non-literal divisor does)."""
+    while type(node) in (exp.Paren, exp.Neg):
+        node = node.this
+    if type(node) is exp.Literal and not node.is_string:
+        value = abs(float(_literal_value(node)))
+        if value != 0.0:
+            return value  # a tiny literal makes the bound huge: the rule is refused
+    return 1.0
+
+
 @dataclass(frozen=True)
 class _Checked:
     tree: exp.Expression  # whitelisted tree, column names canonical; parens as the user wrote
@@ -486,7 +578,9 @@ def _reject_statement_separators(text: str) -> None:
 
 
 @functools.lru_cache(maxsize=512)
-def _check(text: str) -> _Checked:
+def _check(text: str, limits: bool = True) -> _Checked:
+    """The checked tree; `limits=False` leaves out the bounds on size and magnitude (for text
+    accepted before they were tightened, see `compile_stored_criteria`)."""
     if not isinstance(text, str):
         raise CriteriaError(f"criteria must be a string, not {type(text).__name__}")
     if not text.strip():
@@ -513,7 +607,8 @@ def _check(text: str) -> _Checked:
     if tree is None:
         raise CriteriaError("criteria text is empty; write a condition such as `score < 650`")
 
-    checker = _Checker()
+    # The characters bound the nodes anyway; without limits, only the nesting is bounded.
+    checker = _Checker(MAX_NODES if limits else MAX_CRITERIA_CHARS)
     kind = checker.check(tree)
     top = tree
     while type(top) is exp.Paren:
@@ -527,6 +622,8 @@ def _check(text: str) -> _Checked:
         raise CriteriaError(
             f"criteria `{_snippet(tree)}` use no feature, so they would match every account or none"
         )
+    if limits:
+        _magnitude(tree)
     return _Checked(tree, frozenset(checker.features))
 
 
@@ -555,22 +652,39 @@ def _as_fn(part: tuple[str, Any]) -> Callable[[Mapping[str, Any]], Any]:
     return constant
 
 
+def _finite(value: Any) -> Any:
+    # A float that overflowed is inf (or nan after inf - inf); SQL engines raise instead.
+    if type(value) is float and not math.isfinite(value):
+        raise CriteriaNotEvaluable("arithmetic overflows")
+    return value
+
+
 def _arith_value(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
     if a is None or b is None:
         return None
     try:
-        return op(a, b)
-    except TypeError:  # e.g. Decimal with float: compute in floats, as the SQL engines do
-        return op(float(a), float(b))
+        try:
+            return _finite(op(a, b))
+        except TypeError:  # e.g. Decimal with float: compute in floats, as the SQL engines do
+            return _finite(op(float(a), float(b)))
+    except CriteriaNotEvaluable:
+        raise
+    except ArithmeticError as error:  # OverflowError: an int too large for a float
+        raise CriteriaNotEvaluable(f"arithmetic overflows: {error}") from None
 
 
 def _div_value(a: Any, b: Any) -> Any:
     if a is None or b is None or b == 0:
         return None  # x / 0 is NULL here and, via NULLIF(divisor, 0), in the transpiled SQL
     try:
-        return a / b
-    except TypeError:
-        return float(a) / float(b)
+        try:
+            return _finite(a / b)
+        except TypeError:
+            return _finite(float(a) / float(b))
+    except CriteriaNotEvaluable:
+        raise
+    except ArithmeticError as error:  # OverflowError: an int too large for a float
+        raise CriteriaNotEvaluable(f"arithmetic overflows: {error}") from None
 
 
 def _cmp_value(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
@@ -843,6 +957,30 @@ def compile_criteria(text: str) -> CompiledCriteria:
     checked = _check(text)
     evaluate = _as_fn(_build(checked.tree))
     return CompiledCriteria(text=text, features_used=checked.features, evaluate=evaluate)
+
+
+def _never_evaluable(row: Mapping[str, Any]) -> Any:
+    raise CriteriaNotEvaluable("the criteria no longer pass the checks")
+
+
+@functools.lru_cache(maxsize=512)
+def compile_stored_criteria(text: str) -> CompiledCriteria:
+    """Criteria from the log, accepted when they were stored: never raises.
+
+    The checks may have been tightened since (size, magnitude): such text compiles without
+    those limits, its overflows caught per row. Text that fails even the whitelist compiles
+    to criteria that are not evaluable for any row. Either way an account's fold goes on.
+    """
+    try:
+        return compile_criteria(text)
+    except CriteriaError:
+        pass
+    try:
+        checked = _check(text, limits=False)
+        evaluate = _as_fn(_build(checked.tree))
+        return CompiledCriteria(text=text, features_used=checked.features, evaluate=evaluate)
+    except (CriteriaError, CriteriaNotEvaluable):  # constant arithmetic that overflows
+        return CompiledCriteria(text=text, features_used=frozenset(), evaluate=_never_evaluable)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ is refused with the field and the reason, and the engine keeps the policy it had
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from decimal import Decimal
@@ -155,6 +156,23 @@ class Appeals(_Section):
     appealable_codes: frozenset[str] = frozenset()
 
 
+class Ingest(_Section):
+    """Which event times ingest accepts (new events only: stored ones always replay).
+
+    An event far in the future makes every later event of its account late, so each batch
+    replays the account up to it; one before the floor is a typo or a clock at zero."""
+
+    max_future_minutes: int = Field(10, ge=0, le=7 * 24 * 60)
+    min_event_date: dt.date = dt.date(2000, 1, 1)
+
+    @field_validator("min_event_date")
+    @classmethod
+    def _plausible_floor(cls, value: dt.date) -> dt.date:
+        if not dt.date(1970, 1, 1) <= value <= dt.date(2200, 1, 1):
+            raise ValueError("must be between 1970-01-01 and 2200-01-01")
+        return value
+
+
 class Support(_Section):
     phone: str = "95188"
     appeal_path: str = "/me/appeals"
@@ -179,6 +197,7 @@ class Policy(_Section):
     password: Password = Password()
     policy_tightening: PolicyTightening = PolicyTightening()
     appeals: Appeals = Appeals()
+    ingest: Ingest = Ingest()
     support: Support = Support()
 
     @field_validator("timezone")

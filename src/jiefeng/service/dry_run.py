@@ -19,7 +19,7 @@ from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
 from jiefeng.domain.rules import features
 from jiefeng.domain.scopes import Scopes
-from jiefeng.policy.criteria import CompiledCriteria, transpile_criteria
+from jiefeng.policy.criteria import NOT_EVALUABLE, CompiledCriteria, transpile_criteria
 from jiefeng.service.engine import AccountNotFound, Engine
 from jiefeng.service.feature_table import own_status_at
 from jiefeng.service.states import load_states
@@ -40,6 +40,7 @@ class DryRunResult(Protocol):
     count: int
     already_closed: int
     accounts_evaluated: int
+    not_evaluable: int
     by_status: Any
     sample: list[dict[str, Any]]
 
@@ -69,6 +70,7 @@ def evaluate_sweep(engine: Engine, compiled: CompiledCriteria, at: dt.datetime,
             except SQLAlchemyError:
                 # The database could not evaluate it (an overflow, say): fold every account.
                 result.count = result.already_closed = result.accounts_evaluated = 0
+                result.not_evaluable = 0
                 result.by_status.clear()
                 samples.clear()
                 folded = store.account_ids(connection)
@@ -134,7 +136,11 @@ def _fold(engine: Engine, account_ids: list[str], compiled: CompiledCriteria,
                 result.already_closed += 1
                 continue
             values = features(state, at, policy)
-            if not compiled.matches(values):
+            outcome = compiled.outcome(values)
+            if outcome == NOT_EVALUABLE:
+                result.not_evaluable += 1
+                continue
+            if not outcome:
                 continue
             result.count += 1
             result.by_status[core.status_at(state, at, scopes)] += 1

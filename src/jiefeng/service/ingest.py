@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from jiefeng.domain import core
+from jiefeng.domain import admission, core
 from jiefeng.domain import events as ev
 from jiefeng.domain.decisions import DomainRejected, check_event
 from jiefeng.domain.effects import APPEAL_DECIDED, APPEAL_RECORDED, PURCHASE_DECIDED, Effect
@@ -156,7 +156,8 @@ class ScopeCache:
         if marker != cached_marker:
             scopes = Scopes()
             for body in store.operator_event_bodies(connection, SCOPE_TYPES):
-                scopes = apply_scope_command(scopes, ev.parse_event(json.loads(body)))
+                scopes = apply_scope_command(
+                    scopes, ev.parse_event(json.loads(body), stored=True))
             scopes.policy_activations = self._resolved(connection, scopes.policy_activations)
             self._cached = (marker, scopes)
         return marker, scopes
@@ -289,9 +290,15 @@ class BatchIngest:
         # Locks are already held (see _ingest_batch); appeal decisions are already routed.
         account_ids = [a for c in candidates if (a := ev.routing_account_id(c.event))]
         self._load(account_ids)
+        # Only new events are held to the window: a stored one is never checked again.
+        window = self.scopes.policy_for(self.now, self.policy).ingest
+        window_args = (self.now, window.max_future_minutes, window.min_event_date)
+        earliest, latest = admission.time_window(*window_args)
         for candidate in candidates:
             event = candidate.event
             try:
+                if not earliest <= event.at <= latest:
+                    raise DomainRejected(*admission.time_problem(event.at, *window_args))
                 if event.type in SCOPE_TYPES:
                     check_scope_command(self.scopes, event)
                     self.scopes = apply_scope_command(self.scopes, event)
@@ -459,6 +466,14 @@ def _parse(position: int, item: Any) -> tuple[Any, str] | ItemResult:
     except ev.EventRejected as rejection:
         return ItemResult(position, REJECTED, rejection.event_id, rejection.field,
                           rejection.reason)
+    # Before the store sees any of it: PostgreSQL refuses a NUL even in a lookup by id.
+    if admission.may_need_text_check(body):
+        problems = admission.text_problems(event)
+        if problems:
+            field_name, reason = problems[0]
+            # An id with invisible characters is not echoed: it would mislead whoever reads it.
+            event_id = None if any(f == "event_id" for f, _ in problems) else event.event_id
+            return ItemResult(position, REJECTED, event_id, field_name, reason)
     return event, body
 
 

@@ -285,6 +285,7 @@ class DryRun:
     count: int = 0
     already_closed: int = 0
     accounts_evaluated: int = 0
+    not_evaluable: int = 0  # the criteria overflow on their features: the sweep skips them
     by_status: Counter = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
 

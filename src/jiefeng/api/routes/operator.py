@@ -166,6 +166,7 @@ def sweep_dry_run(body: DryRunIn, request: Request,
     return {"at": at.astimezone(zone).isoformat(), "count": result.count,
             "already_closed": result.already_closed,
             "accounts_evaluated": result.accounts_evaluated,
+            "not_evaluable": result.not_evaluable,
             "by_status": dict(sorted(result.by_status.items())), "sample": result.sample,
             "token": token, "token_expires_at": expires.astimezone(zone).isoformat(),
             "policy_version": engine.policy.version}
