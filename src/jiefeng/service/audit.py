@@ -82,7 +82,7 @@ def command_fields(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
     return f"events.{raw['type']}", target, reason
 
 
-def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[int],
+def cli_command_entries(lines: Sequence[tuple[int, str | bytes]], accepted_lines: set[int],
                         user: str, at: dt.datetime) -> list[AuditEntry]:
     """Audit entries for the commands a CLI ingest applied (operator commands and appeals):
     kind `cli`, actor the OS user, as for the other CLI commands. The CLI is the trusted local
@@ -90,8 +90,11 @@ def cli_command_entries(lines: Sequence[tuple[int, str]], accepted_lines: set[in
     again, so a file of customer activity costs a substring search per line."""
     request_id = f"cli-{uuid.uuid4().hex}"
     entries = []
+    commands_bytes = tuple(c.encode() for c in COMMAND_TYPES)
     for number, line in lines:
-        if number not in accepted_lines or not any(c in line for c in COMMAND_TYPES):
+        # The CLI hands over the file's lines as bytes; other callers may pass text.
+        types = commands_bytes if isinstance(line, bytes) else COMMAND_TYPES
+        if number not in accepted_lines or not any(c in line for c in types):
             continue
         try:
             raw = json.loads(line)

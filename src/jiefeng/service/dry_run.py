@@ -19,7 +19,12 @@ from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
 from jiefeng.domain.rules import features
 from jiefeng.domain.scopes import Scopes
-from jiefeng.policy.criteria import NOT_EVALUABLE, CompiledCriteria, transpile_criteria
+from jiefeng.policy.criteria import (
+    NOT_EVALUABLE,
+    CompiledCriteria,
+    CriteriaError,
+    transpile_criteria,
+)
 from jiefeng.service.engine import AccountNotFound, Engine
 from jiefeng.service.feature_table import own_status_at
 from jiefeng.service.states import load_states
@@ -67,8 +72,9 @@ def evaluate_sweep(engine: Engine, compiled: CompiledCriteria, at: dt.datetime,
             try:
                 folded = _from_table(connection, engine, compiled, at, scopes, result,
                                      sample_size, samples)
-            except SQLAlchemyError:
-                # The database could not evaluate it (an overflow, say): fold every account.
+            except (SQLAlchemyError, CriteriaError):
+                # The database could not evaluate it (an overflow, say), or the text cannot be
+                # transpiled (criteria stored before a check existed): fold every account.
                 result.count = result.already_closed = result.accounts_evaluated = 0
                 result.not_evaluable = 0
                 result.by_status.clear()
