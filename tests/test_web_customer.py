@@ -221,3 +221,26 @@ def test_bad_tokens_and_forms_without_csrf_are_refused(service, browser):
     assert "script-src 'self'" in page_headers["content-security-policy"]
     assert page_headers["x-content-type-options"] == "nosniff"
     assert page_headers["cache-control"] == "no-store"
+
+
+def test_sign_in_failures_count_against_the_client_limit(tmp_path, monkeypatch):
+    """The sign-in form is no way around the API's failed-credential limit (429)."""
+    import warnings as _warnings
+
+    monkeypatch.setenv("JIEFENG_AUTH_MAX_FAILURES", "3")
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    app = create_app(str(tmp_path / "limit.db"), now=Clock(NOW))
+    with TestClient(app) as client:
+        client.get("/me/sign-in")
+        statuses = []
+        for n in range(4):  # each answer carries a fresh CSRF cookie, which the form echoes
+            csrf = client.cookies.get("jiefeng_csrf")
+            statuses.append(client.post("/me/sign-in", data={"token": f"wrong-{n}",
+                                                             "csrf": csrf},
+                                        follow_redirects=False).status_code)
+        assert statuses == [401, 401, 401, 429]
+        blocked = client.get("/me/sign-in", params={"token": "wrong"}, follow_redirects=False)
+        assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    app.state.services.store.close()

@@ -44,15 +44,40 @@ def _csrf(request: Request) -> str:
     return request.cookies.get(pages.CSRF_COOKIE) or pages.new_csrf()
 
 
-def _customer(request: Request, token: str | None) -> Principal:
-    """The customer a token names; CredentialInvalid otherwise (API keys included)."""
-    if not token:
-        raise CredentialInvalid("no token")
+class TooManyFailures(Exception):
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+
+
+def _customer(request: Request, token: str | None, *, signing_in: bool = False) -> Principal:
+    """The customer a token names; CredentialInvalid otherwise (API keys included). A sign-in
+    counts against the same per-client failure limit as the API (TooManyFailures)."""
     svc = _services(request)
-    principal = svc.authenticator.authenticate(token, svc.now())
-    if not principal.is_customer:
-        raise CredentialInvalid("this is not a customer token")
+    now = svc.now()
+    client = request.client.host if request.client else "(unknown)"
+    if signing_in:
+        retry_after = svc.limiter.retry_after_seconds(client, now)
+        if retry_after is not None:
+            raise TooManyFailures(retry_after)
+    try:
+        if not token:
+            raise CredentialInvalid("no token")
+        principal = svc.authenticator.authenticate(token, now)
+        if not principal.is_customer:
+            raise CredentialInvalid("this is not a customer token")
+    except CredentialInvalid:
+        if signing_in:
+            svc.limiter.record_failure(client, now)
+        raise
     return principal
+
+
+def _too_many(lang: str, error: TooManyFailures) -> Response:
+    fresh = pages.new_csrf()
+    response = _page(pages.render("sign_in.html", lang, csrf=fresh, error=pages.messages(
+        lang)["too_many"].format(seconds=error.retry_after)), 429, fresh)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _signed_in(token: str, lang: str, secure: bool) -> Response:
@@ -69,7 +94,9 @@ def sign_in_page(request: Request, lang: str | None = None,
     lang = pages.lang_of(lang)
     if token:  # the issuer's app links here with the token: sign in, then drop it from the URL
         try:
-            _customer(request, token)
+            _customer(request, token, signing_in=True)
+        except TooManyFailures as error:
+            return _too_many(lang, error)
         except CredentialInvalid as error:
             csrf = _csrf(request)
             return _page(pages.render("sign_in.html", lang, csrf=csrf, error=pages.messages(
@@ -92,7 +119,9 @@ def sign_in(request: Request, lang: str | None = None, token: str = Form(""),
         return _page(pages.render("sign_in.html", lang, csrf=fresh, error=m["missing_token"]),
                      422, fresh)
     try:
-        _customer(request, token.strip())
+        _customer(request, token.strip(), signing_in=True)
+    except TooManyFailures as error:
+        return _too_many(lang, error)
     except CredentialInvalid as error:
         return _page(pages.render("sign_in.html", lang, csrf=fresh,
                                   error=m["bad_token"].format(reason=error)), 401, fresh)
