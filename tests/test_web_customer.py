@@ -244,3 +244,18 @@ def test_sign_in_failures_count_against_the_client_limit(tmp_path, monkeypatch):
         blocked = client.get("/me/sign-in", params={"token": "wrong"}, follow_redirects=False)
         assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     app.state.services.store.close()
+
+
+def test_api_docs_work_offline(service, browser):
+    """/docs loads Swagger UI from the package itself, and renders the API's operations."""
+    html = httpx.get(f"{service.base}/docs").text
+    assert "cdn" not in html.lower() and "/static/vendor/swagger-ui-5.35.0/" in html
+    context, page, problems = _page(browser, 1280, "en")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{service.base}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+    assert page.locator(".opblock-summary-path").count() > 20
+    assert all(url.startswith(service.base) for url in requested), requested
+    assert problems == [], problems
+    context.close()

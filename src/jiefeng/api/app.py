@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from jiefeng.api.context import MAX_BODY_BYTES, ServiceMiddleware
@@ -36,6 +38,7 @@ from jiefeng.api.services import Services
 from jiefeng.store.sql import SQLITE_DEFAULT_PATH
 
 DB_ENV = "JIEFENG_DB"
+SWAGGER_UI = "/static/vendor/swagger-ui-5.35.0"  # swagger-ui-dist, vendored (see its README)
 TAGS = [
     {"name": "events", "description": "Ingest events; authorization decisions."},
     {"name": "accounts", "description": "One account: state, explanation, history."},
@@ -59,6 +62,10 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
                     "`errors: [{field, reason}]`.",
         openapi_tags=TAGS,
         exception_handlers=EXCEPTION_HANDLERS,
+        # FastAPI's own /docs and /redoc load their scripts from a CDN: blank offline. /docs is
+        # served below from assets shipped in the package.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = svc
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
@@ -67,7 +74,15 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
         app.include_router(module.router)
     # The web pages' own assets, shipped in the package (never a CDN).
     app.mount("/static", StaticFiles(packages=[("jiefeng.web", "static")]), name="static")
+    app.add_api_route("/docs", _swagger_ui, include_in_schema=False)
     return app
+
+
+async def _swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="jiefeng API",
+                               swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+                               swagger_favicon_url="/static/favicon.svg")
 
 
 def app_from_env() -> FastAPI:
