@@ -8,7 +8,7 @@ BIN = $(VENV)/bin
 $(BIN)/jiefeng: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench,spark]'
+	$(BIN)/pip install -q -e '.[test,bench,spark,postgres]'
 	touch $(BIN)/jiefeng
 
 setup: $(BIN)/jiefeng

@@ -61,14 +61,16 @@ def _policy(path: Path | None):
         raise typer.Exit(2) from None
 
 
-def _engine(db: str, policy_path: Path | None = None):
+def _engine(db: str, policy_path: Path | None = None, *, must_exist: bool = False):
+    """`must_exist` for commands that only read: they never create a database."""
     from jiefeng.service.engine import Engine
     from jiefeng.store.sql import SqlStore
 
     # The code and the policy are loaded for good: leave them out of every later collection.
     gc.freeze()
     # Without --policy: the store's active policy version, else the built-in default.
-    return Engine(SqlStore(db), _policy(policy_path) if policy_path else None)
+    return Engine(SqlStore(db, must_exist=must_exist),
+                  _policy(policy_path) if policy_path else None)
 
 
 def _parse_at(value: str | None) -> dt.datetime | None:
@@ -163,7 +165,7 @@ def explain(
     if lang not in SUPPORTED_LANGS:
         errors.print(f"[red]--lang: must be one of {', '.join(SUPPORTED_LANGS)}[/red]")
         raise typer.Exit(2)
-    engine = _engine(db, policy)
+    engine = _engine(db, policy, must_exist=True)
     try:
         explanation = engine.explain(account, _parse_at(at))
     except AccountNotFound as error:
@@ -200,7 +202,7 @@ def authorize(
         message = str(error)
         errors.print(f"[red]{message if ':' in message else '--amount: ' + message}[/red]")
         raise typer.Exit(2) from None
-    engine = _engine(db, policy)
+    engine = _engine(db, policy, must_exist=True)
     try:
         decision = engine.authorize(account, request, _parse_at(at))
     except AccountNotFound as error:
@@ -222,7 +224,7 @@ def replay(
                                              help="Compare, do not rewrite state")] = False,
 ) -> None:
     """Rebuild every account's state from the event log and compare it with the stored state."""
-    engine = _engine(db, policy)
+    engine = _engine(db, policy, must_exist=True)
     with progress_bar() as bar:
         task = bar.add_task("replay", total=None)
         report = engine.replay(progress=lambda n: bar.advance(task, n), write=not check_only)
@@ -296,7 +298,13 @@ def main() -> None:
     # account states and few reference cycles; the default thresholds walk that cache in
     # frequent collections that find almost nothing to free.
     gc.set_threshold(200_000, 50, 1000)
-    app()
+    from jiefeng.store.connect import StoreUnavailable
+
+    try:
+        app()
+    except StoreUnavailable as error:  # a database that cannot be used: one line, exit 2
+        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def backtest(
         raise typer.Exit(2)
     candidate = _policy(policy)
     window_start, window_end = _instant(start, "--from"), _instant(end, "--to")
-    engine = _engine(db)
+    engine = _engine(db, must_exist=True)
     base = engine.policy if baseline == "active" else _policy(Path(baseline))
     spec = BacktestSpec(base, candidate, window_start, window_end, accounts, sample, workers)
     if engine_name == "local" and (export_dir or spark_remote):

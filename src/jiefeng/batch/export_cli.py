@@ -42,7 +42,7 @@ def export(
     from jiefeng.cli import _engine, console, progress_bar
 
     until = _instant(at, "--at")
-    engine = _engine(db)
+    engine = _engine(db, must_exist=True)
     with progress_bar() as bar:
         task = bar.add_task(f"export {what.value}", total=None)
         advance = lambda n: bar.advance(task, n)  # noqa: E731

@@ -24,9 +24,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from jiefeng.domain.state import AccountState
 from jiefeng.store import schema as t
+from jiefeng.store.connect import check_before_connecting, explain_error
 from jiefeng.store.features import clear_feature_rows, write_feature_rows
 
 SNAPSHOT_FORMAT = 4  # bump when AccountState changes shape; older snapshots are rebuilt
@@ -169,16 +171,26 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
 
 
 class SqlStore:
-    def __init__(self, db: str | None = None, *, upgrade: bool = True):
+    def __init__(self, db: str | None = None, *, upgrade: bool = True,
+                 must_exist: bool = False):
+        """`must_exist`: a read-only use; a SQLite file that is not there is not created.
+        Raises StoreUnavailable (one line naming --db) when the database cannot be used."""
         self.url = database_url(db)
         self.dialect = make_url(self.url).get_backend_name()
+        check_before_connecting(self.url, must_exist=must_exist)
         if self.dialect == "sqlite":
             self.engine = create_engine(self.url)
             _install_sqlite_pragmas(self.engine)
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-        if upgrade:
-            self.upgrade()
+        try:
+            if upgrade:
+                self.upgrade()
+            else:
+                self.current_revision()  # connect once: a bad --db fails here, clearly
+        except SQLAlchemyError as error:
+            self.engine.dispose()
+            raise explain_error(self.url, error) from None
 
     # --- schema ---------------------------------------------------------------------------------
 
