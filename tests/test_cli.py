@@ -221,3 +221,34 @@ def test_the_installed_command_pipelines_a_large_file(tmp_path: Path) -> None:
     replay = subprocess.run([str(jiefeng), "replay", "--db", str(tmp_path / "big.db")],
                             capture_output=True, text=True, timeout=300)
     assert replay.returncode == 0, replay.stdout + replay.stderr
+
+
+def test_policy_show_and_validate_take_db(tmp_path):
+    """`policy show --db` prints the store's active version; `policy validate --db` refuses a
+    version the store holds with other settings (hardening item 21)."""
+    import datetime as dt
+
+    from jiefeng.policy.schema import default_policy_text
+    from jiefeng.service import policies
+    from jiefeng.store.sql import SqlStore
+
+    T0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    db = str(tmp_path / "p.db")
+    store = SqlStore(db)
+    text = default_policy_text().replace('version = "', 'version = "mine-', 1)
+    version = policies.upload(store, text, "ops", T0).record["version"]
+    shown = invoke("policy", "show", "--db", db)
+    assert shown.exit_code == 0 and shown.output.strip() == default_policy_text().strip()
+    policies.activate(store, version, "ops", T0)
+    store.close()
+    assert invoke("policy", "show", "--db", db).output.strip() == text.strip()
+    same = tmp_path / "same.toml"
+    same.write_text(text, encoding="utf-8")
+    assert invoke("policy", "validate", str(same), "--db", db).exit_code == 0
+    changed = tmp_path / "changed.toml"
+    changed.write_text(
+        text.replace("[cure_probation]\ndays = 90 ", "[cure_probation]\ndays = 91 "),
+        encoding="utf-8")
+    refused = invoke("policy", "validate", str(changed), "--db", db)
+    assert refused.exit_code == 2 and "already stored" in refused.output
+    assert invoke("policy", "show", str(same), "--db", db).exit_code == 2

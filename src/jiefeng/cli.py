@@ -253,23 +253,59 @@ def demo(
              console=console, progress=progress_bar)
 
 
+OptionalDbOption = Annotated[
+    str | None, typer.Option("--db", help="SQLite file path or postgresql:// URL: read the "
+                                          "store's policy versions.")
+]
+
+
+def _active_policy_text(db: str) -> str:
+    """The text of the store's active version; the built-in default if none was activated."""
+    from sqlalchemy import select
+
+    from jiefeng.policy.schema import default_policy_text
+    from jiefeng.service import policies
+    from jiefeng.store import service_tables as st
+    from jiefeng.store.sql import SqlStore
+
+    store = SqlStore(db, must_exist=True)
+    try:
+        active = next((p for p in policies.list_all(store) if p["active"]), None)
+        if active is None:
+            return default_policy_text()
+        with store.read() as connection:
+            return connection.execute(select(st.policies.c.body).where(
+                st.policies.c.version == active["version"])).scalar_one()
+    finally:
+        store.close()
+
+
 @policy_app.command("show")
 def policy_show(
     file: Annotated[Path | None, typer.Argument(help="Policy file; default: built-in")] = None,
+    db: OptionalDbOption = None,
 ) -> None:
-    """Print a policy (the built-in default unless a file is given), validated."""
+    """Print a policy, validated: a file, else the active version of --db's store, else the
+    built-in default."""
     from jiefeng.policy.schema import default_policy_text
 
-    if file is None:
+    if file is not None and db is not None:
+        errors.print("give a policy file or --db, not both", markup=False)
+        raise typer.Exit(2)
+    if file is not None:
+        _policy(file)
+        print(file.read_text(encoding="utf-8"))
+    elif db is not None:
+        print(_active_policy_text(db))
+    else:
         print(default_policy_text())
-        return
-    _policy(file)
-    print(file.read_text(encoding="utf-8"))
 
 
 @policy_app.command("validate")
-def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML)")]) -> None:
-    """Check a policy file; exit 2 with each field and reason if it is invalid."""
+def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML)")],
+                    db: OptionalDbOption = None) -> None:
+    """Check a policy file; exit 2 with each field and reason if it is invalid. With --db, also
+    refuse a version the store already holds with other settings (upload would refuse it)."""
     from jiefeng.policy.schema import PolicyInvalid, load_policy
 
     try:
@@ -281,6 +317,25 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML
         for field_name, reason in error.problems:
             console.print(f"{field_name}: {reason}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    if db is not None:
+        import hashlib
+
+        from jiefeng.service import policies
+        from jiefeng.store.sql import SqlStore
+
+        store = SqlStore(db, must_exist=True)
+        try:
+            stored = policies.get(store, policy.version)
+        except policies.PolicyNotFound:
+            stored = None
+        finally:
+            store.close()
+        digest = hashlib.sha256(file.read_text(encoding="utf-8").encode()).hexdigest()
+        if stored is not None and stored["sha256"] != digest:
+            console.print(f"version: {policy.version!r} is already stored with other "
+                          "settings; give the changed policy a new version",
+                          markup=False, highlight=False)
+            raise typer.Exit(2)
     console.print(f"valid: policy version {policy.version}")
 
 
