@@ -93,8 +93,10 @@ def test_authorize_lists_every_code_in_order(world):
     account = busy_account(world)
     decision = account.authorize(local(2026, 2, 15, 10), 100_000_000, kind="cash_withdrawal",
                                  password_ok=False)
-    assert decision.codes == ["kind_not_allowed", H.OVERDUE, H.PASSWORD_LOCKED,
-                              H.SCORE_BELOW_THRESHOLD, "wrong_password", "insufficient_credit"]
+    # Descending precedence (docs/reason-codes.md): holds in the catalog's order, then the
+    # request's own codes.
+    assert decision.codes == [H.OVERDUE, H.SCORE_BELOW_THRESHOLD, H.PASSWORD_LOCKED,
+                              "kind_not_allowed", "wrong_password", "insufficient_credit"]
     assert decision.to_dict()["decision"] == "declined"
 
 

@@ -14,6 +14,7 @@ from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import first_statement_date, local_date, zone
 from jiefeng.domain.core import advance, scoped_holds
+from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.rules import blocking_codes
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
@@ -81,8 +82,8 @@ def authorize(
         state.account_id,
         at,
         not codes,
-        codes,
-        hold_codes,
+        in_precedence(codes),
+        in_precedence(hold_codes),
         current.available_credit_fen,
         policy.version,
     )

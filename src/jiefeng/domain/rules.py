@@ -23,6 +23,7 @@ from jiefeng.domain.clock import (
     next_day_of_month,
     zone,
 )
+from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.effects import (
     APPEAL_DECIDED,
     APPEAL_RECORDED,
@@ -446,6 +447,7 @@ def purchase_outcome(
         codes.append("wrong_password")
     if event.amount_fen > available_fen:
         codes.append("insufficient_credit")
+    codes = in_precedence(codes)
     if event.authorization is None:
         return Outcome(not codes, tuple(codes))
     if event.authorization is ev.Authorization.APPROVED:
