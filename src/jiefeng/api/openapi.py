@@ -1,5 +1,6 @@
 """The OpenAPI document, corrected to say what the service really answers: every error is
-`application/problem+json`; a body that cannot be parsed is 400, an oversized one 413; protected
+`application/problem+json`; a body that cannot be parsed is 400, one that is not JSON 415,
+an oversized one 413; protected
 operations may answer 401, 403 and 429 (too many refused credentials); anything may answer
 500."""
 
@@ -38,7 +39,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             if operation.get("security"):
                 statuses |= {401, 403, 429}
             if "requestBody" in operation:
-                statuses |= {400, 413, 422}
+                statuses |= {400, 413, 415, 422}  # 415: a body that is not JSON
             if operation.get("parameters"):
                 statuses.add(422)
             for status in list(responses):

@@ -123,10 +123,35 @@ async def handle_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc)
 
 
+MAX_SHOWN_CHARS = 64  # an echoed value (an id of 10,000 characters, say) is cut to this
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"
+
+
+def _json_content_type(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
 async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _field_from_loc(item.get("loc", ())), "reason": _reason(item)}
-              for item in exc.errors()]
+    items = exc.errors()
+    in_body = [item for item in items if tuple(item.get("loc", ()))[:1] == ("body",)]
+    if in_body and request.method in ("POST", "PUT", "PATCH") \
+            and not _json_content_type(request):
+        kind = request.headers.get("content-type") or "none"
+        return problem_response(request, Problem(
+            415, f"send the body as JSON with Content-Type: application/json (got {_cut(kind)})"))
+    invalid_json = next((item for item in in_body if item.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
+        reason = invalid_json.get("ctx", {}).get("error", "decode error")
+        return problem_response(request, field_problem(400, "(body)",
+                                                       f"not valid JSON: {_cut(str(reason))}"))
+    errors = [{"field": _cut(_field_from_loc(item.get("loc", ()))),
+               "reason": _cut(_reason(item)) if len(_reason(item)) > 500 else _reason(item)}
+              for item in items]
     errors = errors[:50]  # bounded: a 1,000-item body must not produce a megabyte of errors
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:3])
     return problem_response(request, Problem(422, detail or "invalid request", errors))
@@ -143,14 +168,33 @@ async def handle_http(request: Request, exc: Exception) -> JSONResponse:
         headers["Allow"] = ", ".join(_allowed_methods(request))
         detail = f"{request.method} is not allowed here; use {headers['Allow']}"
     elif status == 400 and detail == "There was an error parsing the body":
-        detail = "the request body could not be read: send UTF-8 JSON"
+        detail = _unreadable_body(exc.__cause__)
     return problem_response(request, Problem(status, detail, headers=headers or None))
+
+
+def _unreadable_body(cause: BaseException | None) -> str:
+    """Why the body could not be parsed, named (not a generic "send UTF-8 JSON")."""
+    if isinstance(cause, RecursionError):
+        return "the body is nested too deeply to read; send at most a few levels of nesting"
+    text = str(cause or "")
+    if isinstance(cause, ValueError) and "digits" in text:
+        return ("a number in the body is too long to read (more digits than allowed); money "
+                "goes as a decimal string such as \"12.50\"")
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not UTF-8; send UTF-8 JSON"
+    return "the request body could not be read: send UTF-8 JSON"
 
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method any route serves on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
+    pending = list(request.app.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # include_router (no prefix here)
+        if included is not None:
+            pending.extend(included.routes)
+            continue
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(request.url.path):
             methods |= set(getattr(route, "methods", None) or ())

@@ -70,6 +70,9 @@ DUPLICATE = "duplicate"
 REJECTED = "rejected"
 
 
+MAX_ECHOED_ID_CHARS = 64  # a rejected event's id longer than this is cut in results
+
+
 @dataclass(slots=True)
 class ItemResult:
     position: int  # line number in a file, index in a request
@@ -464,7 +467,10 @@ def _parse(position: int, item: Any) -> tuple[Any, str] | ItemResult:
         else:
             return ItemResult(position, REJECTED, None, "(event)", "must be a JSON object")
     except ev.EventRejected as rejection:
-        return ItemResult(position, REJECTED, rejection.event_id, rejection.field,
+        event_id = rejection.event_id
+        if event_id is not None and len(event_id) > MAX_ECHOED_ID_CHARS:
+            event_id = event_id[:MAX_ECHOED_ID_CHARS] + "…"  # an id too long is cut, not echoed
+        return ItemResult(position, REJECTED, event_id, rejection.field,
                           rejection.reason)
     # Before the store sees any of it: PostgreSQL refuses a NUL even in a lookup by id.
     if admission.may_need_text_check(body):
