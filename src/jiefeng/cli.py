@@ -73,16 +73,18 @@ def _engine(db: str, policy_path: Path | None = None, *, must_exist: bool = Fals
                   _policy(policy_path) if policy_path else None)
 
 
-def _parse_at(value: str | None) -> dt.datetime | None:
+def _parse_at(value: str | None, option: str = "--at") -> dt.datetime | None:
+    """An RFC 3339 time with a UTC offset given to `option`; exit 2 naming it otherwise."""
     if value is None:
         return None
     try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
-        errors.print(f"[red]--at: {value!r} is not an RFC 3339 timestamp[/red]")
+        errors.print(f"{option}: {value!r} is not an RFC 3339 timestamp", markup=False)
         raise typer.Exit(2) from None
     if at.tzinfo is None:
-        errors.print("[red]--at: needs a UTC offset, e.g. 2025-06-01T12:00:00+08:00[/red]")
+        errors.print(f"{option}: needs a UTC offset, e.g. 2025-06-01T12:00:00+08:00",
+                     markup=False)
         raise typer.Exit(2)
     return at
 

@@ -33,6 +33,32 @@ STAFF_READERS = ("operator", "reviewer")  # + admin
 _TARGET_PARAMS = ("account_id", "appeal_id", "window_id", "campaign_id", "version", "key_id")
 
 
+class TooManyFailures(Exception):
+    """This client sent too many refused credentials; it may try again after `retry_after`."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+
+
+def authenticate_limited(request: Request, credential: str) -> Principal:
+    """The principal a credential names, under the per-client failure limit: TooManyFailures
+    while the client is blocked; CredentialInvalid (counted as a failure) if refused. Every
+    path that takes a credential (the API's Guard, the customer sign-in page) goes through it."""
+    app: Services = request.app.state.services
+    now = app.now()
+    # The peer address; behind a proxy every client shares the proxy's address, so put the
+    # limit at the proxy or raise JIEFENG_AUTH_MAX_FAILURES (see docs/api.md).
+    client = request.client.host if request.client else "(unknown)"
+    retry_after = app.limiter.retry_after_seconds(client, now)
+    if retry_after is not None:
+        raise TooManyFailures(retry_after)
+    try:
+        return app.authenticator.authenticate(credential, now)
+    except CredentialInvalid:
+        app.limiter.record_failure(client, now)
+        raise
+
+
 class Guard:
     def __init__(self, action: str, roles: tuple[str, ...] = (), *, customer: bool = False,
                  staff: bool = True):
@@ -55,19 +81,13 @@ class Guard:
                                if p in request.path_params), None)
         if credentials is None:
             raise unauthenticated("send Authorization: Bearer <API key or customer token>")
-        app: Services = request.app.state.services
-        now = app.now()
-        # The peer address; behind a proxy every client shares the proxy's address, so put
-        # the limit at the proxy or raise JIEFENG_AUTH_MAX_FAILURES (see docs/api.md).
-        client = request.client.host if request.client else "(unknown)"
-        retry_after = app.limiter.retry_after_seconds(client, now)
-        if retry_after is not None:
-            raise Problem(429, f"too many refused credentials from this client; try again in "
-                               f"{retry_after} s", headers={"Retry-After": str(retry_after)})
         try:
-            principal = app.authenticator.authenticate(credentials.credentials, now)
+            principal = authenticate_limited(request, credentials.credentials)
+        except TooManyFailures as error:
+            raise Problem(429, f"too many refused credentials from this client; try again in "
+                               f"{error.retry_after} s",
+                          headers={"Retry-After": str(error.retry_after)}) from None
         except CredentialInvalid as error:
-            app.limiter.record_failure(client, now)
             raise unauthenticated(f"credential refused: {error}") from None
         context.principal = principal
         if principal.is_customer:

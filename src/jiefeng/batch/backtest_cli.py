@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -12,22 +11,6 @@ import typer
 
 def register(app: typer.Typer) -> None:
     app.command()(backtest)
-
-
-def _instant(value: str | None, option: str) -> dt.datetime | None:
-    from jiefeng.cli import errors
-
-    if value is None:
-        return None
-    try:
-        at = dt.datetime.fromisoformat(value)
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        errors.print(f"{option}: {value!r} is not an RFC 3339 time with a UTC offset, e.g. "
-                     "2026-06-01T00:00:00+08:00", markup=False, highlight=False)
-        raise typer.Exit(2)
-    return at
 
 
 def backtest(
@@ -63,7 +46,7 @@ def backtest(
     --engine spark replays a Parquet export on Spark (the optional extra `jiefeng[spark]`):
     the same fold and the same backtest.json."""
     from jiefeng.batch.backtest_report import render_backtest_html
-    from jiefeng.cli import _engine, _policy, console, errors, progress_bar
+    from jiefeng.cli import _engine, _parse_at, _policy, console, errors, progress_bar
     from jiefeng.policy.criteria import CriteriaError
     from jiefeng.service.backtest import BacktestError, BacktestSpec, run_backtest
 
@@ -71,7 +54,7 @@ def backtest(
         errors.print("[red]--engine: must be local or spark[/red]")
         raise typer.Exit(2)
     candidate = _policy(policy)
-    window_start, window_end = _instant(start, "--from"), _instant(end, "--to")
+    window_start, window_end = _parse_at(start, "--from"), _parse_at(end, "--to")
     engine = _engine(db, must_exist=True)
     base = engine.policy if baseline == "active" else _policy(Path(baseline))
     spec = BacktestSpec(base, candidate, window_start, window_end, accounts, sample, workers)

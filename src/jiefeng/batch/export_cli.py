@@ -37,11 +37,10 @@ def export(
 ) -> None:
     """Write the event log or the per-account features as Parquet, partitioned by a hash of
     account_id (for DuckDB, Spark and `jiefeng backtest --engine spark`)."""
-    from jiefeng.batch.backtest_cli import _instant
     from jiefeng.batch.export import export_events, export_features
-    from jiefeng.cli import _engine, console, progress_bar
+    from jiefeng.cli import _engine, _parse_at, console, progress_bar
 
-    until = _instant(at, "--at")
+    until = _parse_at(at, "--at")
     engine = _engine(db, must_exist=True)
     with progress_bar() as bar:
         task = bar.add_task(f"export {what.value}", total=None)

@@ -58,6 +58,13 @@ def jobs(request: Request, svc: Services = Depends(services)) -> BacktestJobs:
     return runner
 
 
+def _record(runner: BacktestJobs, backtest_id: str) -> dict[str, Any]:
+    record = runner.get(backtest_id)
+    if record is None:
+        raise Problem(404, f"no backtest {backtest_id[:64]!r}")
+    return record
+
+
 @router.post("/v1/backtests", status_code=202, response_model=BacktestOut,
              responses=problem_responses(401, 403, 422), summary="Start a backtest")
 def create_backtest(body: BacktestIn, request: Request,
@@ -94,10 +101,7 @@ def list_backtests(limit: int = Query(20, ge=1, le=MAX_LISTED),
 def get_backtest(backtest_id: str,
                  principal: Principal = Depends(Guard("backtests.read", OPERATOR)),
                  runner: BacktestJobs = Depends(jobs)) -> Any:
-    record = runner.get(backtest_id)
-    if record is None:
-        raise Problem(404, f"no backtest {backtest_id[:64]!r}")
-    return record
+    return _record(runner, backtest_id)
 
 
 @router.get("/v1/backtests/{backtest_id}/report", response_class=HTMLResponse,
@@ -105,9 +109,7 @@ def get_backtest(backtest_id: str,
 def get_backtest_report(backtest_id: str,
                         principal: Principal = Depends(Guard("backtests.read", OPERATOR)),
                         runner: BacktestJobs = Depends(jobs)) -> Any:
-    record = runner.get(backtest_id)
-    if record is None:
-        raise Problem(404, f"no backtest {backtest_id[:64]!r}")
+    record = _record(runner, backtest_id)
     html = runner.report(backtest_id)
     if html is None:
         raise Problem(409, f"backtest {backtest_id} is {record['status']}; no report yet")

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from jiefeng.api.auth import TooManyFailures, authenticate_limited
 from jiefeng.api.services import Services
 from jiefeng.explain.render import render_html
 from jiefeng.explain.structured import build_explanation
@@ -44,31 +45,18 @@ def _csrf(request: Request) -> str:
     return request.cookies.get(pages.CSRF_COOKIE) or pages.new_csrf()
 
 
-class TooManyFailures(Exception):
-    def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-
-
 def _customer(request: Request, token: str | None, *, signing_in: bool = False) -> Principal:
     """The customer a token names; CredentialInvalid otherwise (API keys included). A sign-in
-    counts against the same per-client failure limit as the API (TooManyFailures)."""
-    svc = _services(request)
-    now = svc.now()
-    client = request.client.host if request.client else "(unknown)"
+    counts against the API's per-client failure limit (TooManyFailures)."""
+    if not token:
+        raise CredentialInvalid("no token")
     if signing_in:
-        retry_after = svc.limiter.retry_after_seconds(client, now)
-        if retry_after is not None:
-            raise TooManyFailures(retry_after)
-    try:
-        if not token:
-            raise CredentialInvalid("no token")
-        principal = svc.authenticator.authenticate(token, now)
-        if not principal.is_customer:
-            raise CredentialInvalid("this is not a customer token")
-    except CredentialInvalid:
-        if signing_in:
-            svc.limiter.record_failure(client, now)
-        raise
+        principal = authenticate_limited(request, token)
+    else:
+        svc = _services(request)
+        principal = svc.authenticator.authenticate(token, svc.now())
+    if not principal.is_customer:
+        raise CredentialInvalid("this is not a customer token")
     return principal
 
 
