@@ -111,3 +111,29 @@ def test_demo_ranges_in_help_are_the_ones_the_generator_accepts(tmp_path: Path) 
     assert not (tmp_path / "x.db").exists()
     for months in (MIN_MONTHS, MAX_MONTHS):
         assert generate_portfolio(PortfolioSpec(accounts=MIN_ACCOUNTS, months=months, seed=1))
+
+
+def test_a_used_database_is_refused_unless_fresh(tmp_path: Path) -> None:
+    """Another demo (or real data) in the database would mix with this one: exit 2, nothing
+    added; --fresh starts the SQLite file again (hardening item 25)."""
+    from jiefeng.store.sql import SqlStore
+
+    db, out = str(tmp_path / "demo.db"), tmp_path / "out"
+    args = ["demo", "--accounts", "120", "--months", "17", "--db", db, "--out", str(out)]
+    assert CliRunner().invoke(app, [*args, "--seed", "1"]).exit_code == 0
+    with SqlStore(db).read() as connection:
+        before = connection.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+    other = CliRunner().invoke(app, [*args, "--seed", "2"])
+    assert other.exit_code == 2
+    assert "already holds" in other.output and "--fresh" in other.output
+    with SqlStore(db).read() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM events").scalar_one() == before
+    fresh = CliRunner().invoke(app, [*args, "--seed", "2", "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "rejected 0" in fresh.output
+    with SqlStore(db).read() as connection:
+        seeded_2 = connection.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+    assert seeded_2 > 0
+    refused = CliRunner().invoke(app, [*args[:-2], "--out", str(out), "--fresh", "--db",
+                                  "postgresql://postgres@127.0.0.1:5432/x"])
+    assert refused.exit_code == 2 and "only for a SQLite file" in refused.output

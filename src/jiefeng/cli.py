@@ -247,12 +247,22 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 7,
     out: Annotated[Path, typer.Option("--out", help="Where the HTML report goes")] = Path("out"),
     lang: Annotated[str, typer.Option("--lang", help="zh-CN or en")] = "zh-CN",
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Delete the SQLite --db file first (a used database is refused).")
+    ] = False,
 ) -> None:
-    """Generate a synthetic portfolio in which every cause occurs and lifts, run it, report."""
-    from jiefeng.batch.demo import run_demo
+    """Generate a synthetic portfolio in which every cause occurs and lifts, run it, report.
 
-    run_demo(db=db, accounts=accounts, months=months, seed=seed, out=out, lang=lang,
-             console=console, progress=progress_bar)
+    The same demo again on its database is fine (its events are duplicates); a database that
+    holds other events is refused (exit 2) unless --fresh starts the SQLite file again."""
+    from jiefeng.batch.demo import DemoRefused, run_demo
+
+    try:
+        run_demo(db=db, accounts=accounts, months=months, seed=seed, out=out, lang=lang,
+                 console=console, progress=progress_bar, fresh=fresh)
+    except DemoRefused as error:
+        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 OptionalDbOption = Annotated[

@@ -56,8 +56,50 @@ def print_ledger(console: Console, ledger: LedgerSummary, policy: Policy) -> Non
         f"without ever being overdue")
 
 
+class DemoRefused(ValueError):
+    """The demo cannot run on this database; the message says why and what to do."""
+
+
+def _remove_sqlite_file(db: str) -> None:
+    """--fresh: the demo's SQLite file (and its WAL) starts again; PostgreSQL is not dropped."""
+    from jiefeng.store.connect import sqlite_path
+    from jiefeng.store.sql import database_url
+
+    path = sqlite_path(database_url(db))
+    if path is None:
+        raise DemoRefused("--fresh: only for a SQLite file; drop and create the PostgreSQL "
+                          "database yourself, or give --db another one")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _check_empty_or_same(engine: Engine, db: str, events: list[dict[str, Any]]) -> None:
+    """A database that already holds other events (another seed or size, or real data) would
+    mix with the demo: refuse it. The same demo again is fine: its events are duplicates."""
+    from sqlalchemy import select
+
+    from jiefeng.store import schema as t
+
+    with engine.store.read() as connection:
+        stored = engine.store.count_events(connection)
+        if stored == 0:
+            return
+        ids = [events[0]["event_id"], events[len(events) // 2]["event_id"],
+               events[-1]["event_id"]]
+        known = set(connection.execute(
+            select(t.events.c.event_id).where(t.events.c.event_id.in_(ids))).scalars())
+    if stored == len(events) and known == set(ids):
+        return
+    raise DemoRefused(
+        f"--db {db}: already holds {stored:,} events that are not this demo's (another seed, "
+        "size or your own data); give the demo its own --db, or --fresh to start this SQLite "
+        "file again")
+
+
 def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang: str,
-             console: Console, progress: Callable[[], Any]) -> dict[str, Any]:
+             console: Console, progress: Callable[[], Any],
+             fresh: bool = False) -> dict[str, Any]:
+    """Raises DemoRefused (a used database, a rejected line) with the message to show."""
     from jiefeng.batch.report import write_report
     from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
     from jiefeng.explain.render import render_text
@@ -70,7 +112,10 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
 
     # The synthetic world's clock is its horizon: ingest accepts events up to a few minutes
     # ahead of its clock (policy ingest.max_future_minutes), and the history may run past today.
+    if fresh:
+        _remove_sqlite_file(db)
     engine = Engine(SqlStore(db), now=lambda: horizon)
+    _check_empty_or_same(engine, db, events)
     policy = engine.policy
     items = list(enumerate(events, start=1))
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
@@ -94,6 +139,9 @@ def run_demo(*, db: str, accounts: int, months: int, seed: int, out: Path, lang:
         f"rejected {counts['rejected']} ({ingest_seconds:.1f} s)")
     for line in rejected_examples[:5]:
         console.print(f"  rejected {line}", markup=False)
+    if counts["rejected"]:  # the generator's events are all valid: a rejection is a defect
+        raise DemoRefused(f"{counts['rejected']} generated events were rejected (first: "
+                          f"{rejected_examples[0]}); the demo stops without a report")
 
     states = engine.all_states()
     scopes = engine.scopes()
