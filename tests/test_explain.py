@@ -632,3 +632,24 @@ def test_a_missing_parameter_fails_loudly() -> None:
     del explanation["holds"][0]["release"][0]["progress"]["done"]
     with pytest.raises(KeyError, match="needs {done}"):
         R.render_text(explanation, "zh-CN")
+
+
+def test_the_accounts_own_bureau_report_is_on_file_in_the_self_check() -> None:
+    """Once the hold says its overdue was reported, the self-check 征信记录 lists that report,
+    not "nothing on file" (hardening item 26); after repayment it shows as settled."""
+    e = Events()
+    events = [e.opened(), e.account("purchase", T0 + DAY, amount="120.00", merchant_id="M1")]
+    before = explain(events, dt.datetime(2026, 2, 11, 12, 0, tzinfo=CST))
+    assert before["self_checks"]["bureau_records"] == []
+    late = explain(events, T0 + 60 * DAY)
+    assert hold_of(late, H.OVERDUE)["bureau"]["reported"] is True
+    records = late["self_checks"]["bureau_records"]
+    assert records == [{"product": "this_line", "status": "overdue", "days_past_due": 3,
+                        "amount": "12.00", "at": "2026-02-12", "statement_date": "2026-02-01"}]
+    for lang, words in (("zh-CN", "本额度"), ("en", "this credit line")):
+        text = R.render_text(late, lang)
+        section = text.split(R.load_catalog(lang)["check.bureau_records"])[1]
+        assert words in section.splitlines()[1], section
+    repaid = [*events, e.account("repayment", T0 + 61 * DAY, amount="200.00")]
+    settled = explain(repaid, T0 + 62 * DAY)["self_checks"]["bureau_records"]
+    assert [r["status"] for r in settled] == ["settled"]

@@ -664,6 +664,21 @@ def plan_view(plan: Any) -> dict[str, Any]:
     }
 
 
+OWN_PRODUCT = "this_line"  # a bureau record this credit line reported itself
+
+
+def _own_reports(state: AccountState, policy: Policy) -> list[dict[str, Any]]:
+    """The account's own statements reported to the bureau: the same record as an outside
+    product's, so the self-check never says "nothing on file" while a hold says "reported"."""
+    _, report_days = rules._bureau_days(policy)
+    return [{"product": OWN_PRODUCT, "status": "overdue" if s.past_due else "settled",
+             "days_past_due": report_days, "amount": _money(s.minimum_due_fen),
+             "at": _iso(s.due_date + dt.timedelta(days=report_days)),
+             "statement_date": _iso(s.statement_date)}
+            for s in state.ledger.recent_statements(MAX_SELF_CHECK_ITEMS)[::-1]
+            if s.bureau_reported]
+
+
 def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
     purchases = []
     for at, event_id in reversed(state.recent_purchases):
@@ -686,6 +701,7 @@ def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
     bureau = [{"product": f.product, "status": f.status, "days_past_due": f.days_past_due,
                "amount": _money(f.amount_fen), "at": _ts(f.at), "event_id": f.event_id}
               for f in sorted(state.bureau.values(), key=lambda f: f.product)]
+    bureau += _own_reports(state, policy)
     pending = [_appeal_dict(a, policy) for a in state.appeals.values() if a.status == "pending"]
     # Whether each recent statement's minimum was met, newest first.
     statements = [statement_view(s, state.ledger)
