@@ -603,8 +603,9 @@ def test_text_is_localised_with_babel() -> None:
     explanation = explain_code(H.OVERDUE)
     zh = R.render_text(explanation, "zh-CN")
     en = R.render_text(explanation, "en")
-    assert "¥12.00" in zh and "CN¥12.00" in en  # the past-due minimum
-    assert "¥121.58" in zh and "CN¥121.58" in en  # what clears everything
+    assert "¥12.00" in zh and "¥12.00" in en  # the past-due minimum
+    assert "¥121.58" in zh and "¥121.58" in en  # what clears everything
+    assert "CN¥" not in en  # customers read ¥ in both languages (hardening item 29)
     assert "2026年2月10日 00:00" in zh  # overdue since local midnight, Asia/Shanghai
     assert "Feb 10, 2026" in en
     utc = R.render_text(explanation, "en", tz="UTC")

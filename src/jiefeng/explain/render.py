@@ -111,6 +111,11 @@ class _Messages:
         return format_date(dt.date.fromisoformat(text), "medium", locale=self.locale)
 
     def money(self, text: str) -> str:
+        if self.currency == "CNY":
+            # Customers of a CNY line read ¥ in both languages; Babel's English says "CN¥".
+            amount = Decimal(text)
+            sign = "-" if amount < 0 else ""
+            return f"{sign}¥{format_decimal(abs(amount), '#,##0.00', locale=self.locale)}"
         return format_currency(Decimal(text), self.currency, locale=self.locale)
 
     def number(self, value: int | float) -> str:
