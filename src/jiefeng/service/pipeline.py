@@ -11,10 +11,13 @@ is the one the sequential path (`jiefeng.service.ingest.ingest`) gives, batch fo
 - The writer applies each batch's `WriteSet` in its own transaction, in order, after checking
   under the write lock that nobody else wrote to those accounts or stored operator commands in
   between (`writeset.verify`); an event id stored meanwhile fails the log's unique key.
-- While a batch that changes the portfolio's scopes (maintenance, migrations, sweeps, policy
-  activations) is in flight, the next batches rebuild the scopes from the stored commands plus
-  those in flight, in the order the store will list them; the writer then checks the scope
-  marker against the one its own commits left.
+- A batch that changes the portfolio's scopes (maintenance, migrations, sweeps, policy
+  activations) is not pipelined: once the batches before it have committed, it goes through
+  the sequential path, which folds it under the locks. Such a batch reads accounts beyond its
+  own events (those a command reaches back to, every account a sweep advances); folded from a
+  read snapshot, it would miss accounts another process creates or moves past the command's
+  time before it commits, and their stored effects would lack the command's. Operator
+  commands are few; the batches around them stay pipelined.
 - If the writer reports a conflict or an error, nothing after the last committed batch is
   kept: the writer skips the rest, this process drops its caches, and the remaining batches go
   through the sequential path, which takes the locks itself. A batch that committed but whose
@@ -46,6 +49,7 @@ from jiefeng.service.ingest import (
     IngestReport,
     ItemResult,
     ScopeCache,
+    _ingest_batch,
     _route,
     batch_results,
     decision_batches,
@@ -77,8 +81,6 @@ class _InFlight:
     account_records: dict[str, list[EventRecord]] = field(default_factory=dict)
     rows: dict[str, AccountRow] = field(default_factory=dict)
     appeals: dict[str, str] = field(default_factory=dict)  # appeal_id -> account_id
-    # (at_utc, type, body) of the operator commands that change the scopes, in log order
-    scope_commands: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class OverlayStore:
@@ -155,26 +157,6 @@ class OverlayStore:
                          if clock_after is None or row.clock >= clock_after)
         return sorted(found)
 
-    def changes_scopes(self) -> bool:
-        return any(batch.scope_commands for batch in self.in_flight)
-
-    def scope_marker(self, connection: Connection, types: Iterable[str]) -> tuple[int, int]:
-        # Only for a ScopeCache made for one batch, which rebuilds whatever the marker says.
-        return (-1, -1)
-
-    def operator_event_bodies(self, connection: Connection, types: Iterable[str]) -> list[str]:
-        """The stored commands plus those in flight, in (time, arrival) order, as the store
-        will list them once they have committed."""
-        wanted = set(types)
-        stored = self.store.operator_events(connection, wanted)  # (at_utc, body), in order
-        known = {body for _, body in stored}
-        merged = list(stored)
-        for batch in self.in_flight:
-            merged.extend((at, body) for at, kind, body in batch.scope_commands
-                          if kind in wanted and body not in known)
-        merged.sort(key=lambda command: command[0])  # stable: ties keep log order
-        return [body for _, body in merged]
-
     def __getattr__(self, name: str) -> Any:
         # Anything else (account events after a snapshot) is read from the store as it is.
         return getattr(self.store, name)
@@ -188,9 +170,6 @@ def _writer_main(url: str, connection: Any) -> None:
     """The writer process: apply write sets in order, each in its own verified transaction."""
     store = SqlStore(url, upgrade=False)  # the parent brought the schema up to date
     failed = False
-    # The scope marker the next batch must find: the one its scopes were read at, or, when
-    # they came from batches in flight, the one this process left after the last of those.
-    expected_marker: tuple[int, int] | None = None
     try:
         while True:
             message = connection.recv_bytes()
@@ -204,14 +183,12 @@ def _writer_main(url: str, connection: Any) -> None:
                 with store.transaction() as transaction:
                     store.lock_portfolio(transaction, exclusive=write_set.exclusive)
                     store.lock_accounts(transaction, write_set.account_ids)
-                    if write_set.scope_marker is not None:
-                        expected_marker = write_set.scope_marker
-                    reason = writeset.verify(store, transaction, write_set, expected_marker)
+                    # The scopes it was folded against must still be the store's.
+                    reason = writeset.verify(store, transaction, write_set,
+                                             write_set.scope_marker)
                     if reason is not None:
                         raise _Diverged(reason)
                     writeset.apply(store, transaction, write_set)
-                    if write_set.exclusive:
-                        expected_marker = store.scope_marker(transaction, SCOPE_TYPES)
             except _Diverged as conflict:
                 failed = True
                 connection.send((CONFLICT, number, str(conflict)))
@@ -320,6 +297,17 @@ def ingest_pipelined(
     try:
         for number, batch_items in enumerate(batches):
             results, candidates = parse_items(batch_items)
+            if any(c.event.type in SCOPE_TYPES for c in candidates):
+                # Folded under the locks, after everything before it has committed.
+                settle(0)
+                if resume_at is not None:
+                    break
+                done = _ingest_batch(store, batch_items, policy, now, cache, scope_cache,
+                                     snapshot_every)
+                report.results.extend(done.results)
+                if progress:
+                    progress(len(batch_items))
+                continue
             settle(PIPELINE_DEPTH - 1)
             if resume_at is not None:
                 break
@@ -356,12 +344,9 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
         for candidate in candidates:
             candidate.event = _route(overlay, connection, candidate.event)
         fresh = fresh_candidates(overlay, connection, items, candidates, results)
-        if overlay.changes_scopes():
-            # Rebuilt as the store will have them, from a cache that lives for this batch.
-            scopes = ScopeCache(scope_cache.activations).get(overlay, connection)
-            marker = None  # the writer knows the marker its own commits leave
-        else:
-            marker, scopes = scope_cache.marked(store, connection)
+        # No batch in flight changes the scopes (those go the sequential path): the store's
+        # are the ones every batch in flight was folded against too.
+        marker, scopes = scope_cache.marked(store, connection)
         batch = BatchIngest(overlay, connection, policy, now(), scopes, cache, snapshot_every)
         try:
             item_results = batch_results(batch, fresh, items, results)
@@ -371,12 +356,10 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             raise
     write_set.scope_marker = marker
     sent = _InFlight(number, item_results, len(items), rows=batch.new_rows)
-    for event_id, account_id, kind, at_utc, _actor, body, outcome in write_set.events:
+    for event_id, account_id, _kind, _at, _actor, body, outcome in write_set.events:
         sent.bodies[event_id] = body
         if account_id is not None:
             sent.account_records.setdefault(account_id, []).append((body, outcome))
-        elif kind in SCOPE_TYPES:
-            sent.scope_commands.append((at_utc, kind, body))
     sent.appeals = {row["appeal_id"]: row["account_id"] for row in write_set.appeals}
     # The states move on now: the next batch folds on top of them. If the writer fails, the
     # cache is cleared before anything else reads it.

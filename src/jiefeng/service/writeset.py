@@ -30,8 +30,8 @@ class WriteSet:
     effects: list[tuple] = field(default_factory=list)
     appeals: list[dict[str, Any]] = field(default_factory=list)
     exclusive: bool = False  # it holds operator commands that change the portfolio's scopes
-    # The scope marker (SqlStore.scope_marker) of the scopes the batch was folded against, when
-    # they were read from the store; None when they included batches still in flight.
+    # The scope marker (SqlStore.scope_marker) of the scopes the batch was folded against
+    # (pipelined batches only; None: computed under the locks, nothing to check).
     scope_marker: tuple[int, int] | None = None
 
     @property

@@ -31,6 +31,7 @@ from jiefeng.store import schema as t
 from jiefeng.store.connect import check_before_connecting, explain_error
 from jiefeng.store.features import clear_feature_rows, write_feature_rows
 
+_SCHEMA_LOCK_KEY = 0x6A6965666E67  # 'jiefng': one lock id for schema upgrades
 SNAPSHOT_FORMAT = 4  # bump when AccountState changes shape; older snapshots are rebuilt
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
@@ -208,6 +209,11 @@ class SqlStore:
             "script_location", str(resources.files("jiefeng.store").joinpath("migrations"))
         )
         with self.engine.begin() as connection:
+            # Two processes that start on a new database must not both create the tables:
+            # SQLite's BEGIN IMMEDIATE already serialises them; PostgreSQL takes a lock for
+            # the transaction. The second then finds the schema at head and does nothing.
+            if self.dialect == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
