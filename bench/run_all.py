@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py", "bench_sweep.py")
+BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py", "bench_sweep.py",
+              "bench_late.py")
 
 
 def main() -> int:

@@ -8,17 +8,12 @@ import json
 import multiprocessing
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import select
-
 from backends import db_url  # noqa: F401  (fixture)
-from jiefeng.domain import core
 from jiefeng.service.engine import Engine
-from jiefeng.service.states import parse_recorded
-from jiefeng.store import schema as t
 from jiefeng.store.sql import HEAD_REVISION, SqlStore
+from refold import assert_stored_equals_refold
 
 
 def _open(url: str, start: object, results: object) -> None:
@@ -74,26 +69,5 @@ def test_two_concurrent_file_ingests_of_disjoint_accounts_lose_no_effect(
         assert "Traceback" not in err and "accepted" in out, err
 
     store = SqlStore(db_url, upgrade=False)
-    engine = Engine(store)
-    with store.read() as connection:
-        scopes = engine.scope_cache.get(store, connection)
-        logs: dict[str, list] = defaultdict(list)
-        for account_id, record in store.iter_all_event_records(connection):
-            logs[account_id].append(parse_recorded(record, account_id))
-        rows = {r.account_id: r for r in connection.execute(select(
-            t.accounts.c.account_id, t.accounts.c.clock_utc, t.accounts.c.hold_codes))}
-        stored: dict[str, list] = defaultdict(list)
-        for row in connection.execute(select(
-                t.effects.c.account_id, t.effects.c.kind, t.effects.c.code, t.effects.c.at_utc,
-                t.effects.c.cause).order_by(t.effects.c.seq)):
-            stored[row.account_id].append(tuple(row)[1:])
+    logs = assert_stored_equals_refold(Engine(store))
     assert {a[0] for a in logs} == {"A", "B"} and len(logs) == 200
-    for account_id, events in logs.items():
-        state, effects = core.fold(account_id, events, engine.base_policy, scopes)
-        core.advance_to(state, t.parse_utc_text(rows[account_id].clock_utc),
-                        engine.base_policy, scopes, effects)
-        expected = [(e.kind, e.code, t.utc_text(e.at), e.cause) for e in effects
-                    if e.kind != "purchase_decided"]
-        assert stored[account_id] == expected, account_id
-        holds = core.active_holds(state, state.clock, scopes)
-        assert rows[account_id].hold_codes == ",".join(h.code for h in holds), account_id

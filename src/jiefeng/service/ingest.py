@@ -5,7 +5,8 @@ or `rejected` (the field and the reason). Rejected items never block the valid o
 accepted ones of a batch commit together with the state they produce.
 
 Events may arrive late. An account event older than the account's state is folded in time
-order by replaying the account from its log; an operator command older than some accounts'
+order by replaying the account from its nearest checkpoint before the event (see
+jiefeng.service.late_events), once per batch; an operator command older than some accounts'
 states replays those accounts. Either way the state is as if every event had arrived in time
 order, with one exception that is the point: decisions are facts. A purchase is decided once,
 when it is first folded; its outcome is stored with it and every replay reuses it (see
@@ -45,15 +46,16 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.feature_table import feature_row
+from jiefeng.service.late_events import Replayed, replay_account
 from jiefeng.service.states import (
     SNAPSHOT_EVERY_EVENTS,
     StateCache,
     load_states,
-    parse_recorded,
     parse_stored,
 )
 from jiefeng.service.writeset import WriteSet
 from jiefeng.store import schema as t
+from jiefeng.store.checkpoints import Checkpoint
 from jiefeng.store.sql import (
     FILE_BATCH_EVENTS,
     MAX_BATCH_EVENTS,
@@ -210,7 +212,13 @@ class BatchIngest:
         self.accepted_rows: list[tuple] = []
         self.accepted_events: dict[str, list[Any]] = {}  # per account, in arrival order
         self.effects: list[Effect] = []
-        self.rebuilt: set[str] = set()  # replayed whole: effects recomputed, snapshot forced
+        self.rebuilt: set[str] = set()  # replayed: effects recomputed, snapshot forced
+        self.effects_kept: dict[str, int] = {}  # of a replayed account: its rows kept
+        self.checkpoints: dict[str, tuple[tuple[str, int] | None, list[Checkpoint]]] = {}
+        # Events of accounts that a late event sent back in time, in decision order: folded
+        # by one replay per account at the end of the batch, (result index, event) each.
+        self.deferred: dict[str, list[tuple[int, Any]]] = {}
+        self.stale_from: dt.datetime | None = None  # the batch's earliest scope command
         self.appeal_accounts: dict[str, str] = {}
         self.cache_updates: list[tuple[str, int, AccountState]] = []
         self.missing: set[str] = set()  # account ids the store has no row for
@@ -241,28 +249,20 @@ class BatchIngest:
         return state
 
     def _replay(self, account_id: str, extra: list[Any],
-                check: Any = None) -> tuple[AccountState, list[Effect]]:
-        """Fold the account's stored and pending events in time order, plus `extra`.
-
-        If `check` is one of `extra`, it is validated at its place in time first; DomainRejected
-        propagates and nothing is kept.
-        """
-        # Purchases already decided come with their outcome: only `extra` is decided here.
-        stored = [parse_recorded(record, account_id)
-                  for record in self.store.account_event_records(self.connection, account_id)]
+                not_before: dt.datetime | None = None) -> Replayed:
+        """Fold the account again, with its pending events and `extra` (checked at their
+        place in time), from its nearest checkpoint (see jiefeng.service.late_events)."""
         pending = [self._decided(event) for event in self.accepted_events.get(account_id, [])]
-        sequence = stored + pending + extra
-        sequence.sort(key=lambda e: e.at)  # stable: ties keep arrival order
-        state = core.new_account(account_id)
-        effects: list[Effect] = []
-        for event in sequence:
-            if event is check:
-                if state.opened:
-                    core.advance_to(state, event.at, self.policy, self.scopes, effects)
-                check_event(state if state.opened else None, event,
-                            self.scopes.policy_for(event.at, self.policy), self.scopes)
-            core.apply_event(state, event, self.policy, self.scopes, effects)
-        return state, effects
+        replayed = replay_account(self.store, self.connection, account_id, self.policy,
+                                  self.scopes, pending, extra, not_before)
+        self.states[account_id] = replayed.state
+        self.touched.add(account_id)
+        self.rebuilt.add(account_id)
+        self.effects = [e for e in self.effects if e.account_id != account_id]
+        self.effects.extend(replayed.effects)
+        self.effects_kept[account_id] = replayed.effects_kept
+        self.checkpoints[account_id] = (replayed.started_after, replayed.checkpoints)
+        return replayed
 
     def _decided(self, event: Any) -> Any:
         outcome = self.outcomes.get(event.event_id)
@@ -276,12 +276,6 @@ class BatchIngest:
             if effect.kind == PURCHASE_DECIDED and effect.cause == event.event_id:
                 self.outcomes.setdefault(event.event_id, outcome_from_data(effect.data))
                 return
-
-    def _replace(self, account_id: str, state: AccountState, effects: list[Effect]) -> None:
-        self.states[account_id] = state
-        self.touched.add(account_id)
-        self.rebuilt.add(account_id)
-        self.effects = [e for e in self.effects if e.account_id != account_id] + effects
 
     # --- the batch ----------------------------------------------------------------------------
 
@@ -310,6 +304,8 @@ class BatchIngest:
                     stale.update(self.store.account_ids(self.connection, clock_after=event.at))
                     stale.update(a for a, s in self.states.items()
                                  if s.clock is not None and s.clock >= event.at)
+                    if self.stale_from is None or event.at < self.stale_from:
+                        self.stale_from = event.at
                     if isinstance(event, ev.PolicySweep):
                         sweeps.append(event)
                     account_id = None
@@ -321,7 +317,13 @@ class BatchIngest:
                         event = candidate.event = event.model_copy(
                             update={"account_id": routed})
                     account_id = event.account_id
-                    self._apply_account_event(account_id, event)
+                    if account_id in self.deferred or self._late(account_id, event):
+                        # Taken for now; the replay at the end checks it in its place.
+                        self.deferred.setdefault(account_id, []).append((len(results), event))
+                    else:
+                        self._apply_account_event(account_id, event)
+                    if isinstance(event, ev.AppealSubmitted):
+                        self.appeal_accounts[event.appeal_id] = account_id
             except (DomainRejected, ScopeRejected) as rejection:
                 results.append(ItemResult(candidate.position, REJECTED, event.event_id,
                                           rejection.field, rejection.reason))
@@ -332,39 +334,57 @@ class BatchIngest:
                                        event.__dict__.get("actor"), candidate.body))
             results.append(ItemResult(candidate.position, ACCEPTED, event.event_id))
         self._load(sorted(stale))  # their rows: replayed accounts are updated, not inserted
-        for account_id in sorted(stale):
-            state, effects = self._replay(account_id, [])
-            self._replace(account_id, state, effects)
+        # Each account is folded again at most once per batch.
+        for account_id in sorted(stale | self.deferred.keys()):
+            self._replay_deferred(account_id, results,
+                                  self.stale_from if account_id in stale else None)
         for sweep in sweeps:
             self._advance_everyone_to(sweep.at)
         self.exclusive = bool(sweeps) or any(c.event.type in SCOPE_TYPES for c in candidates)
         return results
 
+    def _late(self, account_id: str, event: Any) -> bool:
+        state = self._state(account_id)
+        return state is not None and state.clock is not None and event.at < state.clock
+
     def _apply_account_event(self, account_id: str, event: Any) -> None:
         state = self._state(account_id)
-        if state is not None and state.clock is not None and event.at < state.clock:
-            # Late arrival: fold the account again in time order with this event in its place.
-            new_state, effects = self._replay(account_id, [event], check=event)
-            self._note_decision(event, effects, 0)
-            self._replace(account_id, new_state, effects)
-        else:
-            effects = self.effects
-            if state is not None and state.opened and state.clock != event.at:
-                # Time passes even if the event is then rejected; what it produced stays.
-                core.advance_to(state, event.at, self.policy, self.scopes, effects)
-                self.touched.add(account_id)
-            check_event(state, event, self.scopes.policy_for(event.at, self.policy), self.scopes)
-            if state is None:
-                state = core.new_account(account_id)
-                self.states[account_id] = state
-                self.missing.discard(account_id)
-            start = len(effects)
-            core.apply_event(state, event, self.policy, self.scopes, effects)
-            self._note_decision(event, effects, start)
+        effects = self.effects
+        if state is not None and state.opened and state.clock != event.at:
+            # Time passes even if the event is then rejected; what it produced stays.
+            core.advance_to(state, event.at, self.policy, self.scopes, effects)
             self.touched.add(account_id)
+        check_event(state, event, self.scopes.policy_for(event.at, self.policy), self.scopes)
+        if state is None:
+            state = core.new_account(account_id)
+            self.states[account_id] = state
+            self.missing.discard(account_id)
+        start = len(effects)
+        core.apply_event(state, event, self.policy, self.scopes, effects)
+        self._note_decision(event, effects, start)
+        self.touched.add(account_id)
         self.accepted_events.setdefault(account_id, []).append(event)
-        if isinstance(event, ev.AppealSubmitted):
-            self.appeal_accounts[event.appeal_id] = account_id
+
+    def _replay_deferred(self, account_id: str, results: list[ItemResult],
+                         not_before: dt.datetime | None) -> None:
+        """One replay of the account with its deferred events; those that fail their check
+        in their place in time become rejections, and leave the log rows."""
+        deferred = self.deferred.get(account_id, [])
+        replayed = self._replay(account_id, [event for _, event in deferred], not_before)
+        decisions = {e.cause: e for e in replayed.effects if e.kind == PURCHASE_DECIDED}
+        for index, event in deferred:
+            rejection = replayed.rejected.get(event.event_id)
+            if rejection is None:
+                self.accepted_events.setdefault(account_id, []).append(event)
+                decided = decisions.get(event.event_id)
+                if type(event) is ev.Purchase and decided is not None:
+                    self.outcomes.setdefault(event.event_id, outcome_from_data(decided.data))
+                continue
+            results[index] = ItemResult(results[index].position, REJECTED, event.event_id,
+                                        rejection.field, rejection.reason)
+            self.accepted_rows = [row for row in self.accepted_rows if row[0] != event.event_id]
+            if isinstance(event, ev.AppealSubmitted):
+                self.appeal_accounts.pop(event.appeal_id, None)
 
     def _advance_everyone_to(self, at: dt.datetime) -> None:
         """A sweep applies to every account at its time, not only those that send events."""
@@ -411,6 +431,10 @@ class BatchIngest:
                 SNAPSHOT_FORMAT, state.clock)
         write_set.accounts = account_values(writes)
         write_set.rebuilt = sorted(self.rebuilt)
+        write_set.effects_kept = self.effects_kept
+        write_set.checkpoints = self.checkpoints
+        if self.stale_from is not None:
+            write_set.checkpoints_stale_from = utc_text(self.stale_from)
         write_set.effects = effect_rows([e for e in self.effects if e.kind != PURCHASE_DECIDED])
         write_set.appeals = self._appeal_rows()
         return write_set

@@ -58,7 +58,8 @@ from jiefeng.service.ingest import (
     parse_items,
 )
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
-from jiefeng.store.sql import AccountRow, EventRecord, SqlStore
+from jiefeng.store.checkpoints import Checkpoint
+from jiefeng.store.sql import AccountRow, EventRecord, LogRecord, SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,25 @@ class OverlayStore:
         for batch in self.in_flight:
             records.extend(r for r in batch.account_records.get(account_id, ())
                            if r[0] not in known)
+        return records
+
+    def nearest_checkpoint(self, connection: Connection, account_id: str,
+                           before: dt.datetime) -> Checkpoint | None:
+        # A batch in flight may replace the account's checkpoints: fold it from the start.
+        if account_id in self._in_flight_accounts():
+            return None
+        return self.store.nearest_checkpoint(connection, account_id, before)
+
+    def account_event_log(self, connection: Connection, account_id: str,
+                          after: tuple[str, int] | None = None) -> list[LogRecord]:
+        records = self.store.account_event_log(connection, account_id, after)
+        if after is not None:  # only for accounts not in flight (see nearest_checkpoint)
+            return records
+        known = {body for _, body, _ in records}
+        for batch in self.in_flight:  # not stored yet: no seq, so no checkpoint after them
+            records.extend((None, body, outcome)
+                           for body, outcome in batch.account_records.get(account_id, ())
+                           if body not in known)
         return records
 
     def account_ids(self, connection: Connection, *, clock_after: dt.datetime | None = None,

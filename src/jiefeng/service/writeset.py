@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jiefeng.domain.scopes import SCOPE_TYPES
-from jiefeng.store.sql import AccountValues, EventValues, SqlStore
+from jiefeng.store import checkpoints
+from jiefeng.store.checkpoints import Checkpoint
+from jiefeng.store.sql import SNAPSHOT_FORMAT, AccountValues, EventValues, SqlStore
 
 
 @dataclass
@@ -26,7 +28,17 @@ class WriteSet:
     accounts: AccountValues = field(default_factory=lambda: AccountValues([], [], []))
     # account_id -> the row revision the new state was computed from (None: a new account).
     base_revisions: dict[str, int | None] = field(default_factory=dict)
-    rebuilt: list[str] = field(default_factory=list)  # replayed whole: stored effects replaced
+    rebuilt: list[str] = field(default_factory=list)  # replayed: stored effects replaced
+    # account_id -> its effect rows a replay kept (those before the checkpoint it started
+    # from); absent: none kept.
+    effects_kept: dict[str, int] = field(default_factory=dict)
+    # account_id -> (the checkpoint a replay started from, or None, and those it took): the
+    # account's checkpoints after the first are replaced by the others.
+    checkpoints: dict[str, tuple[tuple[str, int] | None, list[Checkpoint]]] = field(
+        default_factory=dict)
+    # The earliest operator command of the batch that changes the scopes (UTC text): every
+    # checkpoint from then on is dropped before this batch's own are written.
+    checkpoints_stale_from: str | None = None
     effects: list[tuple] = field(default_factory=list)
     appeals: list[dict[str, Any]] = field(default_factory=list)
     exclusive: bool = False  # it holds operator commands that change the portfolio's scopes
@@ -44,7 +56,11 @@ def apply(store: SqlStore, connection: Connection, write_set: WriteSet) -> None:
     store.append_events(connection, write_set.events, write_set.ingested_at_utc)
     store.write_account_values(connection, write_set.accounts)
     for account_id in write_set.rebuilt:
-        store.delete_effects(connection, account_id)
+        store.delete_effects(connection, account_id, write_set.effects_kept.get(account_id, 0))
+    if write_set.checkpoints_stale_from is not None:
+        checkpoints.drop_from(connection, write_set.checkpoints_stale_from)
+    for account_id, (after, rows) in write_set.checkpoints.items():
+        checkpoints.replace_after(connection, account_id, after, rows, SNAPSHOT_FORMAT)
     store.insert_effect_rows(connection, write_set.effects)
     for appeal in write_set.appeals:
         store.upsert_appeal(connection, appeal)

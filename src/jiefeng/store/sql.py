@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from jiefeng.domain.state import AccountState
+from jiefeng.store import checkpoints
 from jiefeng.store import schema as t
 from jiefeng.store.connect import check_before_connecting, explain_error
 from jiefeng.store.features import clear_feature_rows, write_feature_rows
@@ -40,7 +41,7 @@ MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # 40,000 on a pipelined 100,000-event import: 20,000 took the least time.
 FILE_BATCH_EVENTS = 20_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
-HEAD_REVISION = "0005"  # the newest migration (tests keep it equal to Alembic's head)
+HEAD_REVISION = "0006"  # the newest migration (tests keep it equal to Alembic's head)
 
 
 def database_url(db: str | None) -> str:
@@ -61,6 +62,7 @@ EventValues = tuple[str, str | None, str, str, str | None, str, str | None]
 # A stored account event as a fold reads it: (body, outcome); the outcome is a purchase's
 # recorded decision (see jiefeng.domain.outcomes), None for other events.
 EventRecord = tuple[str, str | None]
+LogRecord = tuple[int, str, str | None]  # (seq, body, outcome)
 
 
 @dataclass(frozen=True)
@@ -443,6 +445,25 @@ class SqlStore:
                 blobs[row.account_id] = row.snapshot
         return blobs
 
+    def account_event_log(self, connection: Connection, account_id: str,
+                          after: tuple[str, int] | None = None) -> list[LogRecord]:
+        """(seq, body, outcome) of the account's events in (time, arrival) order, those after
+        the fold position `after` (at_utc, seq) only when given."""
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        sql = f"SELECT seq, body, outcome FROM events WHERE account_id = {mark}"
+        parameters: tuple = (account_id,)
+        if after is not None:
+            sql += f" AND (at_utc > {mark} OR (at_utc = {mark} AND seq > {mark}))"
+            parameters += (after[0], after[0], after[1])
+        rows = connection.exec_driver_sql(sql + " ORDER BY at_utc, seq", parameters)
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def nearest_checkpoint(self, connection: Connection, account_id: str,
+                           before: dt.datetime) -> checkpoints.Checkpoint | None:
+        """The account's latest checkpoint taken strictly before `before`."""
+        return checkpoints.nearest(connection, account_id, before, inclusive=False,
+                                   state_format=SNAPSHOT_FORMAT)
+
     def account_event_records_from(self, connection: Connection, account_id: str,
                                    offset: int) -> list[EventRecord]:
         """(body, outcome) of the account's events in (time, arrival) order, skipping the
@@ -500,6 +521,7 @@ class SqlStore:
         connection.execute(t.accounts.delete())
         connection.execute(t.effects.delete())
         clear_feature_rows(connection)
+        checkpoints.clear(connection)
 
     # --- effects --------------------------------------------------------------------------------
 
@@ -515,8 +537,18 @@ class SqlStore:
                 rows,
             )
 
-    def delete_effects(self, connection: Connection, account_id: str) -> None:
-        connection.execute(t.effects.delete().where(t.effects.c.account_id == account_id))
+    def delete_effects(self, connection: Connection, account_id: str, keep: int = 0) -> None:
+        """Delete the account's effect rows but the first `keep` (in seq order, which is the
+        order its fold produced them: a replay from a checkpoint rewrites those after it)."""
+        query = t.effects.delete().where(t.effects.c.account_id == account_id)
+        if keep:
+            first_dropped = connection.execute(
+                select(t.effects.c.seq).where(t.effects.c.account_id == account_id)
+                .order_by(t.effects.c.seq).offset(keep).limit(1)).scalar()
+            if first_dropped is None:
+                return
+            query = query.where(t.effects.c.seq >= first_dropped)
+        connection.execute(query)
 
     def hold_effects(self, connection: Connection) -> Iterator[tuple[str, str, str, str]]:
         """(account_id, kind, code, at_utc) of every hold placement and release, in time order."""
