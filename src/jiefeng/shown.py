@@ -16,9 +16,11 @@ MAX_WORD_CHARS = 64  # an echoed id, type or path is cut to this much and "…"
 MAX_TEXT_CHARS = 1_000  # a whole message, after its long words are cut
 ELLIPSIS = "…"
 
-# A word ends at white space, a quote, a slash or a bracket: `'<id>'` keeps its quotes and
-# `/v1/accounts/<id>/explanation` its path around the cut id.
-_LONG_WORD = re.compile(rf"""[^\s'"/()\[\]{{}}<>]{{{MAX_WORD_CHARS + 1},}}""")
+# A word ends at white space, a quote, a slash or a bracket (`'<id>'` keeps its quotes and
+# `/v1/accounts/<id>/explanation` the path around the cut id) and before punctuation that ends
+# it (`<field>: reason`, `<id>; next`).
+_WORD_CHAR = r"""(?:[^\s'"/()\[\]{}<>:;,.]|[:;,.](?=\S))"""
+_LONG_WORD = re.compile(rf"{_WORD_CHAR}{{{MAX_WORD_CHARS + 1},}}")
 
 
 def cut(text: str, limit: int = MAX_TEXT_CHARS) -> str:
