@@ -304,3 +304,18 @@ def test_explain_cuts_a_long_account_id(tmp_path, monkeypatch) -> None:
     message = one_line(_invoke(["explain", "A" * 10_000], tmp_path, monkeypatch),
                        "account_id", "A" * 64 + "…")
     assert len(message) < 200
+
+
+def test_a_database_that_fails_during_a_command_is_one_line(tmp_path, monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    assert _invoke(["db", "upgrade"], tmp_path, monkeypatch).exit_code == 0
+
+    def gone(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, Exception(
+            "server closed the connection unexpectedly\n\tThis probably means ..."))
+
+    monkeypatch.setattr("jiefeng.service.engine.Engine.explain", gone)
+    one_line(_invoke(["explain", "A1"], tmp_path, monkeypatch),
+             "--db: the database failed during the command",
+             "server closed the connection unexpectedly", "run the command again")

@@ -26,17 +26,24 @@ from jiefeng.shown import cut
 class JiefengGroup(TyperGroup):
     """The root command. Whatever runs it (the `jiefeng` script, `python -m jiefeng`, typer's
     CliRunner on `app`, a program that embeds it), a database that cannot be used is one line
-    on stderr naming --db and what to do, exit 2, never a traceback."""
+    on stderr naming --db and what to do, exit 2, never a traceback; so is a database that
+    fails once the command has opened it (the server went away, a lock never came)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except Exception as error:
-            # Only a command that opened a store can have raised one: no import before that.
+            # Only a command that opened a store can have raised these: no import before that.
             connect = sys.modules.get("jiefeng.store.connect")
-            if connect is None or not isinstance(error, connect.StoreUnavailable):
+            if connect is None:
                 raise
-            typer.echo(str(error), err=True)
+            if isinstance(error, connect.StoreUnavailable):
+                message = str(error)
+            elif isinstance(error, connect.OperationalError):
+                message = connect.failed_midway(error)
+            else:
+                raise
+            typer.echo(message, err=True)
             raise typer.Exit(2) from None
 
 

@@ -17,7 +17,7 @@ from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 CREATE_HINT = ("create one with `jiefeng ingest FILE --db {db}`, `jiefeng demo --db {db}` or "
                "`jiefeng db upgrade --db {db}`, or pass another --db")
@@ -132,3 +132,14 @@ def explain_error(url: str, error: SQLAlchemyError) -> StoreUnavailable:
         return StoreUnavailable(f"--db {where}: no PostgreSQL answers there ({first_line}); "
                                 "check the host and port")
     return StoreUnavailable(f"--db {where}: {first_line or type(original).__name__}")
+
+
+def failed_midway(error: OperationalError) -> str:
+    """A database that failed after it was opened (the server went away, a lock never came),
+    as one line. What was committed before stays; a repeated ingest reports it as duplicates."""
+    original = error.orig if error.orig is not None else error
+    text = str(original).strip()
+    first_line = text.splitlines()[0] if text else type(original).__name__
+    return (f"--db: the database failed during the command: {first_line}; run the command "
+            "again once the database answers (events already stored are kept; a repeated "
+            "ingest reports them as duplicates)")
