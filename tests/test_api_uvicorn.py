@@ -85,7 +85,6 @@ def test_served_over_tcp(server: tuple[str, Path]) -> None:
     base, db = server
     admin_key = _cli("keys", "create", "--role", "admin", "--name", "root", db=db)
     ingest_key = _cli("keys", "create", "--role", "ingest", db=db)
-    token = _cli("token", "create", "--account", "U1", "--ttl-hours", "2", db=db)
     assert admin_key.startswith("jf_") and ingest_key.startswith("jf_")
 
     with httpx.Client(base_url=base, timeout=10) as client:
@@ -99,6 +98,8 @@ def test_served_over_tcp(server: tuple[str, Path]) -> None:
         retry = client.post("/v1/events", json={"events": events}, headers=ingest)
         assert retry.json()["duplicate"] == 6
 
+        # A customer token is for an account the database holds (hardening item 18).
+        token = _cli("token", "create", "--account", "U1", "--ttl-hours", "2", db=db)
         customer = {"Authorization": f"Bearer {token}"}
         at = (T0 + 10 * MINUTE).isoformat()
         frozen = client.get("/v1/accounts/U1/explanation", params={"at": at}, headers=customer)

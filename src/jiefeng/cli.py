@@ -17,10 +17,37 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from jiefeng.batch.limits import MAX_ACCOUNTS, MAX_MONTHS, MIN_ACCOUNTS, MIN_MONTHS
+from jiefeng.shown import cut
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class JiefengGroup(TyperGroup):
+    """The root command. Whatever runs it (the `jiefeng` script, `python -m jiefeng`, typer's
+    CliRunner on `app`, a program that embeds it), a database that cannot be used is one line
+    on stderr naming --db and what to do, exit 2, never a traceback; so is a database that
+    fails once the command has opened it (the server went away, a lock never came)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            # Only a command that opened a store can have raised these: no import before that.
+            connect = sys.modules.get("jiefeng.store.connect")
+            if connect is None:
+                raise
+            if isinstance(error, connect.StoreUnavailable):
+                message = str(error)
+            elif isinstance(error, connect.OperationalError):
+                message = connect.failed_midway(error)
+            else:
+                raise
+            typer.echo(message, err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=JiefengGroup,
                   help="jiefeng: freeze and unfreeze consumer credit lines, and say why.")
 policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy file.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -57,7 +84,7 @@ def _policy(path: Path | None):
     try:
         return load_policy(path)
     except (OSError, PolicyInvalid) as error:
-        errors.print(f"[red]policy {path}: {error}[/red]")
+        errors.print(f"--policy {path}: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -80,7 +107,8 @@ def _parse_at(value: str | None, option: str = "--at") -> dt.datetime | None:
     try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
-        errors.print(f"{option}: {value!r} is not an RFC 3339 timestamp", markup=False)
+        errors.print(cut(f"{option}: {value!r} is not an RFC 3339 timestamp"), markup=False,
+                     soft_wrap=True)
         raise typer.Exit(2) from None
     if at.tzinfo is None:
         errors.print(f"{option}: needs a UTC offset, e.g. 2025-06-01T12:00:00+08:00",
@@ -144,8 +172,9 @@ def ingest(
     if not quiet:
         for result in rejected:
             event = f" event {result.event_id}:" if result.event_id else ""
-            console.print(f"line {result.position}:{event} {result.field}: {result.reason}",
-                          markup=False, highlight=False)
+            # What the line holds (an id or a type of 10,000 characters) is cut, not echoed.
+            console.print(cut(f"line {result.position}:{event} {result.field}: {result.reason}"),
+                          markup=False, highlight=False, soft_wrap=True)
     console.print(f"accepted {accepted}, duplicate {duplicates}, rejected {len(rejected)}")
     if rejected:
         raise typer.Exit(2)
@@ -171,7 +200,7 @@ def explain(
     try:
         explanation = engine.explain(account, _parse_at(at))
     except AccountNotFound as error:
-        errors.print(f"[red]{error}[/red]")
+        errors.print(cut(str(error)), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(explanation, ensure_ascii=False, indent=2))
@@ -208,7 +237,7 @@ def authorize(
     try:
         decision = engine.authorize(account, request, _parse_at(at))
     except AccountNotFound as error:
-        errors.print(f"[red]{error}[/red]")
+        errors.print(cut(str(error)), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
@@ -365,13 +394,7 @@ def main() -> None:
     # account states and few reference cycles; the default thresholds walk that cache in
     # frequent collections that find almost nothing to free.
     gc.set_threshold(200_000, 50, 1000)
-    from jiefeng.store.connect import StoreUnavailable
-
-    try:
-        app()
-    except StoreUnavailable as error:  # a database that cannot be used: one line, exit 2
-        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+    app()  # JiefengGroup turns a database that cannot be used into one line and exit 2
 
 
 if __name__ == "__main__":

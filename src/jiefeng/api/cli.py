@@ -120,7 +120,12 @@ def keys_list(db: DbOption = "jiefeng.db") -> None:
     from jiefeng.service.security import ApiKeys
     from jiefeng.store.sql import SqlStore
 
-    for key in ApiKeys(SqlStore(db)).list():
+    store = SqlStore(db, must_exist=True)  # read-only: never creates a database
+    try:
+        keys = ApiKeys(store).list()
+    finally:
+        store.close()
+    for key in keys:
         state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
         console.print(f"{key['key_id']}  {key['name']}  {','.join(key['roles'])}  {state}",
                       markup=False, highlight=False)
@@ -132,16 +137,18 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id")],
     """Revoke an API key; it is refused from the next request on. The last active admin key
     is kept (create another admin key first)."""
     from jiefeng.service.security import ApiKeys, LastAdmin
+    from jiefeng.shown import cut
     from jiefeng.store.sql import SqlStore
 
-    store = SqlStore(db)
+    store = SqlStore(db, must_exist=True)  # no database: no key to revoke, nothing created
     try:
         record = ApiKeys(store).revoke(key_id, f"cli:{getpass.getuser()}", _now())
     except LastAdmin as error:
         errors.print(str(error), markup=False, highlight=False)
         raise typer.Exit(2) from None
     if record is None:
-        errors.print(f"key_id: no API key {key_id!r}", markup=False, highlight=False)
+        errors.print(cut(f"key_id: no API key {key_id!r}"), markup=False, highlight=False,
+                     soft_wrap=True)
         raise typer.Exit(2)
     _audit_cli(store, "keys.revoke", key_id)
     console.print(f"revoked {key_id} at {record['revoked_at']}", markup=False, highlight=False)
@@ -153,11 +160,22 @@ def token_create(
     ttl_hours: Annotated[int, typer.Option("--ttl-hours", min=1, max=720)] = 24,
     db: DbOption = "jiefeng.db",
 ) -> None:
-    """Print a customer token for one account (reads that account, submits its appeals)."""
+    """Print a customer token for one account (reads that account, submits its appeals).
+    The account must be in the database (no database is created for it)."""
     from jiefeng.service.security import CustomerTokens, signing_secret
+    from jiefeng.shown import cut
+    from jiefeng.store.connect import db_shown
     from jiefeng.store.sql import SqlStore
 
-    store = SqlStore(db)
+    store = SqlStore(db, must_exist=True)
+    with store.read() as connection:
+        known = store.account_exists(connection, account)
+    if not known:
+        store.close()
+        errors.print(cut(f"--account: no account {account!r} in --db {db_shown(store.url)}; give "
+                         "the id of an account that has been ingested"),
+                     markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     try:
         token = CustomerTokens(signing_secret(store, _now())).issue(account, _now(), ttl_hours)
     except ValueError as error:

@@ -1,6 +1,11 @@
 """Errors as `application/problem+json` (RFC 9457): type, title, status, detail, and
 `errors: [{field, reason}]` naming each offending field. No stack trace ever reaches a caller:
 unexpected exceptions become a generic 500 problem and are logged with the request id.
+
+Every problem document is built by `problem_body`, which cuts what a caller sent and the answer
+echoes (an id of 10,000 characters in a path, an unknown event type, a field name): each long
+word keeps its first 64 characters and an ellipsis (`jiefeng.shown`), in `detail`, in each of
+`errors`, and in any extra member.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jiefeng.service.engine import AccountNotFound
 from jiefeng.service.operator import OperationError
 from jiefeng.service.policies import PolicyConflict, PolicyNotFound
+from jiefeng.shown import cut, cut_all
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "tag:jiefeng,2026:problem:"  # RFC 9457 3.1.1: a non-dereferenceable tag URI
@@ -39,6 +45,10 @@ _TYPES = {
     500: "internal",
     503: "unavailable",
 }
+# RFC 9110's names where Python's table still has the old ones (3.11: "Unprocessable Entity"),
+# so that every 413 and 422 carries one title whoever raises it.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+MAX_ERRORS = 50  # a 1,000-item body must not produce a megabyte of errors
 
 
 class Problem(Exception):
@@ -50,7 +60,7 @@ class Problem(Exception):
         self.status = status
         self.detail = detail
         self.errors = errors
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or _TITLES.get(status) or HTTPStatus(status).phrase
         self.headers = headers
         self.extra = extra or {}
         super().__init__(detail)
@@ -66,14 +76,16 @@ def unauthenticated(detail: str) -> Problem:
 
 def problem_body(status: int, title: str, detail: str, errors: list[dict[str, str]] | None,
                  request_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one place a problem document is made: whatever it echoes is cut (see above)."""
     body: dict[str, Any] = {"type": TYPE_BASE + _TYPES.get(status, str(status)), "title": title,
-                            "status": status, "detail": detail}
+                            "status": status, "detail": cut(detail)}
     if errors:
-        body["errors"] = errors
+        body["errors"] = [{key: cut(str(value)) for key, value in error.items()}
+                          for error in errors[:MAX_ERRORS]]
     if request_id:
         body["request_id"] = request_id
     if extra:
-        body.update(extra)
+        body.update(cut_all(extra))
     return body
 
 
@@ -123,13 +135,6 @@ async def handle_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc)
 
 
-MAX_SHOWN_CHARS = 64  # an echoed value (an id of 10,000 characters, say) is cut to this
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"
-
-
 def _json_content_type(request: Request) -> bool:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return kind == "application/json" or kind.endswith("+json")
@@ -143,16 +148,16 @@ async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
             and not _json_content_type(request):
         kind = request.headers.get("content-type") or "none"
         return problem_response(request, Problem(
-            415, f"send the body as JSON with Content-Type: application/json (got {_cut(kind)})"))
+            415, f"send the body as JSON with Content-Type: application/json (got {kind})"))
     invalid_json = next((item for item in in_body if item.get("type") == "json_invalid"), None)
     if invalid_json is not None:
         reason = invalid_json.get("ctx", {}).get("error", "decode error")
         return problem_response(request, field_problem(400, "(body)",
-                                                       f"not valid JSON: {_cut(str(reason))}"))
-    errors = [{"field": _cut(_field_from_loc(item.get("loc", ()))),
-               "reason": _cut(_reason(item)) if len(_reason(item)) > 500 else _reason(item)}
-              for item in items]
-    errors = errors[:50]  # bounded: a 1,000-item body must not produce a megabyte of errors
+                                                       f"not valid JSON: {reason}"))
+    # Only `field` and `reason` (pydantic's `input`, the value itself, is never echoed); both
+    # are cut by problem_body.
+    errors = [{"field": _field_from_loc(item.get("loc", ())), "reason": _reason(item)}
+              for item in items[:MAX_ERRORS]]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:3])
     return problem_response(request, Problem(422, detail or "invalid request", errors))
 

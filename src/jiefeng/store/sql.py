@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jiefeng.domain.state import AccountState
 from jiefeng.store import checkpoints
 from jiefeng.store import schema as t
-from jiefeng.store.connect import check_before_connecting, explain_error
+from jiefeng.store.connect import check_before_connecting, explain_error, no_jiefeng_database
 from jiefeng.store.features import clear_feature_rows, write_feature_rows
 
 _SCHEMA_LOCK_KEY = 0x6A6965666E67  # 'jiefng': one lock id for schema upgrades
@@ -187,6 +187,9 @@ class SqlStore:
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
         try:
+            if must_exist and self.current_revision() is None:  # read-only: no schema added
+                self.engine.dispose()
+                raise no_jiefeng_database(self.url)
             if upgrade:
                 self.upgrade()
             else:
