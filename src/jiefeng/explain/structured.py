@@ -363,10 +363,16 @@ def _cash_out_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
 # score
 
 
+def _score_terms(hold: H.Hold, ctx: _Context) -> dict[str, Any]:
+    """The numbers the hold was placed under and is released under (`rules.score_terms`),
+    never the policy in effect now: one hold shows one set of numbers."""
+    return rules.score_terms(hold, ctx.policy)
+
+
 def _score_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
     evidence = hold.evidence
     items: list[Item] = [{"fact": "score", "value": evidence["score"],
-                          "threshold": evidence["threshold"]}]
+                          "threshold": _score_terms(hold, ctx)["threshold"]}]
     for dim in evidence.get("weakest_dimensions", [])[:2]:
         items.append({"fact": "weak_dimension", "value": dim["value"],
                       "dimension": dim["dimension"]})
@@ -378,12 +384,15 @@ def _score_current(hold: H.Hold, ctx: _Context) -> int:
 
 
 def _score_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    # The rule (`rules.on_score_update`) releases at a score >= the hold's own release_at.
     return [{"path": H.RELEASE_CONDITION, "condition": "score_at_least",
-             "required": ctx.policy.score.release_at, "current": _score_current(hold, ctx)}]
+             "required": _score_terms(hold, ctx)["release_at"],
+             "current": _score_current(hold, ctx)}]
 
 
 def _score_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
-    steps: list[Item] = [{"step": "improve_score", "required": ctx.policy.score.release_at}]
+    steps: list[Item] = [{"step": "improve_score",
+                          "required": _score_terms(hold, ctx)["release_at"]}]
     dims = [d["dimension"] for d in hold.evidence.get("weakest_dimensions", [])[:2]]
     if dims:
         steps.append({"step": "improve_dimensions", "dimensions": dims})
@@ -391,7 +400,7 @@ def _score_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
 
 
 def _score_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
-    return {"if": "score_at_least", "value": ctx.policy.score.release_at}
+    return {"if": "score_at_least", "value": _score_terms(hold, ctx)["release_at"]}
 
 
 # dormant
