@@ -49,6 +49,7 @@ from jiefeng.domain.state import (
     AccountState,
     Appeal,
     BureauFact,
+    DeclinedPurchase,
     PurchaseRecord,
 )
 from jiefeng.policy.schema import Policy
@@ -497,7 +498,9 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects,
         )
     )
     if not approved:
-        state.declined_purchases.append((at, event.event_id))
+        state.declined_purchases.append(
+            DeclinedPurchase(at, event.event_id, event.amount_fen, event.merchant_id,
+                             tuple(outcome.codes)))
         _trim(state.declined_purchases, at - REMEMBERED_PURCHASES_SPAN)
         return
     L.post_purchase(state.ledger, event.amount_fen)
