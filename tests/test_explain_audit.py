@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from jiefeng.explain.structured import build_explanation
 from jiefeng.policy.schema import Policy, default_policy
 from test_explain import (
     ACCOUNT,
+    CST,
     DAY,
     HOUR,
     T0,
@@ -360,3 +362,62 @@ def test_an_https_appeal_page_becomes_a_link_in_the_html() -> None:
     page = R.render_html(explanation, "en")
     assert '<a href="https://issuer.example/appeals">Me &gt; Appeals in the app</a>' in page
     assert "https://issuer.example/appeals" not in R.render_text(explanation, "en")
+
+
+def test_the_customer_page_shows_no_raw_appeal_path_and_no_usable_credit(tmp_path) -> None:
+    """The customer page (no browser needed): a frozen line, the appeals entry by name."""
+    from jiefeng.api.app import create_app
+    from test_api_support import Clock, TestClient, opened, wrong_passwords
+
+    now = dt.datetime(2026, 2, 12, 10, 0, tzinfo=CST)
+    clock = Clock(now)
+    app = create_app(str(tmp_path / "page.db"), now=clock)
+    services = app.state.services
+    key = services.keys.create(["ingest"], "ingest-1", "test", clock()).key
+    with TestClient(app) as client:
+        sent = client.post("/v1/events", headers={"Authorization": f"Bearer {key}"},
+                           json={"events": [opened("P1"), *wrong_passwords(
+                               "P1", now - dt.timedelta(hours=2))]})
+        assert sent.status_code == 200, sent.text
+        token = services.tokens.issue("P1", clock(), 24)
+        page = client.get(f"/me/sign-in?token={token}&lang=en")
+        assert page.status_code == 200, page.text
+        assert "Payment password locked" in page.text
+        assert "/me/appeals" not in page.text
+        assert "Me &gt; Appeals in the app" in page.text
+        assert "usable while the line is frozen" in page.text
+    services.store.close()
+
+
+def test_a_snapshot_of_the_previous_format_is_refolded_from_the_log(tmp_path) -> None:
+    """Declined purchases used to be remembered as (at, event_id): a snapshot of that shape
+    is not read (SNAPSHOT_FORMAT 5); the account is folded again from its log."""
+    from sqlalchemy import update
+
+    from jiefeng.service.engine import Engine
+    from jiefeng.store import schema as t
+    from jiefeng.store.sql import SqlStore, encode_state
+
+    path = str(tmp_path / "old.db")
+    now = T0 + 3 * DAY
+    engine = Engine(SqlStore(path), now=lambda: now)
+    e = Events()
+    events = [e.opened()]
+    events += [e.account("password_attempt", T0 + DAY + i * HOUR / 10, ok=False)
+               for i in range(5)]
+    events.append(e.account("purchase", T0 + DAY + HOUR, amount="66.00", merchant_id="M-OLD"))
+    wire = [{"event_id": ev.event_id, **json.loads(ev.model_dump_json())} for ev in events]
+    assert engine.ingest_events(wire).accepted == len(events)
+    state, _, _ = engine.state_at(ACCOUNT, now)
+    old = state.clone()
+    old.declined_purchases = type(old.declined_purchases)(
+        (d.at, d.event_id) for d in old.declined_purchases)  # the format-4 shape
+    with engine.store.transaction() as connection:
+        connection.execute(update(t.accounts).where(t.accounts.c.account_id == ACCOUNT)
+                           .values(snapshot=encode_state(old), snapshot_format=4))
+    engine.store.close()
+    fresh = Engine(SqlStore(path), now=lambda: now)
+    purchases = fresh.explain(ACCOUNT, now)["self_checks"]["recent_purchases"]
+    assert [(p["merchant_id"], p["decline_codes"]) for p in purchases] == [
+        ("M-OLD", ["password_locked"])]
+    fresh.store.close()
