@@ -105,7 +105,7 @@ def test_the_fold_reuses_a_recorded_decline_and_a_recorded_approval(policy) -> N
                                       "policy_version": policy.version}
     assert decided(effects)["p3"]["approved"] is True
     assert set(state.purchases) == {"p1", "p3"}
-    assert [pid for _, pid in state.declined_purchases] == ["p2"]
+    assert [d.event_id for d in state.declined_purchases] == ["p2"]
     assert state.purchases_total_fen == 900_000 + 1_050_000
 
 

@@ -189,7 +189,7 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
             a.hold_code == event.hold_code and a.status == "pending" for a in state.appeals.values()
         ):
             raise DomainRejected("hold_code", "an appeal for this hold is already pending")
-        attempted = set(state.purchases) | {pid for _, pid in state.declined_purchases}
+        attempted = set(state.purchases) | {d.event_id for d in state.declined_purchases}
         unknown = [pid for pid in event.purchase_event_ids if pid not in attempted]
         if unknown:
             raise DomainRejected(

@@ -49,6 +49,7 @@ from jiefeng.domain.state import (
     AccountState,
     Appeal,
     BureauFact,
+    DeclinedPurchase,
     PurchaseRecord,
 )
 from jiefeng.policy.schema import Policy
@@ -497,7 +498,9 @@ def on_purchase(state, event: ev.Purchase, policy, scopes, effects,
         )
     )
     if not approved:
-        state.declined_purchases.append((at, event.event_id))
+        state.declined_purchases.append(
+            DeclinedPurchase(at, event.event_id, event.amount_fen, event.merchant_id,
+                             tuple(outcome.codes)))
         _trim(state.declined_purchases, at - REMEMBERED_PURCHASES_SPAN)
         return
     L.post_purchase(state.ledger, event.amount_fen)
@@ -673,12 +676,15 @@ def on_score_update(state, event: ev.ScoreUpdate, policy, scopes, effects) -> No
             for name, value in event.dimensions.model_dump().items()
             if value is not None
         }
-    held = H.SCORE_BELOW_THRESHOLD in state.holds
-    if held and event.score >= policy.score.release_at:
+    held = state.holds.get(H.SCORE_BELOW_THRESHOLD)
+    # One hold, one set of numbers: a hold keeps the threshold and release value of the policy
+    # it was placed under, and is released under them, whatever policy is active later.
+    terms = score_terms(held, policy)
+    if held is not None and event.score >= terms["release_at"]:
         release(
             state, effects, H.SCORE_BELOW_THRESHOLD, event.at, event.event_id, "score_recovered"
         )
-    elif event.score < policy.score.threshold or held:
+    elif event.score < policy.score.threshold or held is not None:
         weakest = sorted(state.score_dimensions.items(), key=lambda kv: kv[1])[:2]
         place(
             state,
@@ -688,11 +694,21 @@ def on_score_update(state, event: ev.ScoreUpdate, policy, scopes, effects) -> No
             event.event_id,
             {
                 "score": event.score,
-                "threshold": policy.score.threshold,
-                "release_at": policy.score.release_at,
+                **terms,
                 "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest],
             },
         )
+
+
+def score_terms(hold: H.Hold | None, policy: Policy) -> dict[str, Any]:
+    """The score hold's numbers: those recorded when it was placed, else (a new hold) the
+    policy's. `threshold` placed it, `release_at` releases it, `policy_version` says whose."""
+    if hold is not None and "release_at" in hold.evidence:
+        evidence = hold.evidence
+        return {"threshold": evidence["threshold"], "release_at": evidence["release_at"],
+                "policy_version": evidence.get("policy_version")}
+    return {"threshold": policy.score.threshold, "release_at": policy.score.release_at,
+            "policy_version": policy.version}
 
 
 def on_bureau_record(state, event: ev.BureauRecord, policy, scopes, effects) -> None:

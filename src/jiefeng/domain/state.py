@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from jiefeng.domain.holds import Hold
 from jiefeng.domain.ledger import Ledger, Statement
 
-__all__ = ["AccountState", "Appeal", "BureauFact", "PurchaseRecord", "Statement"]
+__all__ = ["AccountState", "Appeal", "BureauFact", "DeclinedPurchase", "PurchaseRecord",
+           "Statement"]
 
 MAX_WINDOW_ITEMS = 512  # cap on any window of recent events (TigerStyle: a limit on everything)
 MAX_REMEMBERED_PURCHASES = 500  # approved purchases kept for refunds and appeals
@@ -31,6 +32,18 @@ class PurchaseRecord:
     merchant_id: str
     refunded_fen: int = 0
     plan_id: str | None = None  # the installment plan it was converted into
+
+
+class DeclinedPurchase(NamedTuple):
+    """A declined purchase attempt: appeals cite it, the self-check lists it with its codes.
+
+    A tuple starting with its time, so the windows' trimming applies to it as it is."""
+
+    at: dt.datetime
+    event_id: str
+    amount_fen: int
+    merchant_id: str
+    codes: tuple[str, ...]  # why it was declined, highest precedence first
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ class AccountState:
     purchases: dict[str, PurchaseRecord] = field(default_factory=dict)
     recent_purchases: deque = field(default_factory=deque)  # (at, event_id), last 90 days
     last_purchase_at: dt.datetime | None = None
-    declined_purchases: deque = field(default_factory=deque)  # (at, event_id): appeals cite them
+    declined_purchases: deque = field(default_factory=deque)  # DeclinedPurchase, 180 days
     recent_repayments: deque = field(default_factory=deque)  # (at, amount_fen, event_id), 90 days
     score: int | None = None
     score_at: dt.datetime | None = None

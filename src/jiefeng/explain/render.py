@@ -38,7 +38,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONEY = re.compile(r"^-?\d+\.\d{2}$")
 
 # Parameters shown exactly as given (identifiers and customer-facing text).
-_RAW_KEYS = frozenset({"ref", "event_id", "merchant_id", "appeal_id", "phone", "appeal_path",
+_RAW_KEYS = frozenset({"ref", "event_id", "merchant_id", "appeal_id", "phone",
                        "placed_by", "reason", "criteria", "version"})
 # Parameters holding one code, or a list of codes, to look up in the catalog.
 _CODE_KEYS = {"product": "product", "products": "product", "dimension": "dimension",
@@ -131,6 +131,25 @@ class _Messages:
     def join(self, items: list[str]) -> str:
         return format_list(items, locale=self.locale) if items else self.text("label.unknown")
 
+    def join_or(self, items: list[str]) -> str:
+        return format_list(items, style="or", locale=self.locale)
+
+    def join_neutral(self, items: list[str]) -> str:
+        """A list that says neither "and" nor "or" (the features a mixed rule reads)."""
+        return self.text("label.list_separator").join(items)
+
+    def segment(self, label: str) -> str:
+        """A customer segment as people say it: the catalog's label, else the raw label made
+        readable ("young_urban" -> "young urban"), never the code as stored."""
+        known = self.catalog.get(f"segment.{label}")
+        return known if known is not None else re.sub(r"[_\-.]+", " ", label).strip()
+
+    def decline(self, code: str) -> str:
+        """Why a purchase was declined: a hold's title, or the request's own problem."""
+        if f"decline.{code}" in self.catalog:
+            return self.text(f"decline.{code}")
+        return self.text(f"hold.{code}.title")
+
     def value(self, key: str, value: Any) -> str:
         """One parameter, formatted by its key and shape."""
         if value is None:
@@ -164,7 +183,12 @@ class _Messages:
                 flat.update(value)
             else:
                 flat[key] = value
-        return {key: self.value(key, value) for key, value in flat.items()}
+        params = {key: self.value(key, value) for key, value in flat.items()}
+        if "appeal_path" in params:
+            # Where to appeal, as the customer finds it in the app: never the raw path (a
+            # policy's https:// address becomes a link in the HTML, see `render_html`).
+            params["appeal_path"] = self.text("label.appeals_entry")
+        return params
 
 
 # --- the view both renderers lay out -------------------------------------------------------------
@@ -205,22 +229,68 @@ class _View:
     checks_heading: str = ""
     checks_intro: str = ""
     checks: list[tuple[str, list[str]]] = field(default_factory=list)
+    appeals_entry: str = ""
+    appeals_url: str | None = None  # a policy's https:// appeal page, linked in the HTML
+
+
+def _feature_text(m: _Messages, feature: str, value: Any) -> str:
+    """A feature's value in its unit: a share as a percentage, a segment by its label, money
+    as money (`structured.py` gives money features as decimal strings)."""
+    if feature == "utilization" and isinstance(value, (int, float)) and not isinstance(
+        value, bool
+    ):
+        return format_percent(value, locale=m.locale, format="#,##0.#%")
+    if feature == "segment" and isinstance(value, str):
+        return m.segment(value)
+    return m.value("value", value)
 
 
 def _evidence_line(m: _Messages, item: dict[str, Any]) -> str:
     params = m.params(item)
     if item["fact"] in _SIGNAL_FACTS:
         params["value"] = m.code("signal", item["value"])
-    elif item["fact"] == "feature_matched" and item.get("feature") == "utilization" and (
-        isinstance(item.get("value"), (int, float))
-    ):
-        params["value"] = format_percent(item["value"], locale=m.locale, format="#,##0.#%")
+    elif item["fact"] == "feature_matched":
+        params["value"] = _feature_text(m, item["feature"], item["value"])
     return m.fmt(f"fact.{item['fact']}", params)
+
+
+def _criterion(m: _Messages, term: dict[str, Any]) -> str:
+    """One term of a rule: "share of the limit in use at most 30% (use less of your line)"."""
+    name = term["feature"]
+    params = {"feature": m.code("feature", name)}
+    for key in ("value", "low", "high"):
+        if key in term:
+            params[key] = _feature_text(m, name, term[key])
+    if "values" in term:
+        params["values"] = m.join_or([_feature_text(m, name, v) for v in term["values"]])
+    text = m.fmt(f"criterion.{term['op']}", params)
+    direction = term.get("direction")
+    if direction:
+        specific = f"direction.{name}.{direction}"
+        hint = m.text(specific if specific in m.catalog else f"direction.{direction}")
+        text = m.fmt("criterion.with_hint", {"term": text, "hint": hint})
+    return text
+
+
+def _reopen_line(m: _Messages, item: dict[str, Any]) -> str:
+    """The reopening standard: its terms joined as the rule joins them ("or" for OR, "and"
+    for AND), or, for a rule of another shape, the features it reads (no "and" implied)."""
+    params = m.params({"not_before": item["not_before"]})
+    if item.get("terms"):
+        parts = [_criterion(m, term) for term in item["terms"]]
+        joiner = m.text(f"criteria.join.{item['join']}") if item.get("join") else ""
+        params["terms"] = joiner.join(parts)
+        return m.fmt("release.reopen_criteria_terms", params)
+    params["features"] = m.join_neutral([m.code("feature", f) for f in item["features"]])
+    return m.fmt("release.reopen_criteria", params)
 
 
 def _release_line(m: _Messages, item: dict[str, Any]) -> str:
     condition = item["condition"]
-    line = m.fmt(f"release.{condition}", m.params(item))
+    if condition == "reopen_criteria":
+        line = _reopen_line(m, item)
+    else:
+        line = m.fmt(f"release.{condition}", m.params(item))
     if item.get("currently_met"):
         line = line + _sep(m) + m.text(f"release.{condition}_met")
     return m.fmt("label.key_value", {"label": m.text(f"path.{item['path']}"), "value": line})
@@ -260,8 +330,10 @@ def _hold_view(m: _Messages, hold: dict[str, Any]) -> _HoldView:
     code = hold["code"]
     if hold["releases_at"] is not None:
         lifts = m.fmt("label.lifts_at", {"at": m.value("at", hold["releases_at"])})
+    elif len(hold["release"]) > 1:
+        lifts = m.text("label.no_auto_release")  # "... as soon as any of the ways above is met"
     else:
-        lifts = m.text("label.no_auto_release")
+        lifts = m.text("label.no_auto_release_one")
     counterfactual = hold.get("counterfactual")
     return _HoldView(
         code=code,
@@ -285,6 +357,11 @@ def _checks(m: _Messages, checks: dict[str, Any]) -> list[tuple[str, list[str]]]
     none = [m.text("check.none")]
     purchases = []
     for item in checks["recent_purchases"]:
+        if item.get("declined"):
+            params = m.params({k: v for k, v in item.items() if k != "decline_codes"})
+            params["reasons"] = m.join([m.decline(code) for code in item["decline_codes"]])
+            purchases.append(m.fmt("check.purchase_item_declined", params))
+            continue
         refunded = item.get("refunded") not in (None, "0.00")
         key = "check.purchase_item_refunded" if refunded else "check.purchase_item"
         purchases.append(m.fmt(key, m.params(item)))
@@ -320,6 +397,17 @@ def _checks(m: _Messages, checks: dict[str, Any]) -> list[tuple[str, list[str]]]
     ]
 
 
+def _ledger_value(m: _Messages, ledger: dict[str, Any], key: str) -> str:
+    """A ledger figure; available credit is shown as usable only while the line is: frozen,
+    nothing is usable (the headroom comes back when it lifts); closed, nothing is."""
+    status = ledger.get("usable_credit_status", "active")
+    if key != "available_credit" or status == "active":
+        return m.money(ledger[key])
+    return m.fmt(f"ledger.available_credit_{status}",
+                 {"usable": m.money(ledger.get("usable_credit", "0.00")),
+                  "available": m.money(ledger[key])})
+
+
 def _view(explanation: dict[str, Any], lang: str, tz: str) -> _View:
     ledger = explanation["ledger"]
     m = _Messages(lang, tz, ledger.get("currency", "CNY"))
@@ -337,8 +425,10 @@ def _view(explanation: dict[str, Any], lang: str, tz: str) -> _View:
         works=m.fmt("label.what_still_works",
                     {"items": m.join([m.text(f"works.{w}") for w in works])}),
         ledger_heading=m.text("label.ledger"),
-        ledger=[(m.text(f"ledger.{key}"), m.money(ledger[key])) for key in _LEDGER_KEYS],
-        holds_heading=m.fmt("label.holds", {"count": m.number(len(holds))}) if holds else None,
+        ledger=[(m.text(f"ledger.{key}"), _ledger_value(m, ledger, key)) for key in _LEDGER_KEYS],
+        holds_heading=(m.fmt("label.holds_closed" if explanation["status"] == "closed"
+                             else "label.holds", {"count": m.number(len(holds))})
+                       if holds else None),
         no_holds=None if holds else m.text("label.no_holds"),
         labels=labels,
         holds=[_hold_view(m, hold) for hold in holds],
@@ -347,6 +437,9 @@ def _view(explanation: dict[str, Any], lang: str, tz: str) -> _View:
         checks=_checks(m, explanation["self_checks"]),
     )
     view.labels["key_value"] = m.text("label.key_value")
+    view.appeals_entry = m.text("label.appeals_entry")
+    path = explanation["self_checks"]["support"].get("appeal_path") or ""
+    view.appeals_url = path if path.startswith("https://") else None
     return view
 
 
@@ -420,9 +513,19 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _ul(lines: list[str], css: str = "") -> str:
+def _ul(lines: list[str], css: str = "", v: _View | None = None) -> str:
     cls = f' class="{css}"' if css else ""
-    return f"<ul{cls}>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
+    return f"<ul{cls}>" + "".join(f"<li>{_linked(v, line)}</li>" for line in lines) + "</ul>"
+
+
+def _linked(v: _View | None, line: str) -> str:
+    """The escaped line; the appeals entry becomes a link when the policy gives an https://
+    appeal page (an in-app path such as /me/appeals is only named, never shown)."""
+    text = _e(line)
+    if v is None or v.appeals_url is None or not v.appeals_entry:
+        return text
+    link = f'<a href="{_e(v.appeals_url)}">{_e(v.appeals_entry)}</a>'
+    return text.replace(_e(v.appeals_entry), link)
 
 
 def render_html(explanation: dict[str, Any], lang: str = "zh-CN", tz: str = DEFAULT_TZ) -> str:
@@ -460,7 +563,8 @@ def render_html(explanation: dict[str, Any], lang: str = "zh-CN", tz: str = DEFA
         if hold.bureau:
             parts += [f"<h4>{_e(v.labels['bureau'])}</h4>", _ul(hold.bureau)]
         parts += [f"<h4>{_e(v.labels['steps'])}</h4>",
-                  "<ol>" + "".join(f"<li>{_e(step)}</li>" for step in hold.steps) + "</ol>",
+                  "<ol>" + "".join(f"<li>{_linked(v, step)}</li>" for step in hold.steps)
+                  + "</ol>",
                   f"<h4>{_e(v.labels['appeal'])}</h4>", _ul(hold.appeal)]
         if hold.what_if:
             parts.append(f'<p class="jf-whatif"><strong>{_e(v.labels["what_if"])}</strong> '
@@ -468,6 +572,6 @@ def render_html(explanation: dict[str, Any], lang: str = "zh-CN", tz: str = DEFA
         parts.append("</article>")
     parts += [f"<h2>{_e(v.checks_heading)}</h2>", f"<p>{_e(v.checks_intro)}</p>"]
     for heading, lines in v.checks:
-        parts += [f"<h3>{_e(heading)}</h3>", _ul(lines)]
+        parts += [f"<h3>{_e(heading)}</h3>", _ul(lines, v=v)]
     parts.append("</section>")
     return "\n".join(parts) + "\n"

@@ -94,8 +94,8 @@ def build_explanation(
         "policy_version": policy.version,
         "holds": items,
         "what_still_works": works,
-        "ledger": _ledger(state, policy),
-        "self_checks": _self_checks(state, policy),
+        "ledger": _ledger(state, policy, H.derive_status(holds)),
+        "self_checks": _self_checks(state, policy, at),
     }
 
 
@@ -363,10 +363,16 @@ def _cash_out_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
 # score
 
 
+def _score_terms(hold: H.Hold, ctx: _Context) -> dict[str, Any]:
+    """The numbers the hold was placed under and is released under (`rules.score_terms`),
+    never the policy in effect now: one hold shows one set of numbers."""
+    return rules.score_terms(hold, ctx.policy)
+
+
 def _score_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
     evidence = hold.evidence
     items: list[Item] = [{"fact": "score", "value": evidence["score"],
-                          "threshold": evidence["threshold"]}]
+                          "threshold": _score_terms(hold, ctx)["threshold"]}]
     for dim in evidence.get("weakest_dimensions", [])[:2]:
         items.append({"fact": "weak_dimension", "value": dim["value"],
                       "dimension": dim["dimension"]})
@@ -378,20 +384,24 @@ def _score_current(hold: H.Hold, ctx: _Context) -> int:
 
 
 def _score_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    # The rule (`rules.on_score_update`) releases at a score >= the hold's own release_at.
     return [{"path": H.RELEASE_CONDITION, "condition": "score_at_least",
-             "required": ctx.policy.score.release_at, "current": _score_current(hold, ctx)}]
+             "required": _score_terms(hold, ctx)["release_at"],
+             "current": _score_current(hold, ctx)}]
 
 
 def _score_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
-    steps: list[Item] = [{"step": "improve_score", "required": ctx.policy.score.release_at}]
+    steps: list[Item] = [{"step": "improve_score",
+                          "required": _score_terms(hold, ctx)["release_at"]}]
     dims = [d["dimension"] for d in hold.evidence.get("weakest_dimensions", [])[:2]]
     if dims:
         steps.append({"step": "improve_dimensions", "dimensions": dims})
+    steps += [{"step": "complete_credit_tasks"}, {"step": "keep_more_commitments"}]
     return steps
 
 
 def _score_counterfactual(hold: H.Hold, ctx: _Context) -> Item:
-    return {"if": "score_at_least", "value": ctx.policy.score.release_at}
+    return {"if": "score_at_least", "value": _score_terms(hold, ctx)["release_at"]}
 
 
 # dormant
@@ -445,7 +455,9 @@ def _security_release(hold: H.Hold, ctx: _Context) -> list[Item]:
 
 
 def _security_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
-    return [{"step": "verify_identity"}]
+    return [{"step": "verify_identity"},
+            {"step": "keep_details_stable"},
+            {"step": "if_not_you_call_support", "phone": ctx.policy.support.phone}]
 
 
 # identity document
@@ -551,16 +563,43 @@ def _reopen_criteria(hold: H.Hold, ctx: _Context) -> tuple[str, list[str], bool]
     return text, sorted(criteria.features_used), met
 
 
+def _criteria_terms(text: str) -> tuple[str | None, list[Item] | None]:
+    """The criteria term by term for the customer (feature, op, value in its unit, direction),
+    and how the terms join ("and", "or" or None for one term); (None, None) for a shape a
+    customer cannot read at a glance (the release then names the features only)."""
+    from jiefeng.policy.criteria import describe_criteria
+
+    described = describe_criteria(text)
+    if described is None:
+        return None, None
+    terms = []
+    for term in described["terms"]:
+        name = term["feature"]
+        item: Item = {"feature": name, "op": term["op"], "direction": term["direction"]}
+        for key in ("value", "low", "high"):
+            if key in term:
+                item[key] = _feature_value(name, term[key])
+        if "values" in term:
+            item["values"] = [_feature_value(name, v) for v in term["values"]]
+        terms.append(item)
+    return described["join"], terms
+
+
 def _tightening_release(hold: H.Hold, ctx: _Context) -> list[Item]:
     text, features, met = _reopen_criteria(hold, ctx)
+    join, terms = _criteria_terms(text)
     return [{"path": H.RELEASE_CONDITION, "condition": "reopen_criteria", "criteria": text,
-             "features": features, "currently_met": met,
+             "features": features, "join": join, "terms": terms, "currently_met": met,
              "not_before": _iso(hold.evidence["earliest_reopen_at"])}]
 
 
 def _tightening_steps(hold: H.Hold, ctx: _Context) -> list[Item]:
-    return [{"step": "wait_for_reassessment",
-             "not_before": _iso(hold.evidence["earliest_reopen_at"])}]
+    # The seed article's advice: better credit and assets kept in the wallet, then reapply.
+    not_before = _iso(hold.evidence["earliest_reopen_at"])
+    return [{"step": "improve_credit"},
+            {"step": "keep_assets_in_wallet"},
+            {"step": "wait_for_reassessment", "not_before": not_before},
+            {"step": "reapply_later"}]
 
 
 # manual review (the operator's note is internal: it is not shown)
@@ -605,12 +644,17 @@ assert set(_SPECS) == set(H.HOLD_CODES), "every hold code needs an explanation"
 # --- ledger and self-checks ----------------------------------------------------------------------
 
 
-def _ledger(state: AccountState, policy: Policy) -> dict[str, Any]:
+def _ledger(state: AccountState, policy: Policy, status: str) -> dict[str, Any]:
+    """The money, as of the explanation. `available_credit` is the line's headroom (limit less
+    what is used); `usable_credit` what can be spent now: nothing while a hold is active, and
+    `usable_credit_status` (the account's status) says why."""
     ledger = state.ledger
     return {
         "currency": policy.currency,
         "credit_limit": _money(state.credit_limit_fen),
         "available_credit": _money(state.available_credit_fen),
+        "usable_credit": _money(state.available_credit_fen if status == "active" else 0),
+        "usable_credit_status": status,
         "unbilled": _money(ledger.unbilled_fen),
         "billed_owed": _money(ledger.billed_owed_fen),
         "past_due": _money(ledger.past_due_minimum_fen()),
@@ -679,33 +723,52 @@ def _own_reports(state: AccountState, policy: Policy) -> list[dict[str, Any]]:
             if s.bureau_reported]
 
 
-def _self_checks(state: AccountState, policy: Policy) -> dict[str, Any]:
-    purchases = []
-    for at, event_id in reversed(state.recent_purchases):
+def _purchase_checks(state: AccountState, at: dt.datetime) -> list[Item]:
+    """Purchases approved and declined up to `at`, newest first: a declined attempt is listed
+    with its codes, so a customer sees the purchase that did not go through and why."""
+    attempts: list[tuple[dt.datetime, Item]] = []
+    for when, event_id in state.recent_purchases:
         record = state.purchases.get(event_id)
-        if record is None:
+        if record is None or when > at:
             continue
-        purchases.append({"event_id": event_id, "at": _ts(at),
-                          "amount": _money(record.amount_fen), "merchant_id": record.merchant_id,
-                          "refunded": _money(record.refunded_fen)})
-        if len(purchases) == MAX_SELF_CHECK_ITEMS:
-            break
-    repayments = [{"event_id": event_id, "at": _ts(at), "amount": _money(amount_fen)}
-                  for at, amount_fen, event_id in list(state.recent_repayments)[::-1]
-                  [:MAX_SELF_CHECK_ITEMS]]
+        attempts.append((when, {"event_id": event_id, "at": _ts(when),
+                                "amount": _money(record.amount_fen),
+                                "merchant_id": record.merchant_id,
+                                "refunded": _money(record.refunded_fen), "declined": False}))
+    for declined in state.declined_purchases:
+        if declined.at > at:
+            continue
+        attempts.append((declined.at, {"event_id": declined.event_id, "at": _ts(declined.at),
+                                       "amount": _money(declined.amount_fen),
+                                       "merchant_id": declined.merchant_id, "declined": True,
+                                       "decline_codes": list(declined.codes)}))
+    attempts.sort(key=lambda pair: pair[0], reverse=True)
+    return [item for _, item in attempts[:MAX_SELF_CHECK_ITEMS]]
+
+
+def _self_checks(state: AccountState, policy: Policy, at: dt.datetime) -> dict[str, Any]:
+    """What the customer can check, as of `at`: nothing that happened after it is listed, even
+    when the state given was folded further (a backtest's side-by-side view)."""
+    purchases = _purchase_checks(state, at)
+    repayments = [{"event_id": event_id, "at": _ts(when), "amount": _money(amount_fen)}
+                  for when, amount_fen, event_id in list(state.recent_repayments)[::-1]
+                  if when <= at][:MAX_SELF_CHECK_ITEMS]
     score = None
-    if state.score is not None:
+    if state.score is not None and (state.score_at is None or state.score_at <= at):
         weakest = sorted(state.score_dimensions.items(), key=lambda kv: (kv[1], kv[0]))[:2]
         score = {"score": state.score, "at": _iso(state.score_at),
                  "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest]}
     bureau = [{"product": f.product, "status": f.status, "days_past_due": f.days_past_due,
                "amount": _money(f.amount_fen), "at": _ts(f.at), "event_id": f.event_id}
-              for f in sorted(state.bureau.values(), key=lambda f: f.product)]
+              for f in sorted(state.bureau.values(), key=lambda f: f.product) if f.at <= at]
     bureau += _own_reports(state, policy)
-    pending = [_appeal_dict(a, policy) for a in state.appeals.values() if a.status == "pending"]
+    pending = [_appeal_dict(a, policy) for a in state.appeals.values()
+               if a.status == "pending" and a.submitted_at <= at]
     # Whether each recent statement's minimum was met, newest first.
+    today = local_date(at, zone(policy.timezone))
     statements = [statement_view(s, state.ledger)
-                  for s in state.ledger.recent_statements(MAX_SELF_CHECK_ITEMS)[::-1]]
+                  for s in state.ledger.recent_statements(MAX_SELF_CHECK_ITEMS)[::-1]
+                  if s.statement_date <= today]
     return {
         "recent_purchases": purchases,
         "recent_repayments": repayments,

@@ -45,6 +45,7 @@ __all__ = [
     "CriteriaNotEvaluable",
     "FeatureSpec",
     "compile_criteria",
+    "describe_criteria",
     "compile_stored_criteria",
     "transpile_criteria",
 ]
@@ -981,6 +982,92 @@ def compile_stored_criteria(text: str) -> CompiledCriteria:
         return CompiledCriteria(text=text, features_used=checked.features, evaluate=evaluate)
     except (CriteriaError, CriteriaNotEvaluable):  # constant arithmetic that overflows
         return CompiledCriteria(text=text, features_used=frozenset(), evaluate=_never_evaluable)
+
+
+# --------------------------------------------------------------------------------------------
+# A description for people
+#
+# The customer reads what a criterion asks ("utilization at most 0.3, or deposits at least
+# 10000"), never its SQL. Only the shapes a person reads at a glance are described: one simple
+# term, or terms joined by one kind of operator (all AND or all OR). Anything else (a mix of AND
+# and OR, NOT, arithmetic, IS NULL) has no description; the caller names the features instead.
+
+# operator -> (word, direction the feature must move: "more", "less" or None)
+_TERM_OPS: dict[type[exp.Expression], tuple[str, str | None]] = {
+    exp.GTE: ("at_least", "more"),
+    exp.GT: ("above", "more"),
+    exp.LTE: ("at_most", "less"),
+    exp.LT: ("below", "less"),
+    exp.EQ: ("equals", None),
+    exp.NEQ: ("not_equals", None),
+}
+_FLIPPED = {exp.GTE: exp.LTE, exp.GT: exp.LT, exp.LTE: exp.GTE, exp.LT: exp.GT,
+            exp.EQ: exp.EQ, exp.NEQ: exp.NEQ}
+
+
+def _unparen(node: exp.Expression) -> exp.Expression:
+    while type(node) is exp.Paren:
+        node = node.this
+    return node
+
+
+def _constant(node: exp.Expression) -> tuple[bool, Any]:
+    """(True, value) for a literal or a negated number literal, else (False, None)."""
+    node = _unparen(node)
+    if type(node) is exp.Literal:
+        return True, _literal_value(node)
+    if type(node) is exp.Neg and type(_unparen(node.this)) is exp.Literal:
+        value = _literal_value(_unparen(node.this))
+        return (True, -value) if not isinstance(value, str) else (False, None)
+    return False, None
+
+
+def _term(node: exp.Expression) -> dict[str, Any] | None:
+    node = _unparen(node)
+    t = type(node)
+    if t in _TERM_OPS:
+        left, right = _unparen(node.this), _unparen(node.expression)
+        if type(right) is exp.Column:  # `650 <= score` reads as `score >= 650`
+            left, right, t = right, left, _FLIPPED[t]
+        is_constant, value = _constant(right)
+        if type(left) is not exp.Column or not is_constant:
+            return None
+        op, direction = _TERM_OPS[t]
+        return {"feature": left.name, "op": op, "value": value, "direction": direction}
+    if t is exp.In and type(_unparen(node.this)) is exp.Column and not node.args.get("query"):
+        values = [_constant(item) for item in node.expressions]
+        if not values or not all(ok for ok, _ in values):
+            return None
+        return {"feature": _unparen(node.this).name, "op": "one_of",
+                "values": [value for _, value in values], "direction": None}
+    if t is exp.Between and type(_unparen(node.this)) is exp.Column:
+        (low_ok, low), (high_ok, high) = (_constant(node.args["low"]),
+                                          _constant(node.args["high"]))
+        if not (low_ok and high_ok):
+            return None
+        return {"feature": _unparen(node.this).name, "op": "between", "low": low, "high": high,
+                "direction": None}
+    return None
+
+
+def describe_criteria(text: str) -> dict[str, Any] | None:
+    """What stored criteria ask, term by term, for people: `{"join": "and" | "or" | None,
+    "terms": [{"feature", "op", "value" (or "values", or "low" and "high"), "direction"}]}`.
+
+    `op` is at_least, above, at_most, below, equals, not_equals, one_of or between; `direction`
+    says which way the feature must move to meet the term ("more", "less" or None). None when
+    the text has another shape (see above) or does not pass the whitelist: never raises.
+    """
+    try:
+        tree = _unparen(_check(text, limits=False).tree)
+    except CriteriaError:
+        return None
+    join = {exp.And: "and", exp.Or: "or"}.get(type(tree))
+    parts = _flatten(tree, type(tree)) if join else [tree]
+    terms = [_term(part) for part in parts]
+    if any(term is None for term in terms):
+        return None
+    return {"join": join, "terms": terms}
 
 
 # --------------------------------------------------------------------------------------------
