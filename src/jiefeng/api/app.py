@@ -29,6 +29,7 @@ from jiefeng.api.routes import (
     admin,
     appeals,
     backtests,
+    console,
     events,
     operator,
     system,
@@ -70,7 +71,8 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
     app.state.services = svc
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServiceMiddleware, services=svc, max_body_bytes=max_body_bytes)
-    for module in (events, accounts, appeals, operator, backtests, admin, system, web):
+    for module in (events, accounts, appeals, operator, backtests, admin, system, web,
+                   console):
         app.include_router(module.router)
     # The web pages' own assets, shipped in the package (never a CDN).
     app.mount("/static", StaticFiles(packages=[("jiefeng.web", "static")]), name="static")

@@ -64,6 +64,27 @@ class AuditLog:
             return [_entry_dict(row) for row in connection.execute(query)]
 
 
+    def search(self, *, actor: str | None = None, action: str | None = None,
+               since: dt.datetime | None = None, until: dt.datetime | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+        """The newest entries first that match every filter given (actor and action exactly,
+        time as [since, until))."""
+        assert 1 <= limit <= MAX_PAGE
+        c = st.audit_log.c
+        query = select(st.audit_log)
+        if actor:
+            query = query.where(c.actor == actor)
+        if action:
+            query = query.where(c.action == action)
+        if since is not None:
+            query = query.where(c.at_utc >= t.utc_text(since))
+        if until is not None:
+            query = query.where(c.at_utc < t.utc_text(until))
+        with self.store.read() as connection:
+            rows = connection.execute(query.order_by(c.seq.desc()).limit(limit))
+            return [_entry_dict(row) for row in rows]
+
+
 _COMMAND_TARGETS = ("account_id", "appeal_id", "window_id", "campaign_id", "sweep_id", "version")
 
 

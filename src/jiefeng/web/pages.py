@@ -42,8 +42,21 @@ def messages(lang: str) -> dict[str, str]:
     return json.loads(text)
 
 
+@lru_cache(maxsize=len(LANGS))
+def console_messages(lang: str) -> dict[str, str]:
+    """The operator console's messages, on top of the shared ones (language switch...)."""
+    text = resources.files("jiefeng.web").joinpath("messages", f"console.{lang}.json").read_text(
+        encoding="utf-8")
+    return {**messages(lang), **json.loads(text)}
+
+
 def render(template: str, lang: str, **values: Any) -> str:
     return environment.get_template(template).render(lang=lang, m=messages(lang), **values)
+
+
+def render_console(template: str, lang: str, **values: Any) -> str:
+    return environment.get_template(template).render(lang=lang, m=console_messages(lang),
+                                                     **values)
 
 
 def new_csrf() -> str:

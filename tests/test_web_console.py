@@ -1,0 +1,100 @@
+"""The operator console in a real browser (headless Chromium via Playwright, the system's
+package): sign in with a reviewer key, see the overview with its charts, open the oldest
+appeal, approve it after the confirmation. Screenshots in zh-CN and en at 375 px and 1280 px
+go to test-artifacts/."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from test_api_support import event, opened
+from test_web_customer import (  # noqa: F401  (fixtures)
+    NOW,
+    T0,
+    _needs_browser,
+    _page,
+    _shot,
+    browser,
+    service,
+)
+
+
+@pytest.fixture(scope="module")
+def console(service):  # noqa: F811
+    """Keys for each role, and an account frozen for cash-out whose customer appealed."""
+    keys = {role: service.services.keys.create([role], f"{role}-web", "test",
+                                               service.clock()).key
+            for role in ("reviewer", "admin")}
+    service.ingest(opened("CASH"), event("purchase", "CASH", "CASH-t1",
+                                         T0 + dt.timedelta(minutes=20), amount="500.00",
+                                         merchant_id="M1", kind="transfer"))
+    response = httpx.post(f"{service.base}/v1/accounts/CASH/appeals",
+                          headers={"Authorization": f"Bearer {service.token('CASH')}"},
+                          json={"hold_code": "cash_out_suspected",
+                                "statement": "Rent for my flat.",
+                                "purchase_event_ids": ["CASH-t1"]})
+    assert response.status_code == 201, response.text
+    return {"keys": keys, "appeal_id": response.json()["appeal_id"]}
+
+
+def _sign_in(page, service, key: str, lang: str) -> None:  # noqa: F811
+    page.goto(f"{service.base}/console/sign-in?lang={lang}")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/console?lang={lang}")
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("width", [375, 1280])
+def test_console_pages_in_both_languages_and_sizes(service, browser, console, lang,  # noqa: F811
+                                                   width):
+    context, page, problems = _page(browser, width, lang)
+    _sign_in(page, service, console["keys"]["admin"], lang)
+    page.wait_for_function("window.jiefengCharts && window.jiefengCharts.length === 2")
+    assert page.locator("#appeals-waiting").inner_text() in ("0", "1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    _shot(page, f"console-overview-{lang}-{width}")
+    for path, name in (("/console/accounts/CASH", "account"), ("/console/appeals", "appeals"),
+                       ("/console/audit", "audit")):
+        page.goto(f"{service.base}{path}?lang={lang}")
+        assert page.locator("html").get_attribute("lang") == lang
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+        _shot(page, f"console-{name}-{lang}-{width}")
+    assert problems == [], problems  # no CSP violation, no script error
+    context.close()
+
+
+def test_a_reviewer_approves_the_oldest_appeal_after_confirming(service, browser,  # noqa: F811
+                                                              console):
+    context, page, problems = _page(browser, 1280, "en")
+    _sign_in(page, service, console["keys"]["reviewer"], "en")
+    assert page.locator("#nav-audit").count() == 0  # not an admin
+    page.click("#nav-appeals")
+    page.click(f'tr[data-appeal="{console["appeal_id"]}"] a >> nth=0')
+    assert "Rent for my flat." in page.locator("#statement").inner_text()
+    assert "CASH-t1" in page.locator("#disputed").inner_text()
+    page.check('input[value="approve"]')
+    page.fill("#reason", "rent, documented")
+    asked: list[str] = []
+
+    def dismiss_first_then_accept(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", dismiss_first_then_accept)
+    page.click("#decision-form button[type=submit]")  # dismissed: nothing is sent
+    assert page.locator("#appeal-status").inner_text() == "Pending"
+    page.click("#decision-form button[type=submit]")
+    page.wait_for_selector("#decided")
+    assert page.locator("#appeal-status").inner_text() == "Approved"
+    assert "reviewer-web" in page.locator("#decided").inner_text()
+    assert len(asked) == 2 and "cannot be undone" in asked[0]
+    explanation = httpx.get(f"{service.base}/v1/accounts/CASH/explanation",
+                            headers={"Authorization": f"Bearer {service.operator_key}"}).json()
+    assert "cash_out_suspected" not in [h["code"] for h in explanation["holds"]]
+    assert problems == [], problems
+    context.close()
+    assert NOW  # the service clock of these tests (see test_web_customer)
