@@ -300,7 +300,8 @@ def test_overdue_amount_is_live_with_late_fee_and_bureau_timeline() -> None:
     # the 12.00 past-due minimum 0.006 of late fee (floored to the fen when shown).
     assert early["release"] == [{"path": "condition", "condition": "repay_past_due",
                                  "amount": "12.00", "full_balance": "120.06",
-                                 "then_probation_days": 90}]
+                                 "then_probation_days": 90,
+                                 "progress": {"repaid": "0.00", "of": "12.00"}}]
     assert early["steps"] == [{"step": "repay_now", "amount": "12.00", "full_balance": "120.06"},
                               {"step": "set_autopay"}]
     assert early["counterfactual"]["if"] == "repaid"

@@ -259,3 +259,32 @@ def test_api_docs_work_offline(service, browser):
     assert all(url.startswith(service.base) for url in requested), requested
     assert problems == [], problems
     context.close()
+
+
+def test_a_countdown_ticks_and_an_appeal_is_sent_from_the_page(service, browser):
+    """A cash-out hold lifts by itself after quiet days: its countdown runs in the browser.
+    The customer appeals it from the page, naming a purchase; the page says it was sent."""
+    service.ingest(opened("APPEAL"),
+                   event("purchase", "APPEAL", "APPEAL-p0", T0 + dt.timedelta(minutes=5),
+                         amount="32.10", merchant_id="M7"),
+                   event("purchase", "APPEAL", "APPEAL-t1", T0 + dt.timedelta(minutes=20),
+                         amount="500.00", merchant_id="M1", kind="transfer"))
+    context, page, problems = _page(browser, 375, "en")
+    page.goto(f"{service.base}/me/sign-in?token={service.token('APPEAL')}&lang=en")
+    countdown = page.locator('li[data-code="cash_out_suspected"] time[data-countdown]')
+    first = countdown.inner_text()
+    assert " d " in first  # days left, in the reader's clock
+    page.wait_for_function(
+        "t => document.querySelector('li[data-code=\"cash_out_suspected\"] time').textContent"
+        " !== t", arg=first)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.select_option("#hold_code", "cash_out_suspected")
+    page.fill("#statement", "It was rent for my flat.")
+    page.check('input[value="APPEAL-p0"]')
+    page.click("#appeal-form button[type=submit]")
+    page.wait_for_selector("#notice")
+    assert page.locator("#appeal-form").count() == 0  # the only appealable hold is pending
+    _shot(page, "customer-appeal-sent-en-375")
+    assert "rights" in page.locator("#rights").get_attribute("id")
+    assert problems == [], problems
+    context.close()

@@ -245,9 +245,16 @@ def _overdue_evidence(hold: H.Hold, ctx: _Context) -> list[Item]:
 
 
 def _overdue_release(hold: H.Hold, ctx: _Context) -> list[Item]:
+    # Progress: what was repaid since the hold was placed, against that plus what is still
+    # past due ("repaid 320 of 1,020").
+    repaid_fen = sum(amount_fen for when, amount_fen, _ in ctx.state.recent_repayments
+                     if hold.since <= when <= ctx.at)
+    past_due_fen = ctx.past_due_fen()
     return [{"path": H.RELEASE_CONDITION, "condition": "repay_past_due",
-             "amount": _money(ctx.past_due_fen()), "full_balance": _money(ctx.total_owed_fen()),
-             "then_probation_days": ctx.probation_days()}]
+             "amount": _money(past_due_fen), "full_balance": _money(ctx.total_owed_fen()),
+             "then_probation_days": ctx.probation_days(),
+             "progress": {"repaid": _money(repaid_fen),
+                          "of": _money(repaid_fen + past_due_fen)}}]
 
 
 def _overdue_steps(hold: H.Hold, ctx: _Context) -> list[Item]:

@@ -180,6 +180,18 @@ class Support(_Section):
     repay_url: str = Field("", max_length=500, pattern=r"^(|https://\S+|/\S*)$")
 
 
+class Disclosures(_Section):
+    """The customer's rights, shown on the customer page: who extends the credit, how to
+    dispute a credit bureau record, how to ask for a person to review an automated decision."""
+
+    creditor_name: str = Field("", max_length=200)  # empty: "your card issuer"
+    creditor_contact: str = Field("", max_length=200)  # empty: the support phone
+    # Days within which a disputed bureau record is checked and answered (20 under China's
+    # Regulation on the Administration of Credit Investigation Industry, art. 25).
+    bureau_dispute_days: int = Field(20, ge=1, le=365)
+    human_review_contact: str = Field("", max_length=200)  # empty: the support phone
+
+
 class Policy(_Section):
     version: str = Field(min_length=1, max_length=64)
     timezone: str = "Asia/Shanghai"
@@ -199,6 +211,7 @@ class Policy(_Section):
     appeals: Appeals = Appeals()
     ingest: Ingest = Ingest()
     support: Support = Support()
+    disclosures: Disclosures = Disclosures()
 
     @field_validator("timezone")
     @classmethod

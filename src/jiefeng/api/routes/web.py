@@ -17,12 +17,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from jiefeng.api.auth import TooManyFailures, authenticate_limited
+from jiefeng.api.context import request_context
 from jiefeng.api.services import Services
 from jiefeng.explain.render import render_html
 from jiefeng.explain.structured import build_explanation
+from jiefeng.service import operator as ops
 from jiefeng.service.engine import AccountNotFound
 from jiefeng.service.security import CredentialInvalid, Principal
-from jiefeng.web import pages
+from jiefeng.web import customer_view, pages
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "jiefeng_session"
@@ -137,17 +139,26 @@ def _view(request: Request, account_id: str, now: dt.datetime) -> dict[str, Any]
     policy = scopes.policy_for(at, engine.base_policy)
     return {"explanation": build_explanation(state, at, engine.base_policy, scopes),
             "dimensions": dict(state.score_dimensions), "repay_url": policy.support.repay_url,
-            "timezone": policy.timezone}
+            "timezone": policy.timezone, "policy": policy}
 
 
 @router.get("/me")
-async def customer_page(request: Request, lang: str | None = None) -> Response:
+async def customer_page(request: Request, lang: str | None = None,
+                        sent: bool = False) -> Response:
     lang = pages.lang_of(lang)
     try:
         principal = _customer(request, request.cookies.get(SESSION_COOKIE))
     except CredentialInvalid:
         return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
                                 headers=pages.PAGE_HEADERS)
+    return await _customer_response(request, principal, lang,
+                                    notice=pages.messages(lang)["appeal_sent"] if sent else None)
+
+
+async def _customer_response(request: Request, principal: Principal, lang: str, *,
+                             status: int = 200, notice: str | None = None,
+                             error: str | None = None,
+                             form: dict[str, Any] | None = None) -> Response:
     svc = _services(request)
     try:
         view = await anyio.to_thread.run_sync(_view, request, principal.account_id, svc.now())
@@ -164,5 +175,45 @@ async def customer_page(request: Request, lang: str | None = None) -> Response:
         "customer.html", lang, csrf=csrf, repay_url=view["repay_url"],
         account_id=principal.account_id,
         explanation_html=Markup(render_html(view["explanation"], lang, view["timezone"])),
-        dimensions=dimensions, score_data=score_data)
-    return _page(html, csrf=csrf)
+        dimensions=dimensions, score_data=score_data,
+        widgets=customer_view.hold_widgets(view["explanation"], lang, m),
+        server_now=view["explanation"]["at"],
+        appeal=customer_view.appeal_choices(view["explanation"], lang),
+        rights=customer_view.rights(view["policy"], m), notice=notice, error=error,
+        form=form or {})
+    return _page(html, status, csrf)
+
+
+@router.post("/me/appeals")
+async def submit_appeal(request: Request, lang: str | None = None,
+                        hold_code: str = Form(""), statement: str = Form(""),
+                        purchase_event_ids: list[str] = Form(default_factory=list),
+                        csrf: str = Form("")) -> Response:
+    """The customer's appeal from the page: the same `appeal_submitted` event as
+    `POST /v1/accounts/{id}/appeals`, for the signed-in token's own account only, audited."""
+    lang = pages.lang_of(lang)
+    try:
+        principal = _customer(request, request.cookies.get(SESSION_COOKIE))
+    except CredentialInvalid:
+        return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
+                                headers=pages.PAGE_HEADERS)
+    context = request_context(request.scope)
+    context.action, context.target = "appeals.submit", principal.account_id
+    context.principal, context.audited = principal, True
+    context.reason = statement.strip()[:500] or None
+    m = pages.messages(lang)
+    form = {"hold_code": hold_code, "statement": statement,
+            "purchase_event_ids": purchase_event_ids}
+    if not pages.csrf_ok(request.cookies.get(pages.CSRF_COOKIE), csrf):
+        return await _customer_response(request, principal, lang, status=403,
+                                        error=m["csrf_failed"], form=form)
+    svc = _services(request)
+    try:
+        await anyio.to_thread.run_sync(ops.submit_appeal, svc.engine(), principal.account_id,
+                                       hold_code, statement, purchase_event_ids)
+    except ops.OperationError as refused:
+        return await _customer_response(
+            request, principal, lang, status=refused.status, form=form,
+            error=m["appeal_failed"].format(reason=f"{refused.field}: {refused.reason}"))
+    return RedirectResponse(f"/me?lang={lang}&sent=1", status_code=303,
+                            headers=pages.PAGE_HEADERS)
