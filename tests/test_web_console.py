@@ -98,3 +98,41 @@ def test_a_reviewer_approves_the_oldest_appeal_after_confirming(service, browser
     assert problems == [], problems
     context.close()
     assert NOW  # the service clock of these tests (see test_web_customer)
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("width", [375, 1280])
+def test_operations_page_in_both_languages_and_sizes(service, browser, console, lang,  # noqa: F811
+                                                     width):
+    context, page, problems = _page(browser, width, lang)
+    _sign_in(page, service, service.operator_key, lang)
+    page.click("#nav-operations")
+    for section in ("#maintenance", "#migrations", "#sweeps", "#policies"):
+        assert page.locator(section).count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    _shot(page, f"console-operations-{lang}-{width}")
+    assert problems == [], problems
+    context.close()
+
+
+def test_an_operator_dry_runs_a_sweep_and_applies_it_after_confirming(service, browser,  # noqa: F811
+                                                                     console):
+    context, page, problems = _page(browser, 1280, "en")
+    _sign_in(page, service, service.operator_key, "en")
+    page.goto(f"{service.base}/console/operations?lang=en")
+    page.fill("#criteria", "score < 650")
+    page.fill("#reopen_criteria", "score >= 700")
+    page.click("#dry-run-form button[type=submit]")
+    count = page.locator("#dry-run-count").inner_text()
+    assert count == "1"  # LATE has a score of 640
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#apply-form button[type=submit]")
+    page.wait_for_selector("#notice")
+    assert "1 accounts closed" in page.locator("#notice").inner_text()
+    assert asked and "Close 1 accounts" in asked[0]
+    summary = httpx.get(f"{service.base}/v1/accounts/LATE",
+                        headers={"Authorization": f"Bearer {service.operator_key}"}).json()
+    assert summary["status"] == "closed"
+    assert problems == [], problems
+    context.close()

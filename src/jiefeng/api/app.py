@@ -30,6 +30,7 @@ from jiefeng.api.routes import (
     appeals,
     backtests,
     console,
+    console_operations,
     events,
     operator,
     system,
@@ -72,7 +73,7 @@ def create_app(db: str = SQLITE_DEFAULT_PATH, now: Callable[[], dt.datetime] | N
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServiceMiddleware, services=svc, max_body_bytes=max_body_bytes)
     for module in (events, accounts, appeals, operator, backtests, admin, system, web,
-                   console):
+                   console, console_operations):
         app.include_router(module.router)
     # The web pages' own assets, shipped in the package (never a CDN).
     app.mount("/static", StaticFiles(packages=[("jiefeng.web", "static")]), name="static")

@@ -159,3 +159,31 @@ def _record(row: Any, active_seq: int | None) -> dict[str, Any]:
                          if row.activated_at_utc else None),
         "activated_by": row.activated_by,
     }
+
+
+def stored_policy(store: SqlStore, version: str) -> Policy:
+    """A stored version, parsed (it was validated when uploaded)."""
+    with store.read() as connection:
+        body = connection.execute(
+            select(st.policies.c.body).where(st.policies.c.version == version)).scalar()
+    if body is None:
+        raise PolicyNotFound(version)
+    return validate(body)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flat(inner, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def diff(current: Policy, candidate: Policy) -> list[tuple[str, Any, Any]]:
+    """(setting, current value, candidate value) of every setting that differs, by name: what
+    an operator checks before activating a version."""
+    before = _flat(current.model_dump(mode="json"))
+    after = _flat(candidate.model_dump(mode="json"))
+    return [(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)]

@@ -63,7 +63,8 @@ def _render(request: Request, template: str, lang: str, principal: Principal | N
     roles = set(principal.roles) if principal else set()
     html = pages.render_console(template, lang, csrf=csrf, principal=principal,
                                 is_admin="admin" in roles,
-                                can_review=bool(roles & {"reviewer", "admin"}), **values)
+                                can_review=bool(roles & {"reviewer", "admin"}),
+                                can_operate=bool(roles & {"operator", "admin"}), **values)
     return _page(html, status, csrf)
 
 

@@ -1,6 +1,6 @@
 // The console's charts (Chart.js, vendored): holds placed and released per week by code, from
 // the page's JSON block (no inline script, so the Content-Security-Policy can forbid them).
-// A decision form asks for confirmation first.
+// Forms that change something ask for confirmation first.
 (function () {
   var PALETTE = ["#165dff", "#f53f3f", "#ff7d00", "#00b42a", "#722ed1", "#0fc6c2",
                  "#f7ba1e", "#eb2f96", "#86909c", "#3491fa", "#9fdb1d", "#a9aeb8"];
@@ -32,10 +32,10 @@
       }));
     });
   }
-  var decision = document.getElementById("decision-form");
-  if (decision) {
-    decision.addEventListener("submit", function (event) {
-      if (!window.confirm(decision.getAttribute("data-confirm"))) event.preventDefault();
+  // Every form that changes something asks first (its data-confirm text).
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
     });
-  }
+  });
 })();
