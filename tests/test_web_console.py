@@ -136,3 +136,82 @@ def test_an_operator_dry_runs_a_sweep_and_applies_it_after_confirming(service, b
     assert summary["status"] == "closed"
     assert problems == [], problems
     context.close()
+
+
+def test_a_customer_appeal_approved_in_the_console_reactivates_the_line(service, browser,  # noqa: F811
+                                                                       console):
+    """The customer appeals cash_out_suspected from their page, picking two purchases; a
+    reviewer approves it in the console; the customer's page then shows the line active."""
+    service.ingest(opened("E2E"),
+                   *[event("purchase", "E2E", f"E2E-p{n}", T0 + dt.timedelta(minutes=n),
+                           amount=f"{30 + n}.50", merchant_id="M7") for n in (1, 2)],
+                   event("purchase", "E2E", "E2E-t1", T0 + dt.timedelta(minutes=20),
+                         amount="500.00", merchant_id="M1", kind="transfer"),
+                   # The two purchases repaid before the statement: nothing falls past due.
+                   event("repayment", "E2E", "E2E-r1", T0 + dt.timedelta(days=2),
+                         amount="64.00"))
+    customer_context, customer, customer_problems = _page(browser, 375, "en")
+    customer.goto(f"{service.base}/me/sign-in?token={service.token('E2E')}&lang=en")
+    assert "cash_out_suspected" in customer.locator("article.jf-hold").evaluate_all(
+        "els => els.map(e => e.dataset.code)")
+    customer.select_option("#hold_code", "cash_out_suspected")
+    customer.fill("#statement", "Both were groceries; the transfer was rent.")
+    customer.check('input[value="E2E-p1"]')
+    customer.check('input[value="E2E-p2"]')
+    customer.click("#appeal-form button[type=submit]")
+    customer.wait_for_selector("#notice")
+
+    reviewer_context, reviewer, reviewer_problems = _page(browser, 1280, "en")
+    _sign_in(reviewer, service, console["keys"]["reviewer"], "en")
+    reviewer.goto(f"{service.base}/console/appeals?lang=en")
+    reviewer.click('tr:has(a:text("E2E")) td:first-child a')
+    disputed = reviewer.locator("#disputed").inner_text()
+    assert "E2E-p1" in disputed and "E2E-p2" in disputed
+    reviewer.check('input[value="approve"]')
+    reviewer.fill("#reason", "receipts match")
+    reviewer.on("dialog", lambda dialog: dialog.accept())
+    reviewer.click("#decision-form button[type=submit]")
+    reviewer.wait_for_selector("#decided")
+
+    customer.reload()
+    assert customer.locator("article.jf-hold").evaluate_all(
+        "els => els.map(e => e.dataset.code)") == []
+    _shot(customer, "customer-after-approval-en-375")
+    assert customer_problems == [] and reviewer_problems == []
+    customer_context.close()
+    reviewer_context.close()
+
+
+def test_a_reviewer_cannot_open_or_post_operations(service, browser, console):  # noqa: F811
+    context, page, _ = _page(browser, 1280, "en")
+    _sign_in(page, service, console["keys"]["reviewer"], "en")
+    assert page.locator("#nav-operations").count() == 0
+    response = page.goto(f"{service.base}/console/operations?lang=en")
+    assert response.status == 403 and page.locator("#refused").count() == 1
+    posted = page.request.post(f"{service.base}/console/maintenance?lang=en", form={
+        "start": "2026-02-13T01:00:00+08:00", "end": "2026-02-13T02:00:00+08:00",
+        "csrf": "any"})
+    assert posted.status == 403
+    context.close()
+
+
+def test_maintenance_scheduled_in_the_console_shows_in_the_portfolio_chart(  # noqa: F811
+        service, browser, console):
+    context, page, problems = _page(browser, 1280, "en")
+    _sign_in(page, service, service.operator_key, "en")
+    page.goto(f"{service.base}/console/operations?lang=en")
+    start = NOW + dt.timedelta(hours=1)
+    page.fill('#maintenance-form input[name="start"]', start.isoformat())
+    page.fill('#maintenance-form input[name="end"]', (start + dt.timedelta(hours=2)).isoformat())
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#maintenance-form button[type=submit]")
+    page.wait_for_selector("#maintenance tr[data-window]")
+    page.click("#nav-overview")
+    page.wait_for_function("window.jiefengCharts && window.jiefengCharts.length === 2")
+    counts = page.evaluate("""() => {
+        const placed = window.jiefengCharts[0].data.datasets.find(d => d.label === 'maintenance');
+        return placed ? placed.data : null; }""")
+    assert counts is not None and counts[-1] > 0  # this week: the accounts it covers
+    _shot(page, "console-overview-maintenance-en-1280")
+    assert problems == [], problems
+    context.close()

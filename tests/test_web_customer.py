@@ -158,6 +158,10 @@ def test_a_frozen_customer_sees_both_holds_repays_and_sees_cure_probation(servic
     assert "minimum" in overdue.lower() and "¥" in overdue
     locked = page.locator('article[data-code="password_locked"]').inner_text()
     assert "2026" in locked  # when it lifts by itself
+    countdown = page.locator('li[data-code="password_locked"] time[data-countdown]')
+    assert " h " in countdown.inner_text()  # and the time left, on the service's clock
+    repaid = page.locator('li[data-code="overdue"] .jf-bar').inner_text()
+    assert "Repaid ¥0.00 of ¥" in repaid  # progress toward the past-due minimum
     assert page.locator("#repay").get_attribute("href") == REPAY_URL
     page.wait_for_function("window.jiefengScoreChart !== undefined")  # the chart drew
     _shot(page, "customer-frozen-en-375")

@@ -14,7 +14,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date
@@ -48,6 +48,7 @@ def overview(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             if week < first or week > this_week:
                 continue
             (placed if kind == "hold_placed" else released)[code][week] += 1
+        _scoped(engine, connection, zone, placed, released)
     pending = ops.appeal_queue(engine, "pending", QUEUE_SHOWN)
     codes = sorted(set(placed) | set(released), key=H.HOLD_CODES.index)
     return {
@@ -64,6 +65,35 @@ def overview(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             "released": {code: [released[code][w] for w in weeks] for code in codes},
         },
     }
+
+
+def _scoped(engine: Engine, connection: Any, zone: Any, placed: dict[str, Counter],
+            released: dict[str, Counter]) -> None:
+    """Maintenance and migration holds are derived from the operator's commands, not stored
+    per account: counted here as the accounts each window or campaign covers, in the week it
+    starts (placed) and ends (released)."""
+    a = t.accounts.c
+    by_segment = dict(connection.execute(
+        select(a.segment, func.count()).group_by(a.segment)).all())
+    everyone = sum(by_segment.values())
+
+    def week(at: dt.datetime) -> dt.date:
+        return _week_start(local_date(at, zone))
+
+    scopes = engine.scopes()
+    for window in scopes.windows.values():
+        covered = everyone if window.segment is None else by_segment.get(window.segment, 0)
+        end = window.cancelled_at if window.cancelled_at is not None else window.end
+        if covered and end > window.start:
+            placed[H.MAINTENANCE][week(window.start)] += covered
+            released[H.MAINTENANCE][week(end)] += covered
+    for campaign in scopes.campaigns.values():
+        covered = (len(campaign.account_ids) if campaign.account_ids is not None
+                   else by_segment.get(campaign.segment, 0))
+        if covered:
+            placed[H.MIGRATION][week(campaign.started_at)] += covered
+            if campaign.completed_all_at is not None:
+                released[H.MIGRATION][week(campaign.completed_all_at)] += covered
 
 
 def account_view(engine: Engine, account_id: str, now: dt.datetime) -> dict[str, Any]:
