@@ -231,6 +231,34 @@ class _View:
     checks: list[tuple[str, list[str]]] = field(default_factory=list)
     appeals_entry: str = ""
     appeals_url: str | None = None  # a policy's https:// appeal page, linked in the HTML
+    plan_heading: str | None = None
+    plan_intro: str = ""
+    plan: list[str] = field(default_factory=list)
+
+
+def _plan_lines(m: _Messages, plan: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the intro line, the steps) of the unfreeze plan."""
+    if plan["earliest_active_at"]:
+        intro = m.fmt("plan.earliest", {"at": m.instant(plan["earliest_active_at"])})
+    else:
+        intro = m.text("plan.no_date")
+    lines = []
+    for action in plan["actions"]:
+        params: dict[str, Any] = {}
+        if "amount" in action:
+            params["amount"] = m.money(action["amount"])
+        if "times" in action:
+            params["times"] = m.number(action["times"])
+        if "products" in action:
+            params["products"] = m.join([m.code("product", p) for p in action["products"]])
+        lines.append(m.fmt(f"plan.action.{action['action']}", params))
+    if plan["then_pay_each_minimum_on_time"]:
+        lines.append(m.text("plan.then_pay_minimums"))
+    if plan["waits_for"] and plan["earliest_active_at"]:
+        lines.append(m.fmt("plan.waits", {"holds": m.join(
+            [m.text(f"hold.{code}.title") for code in plan["waits_for"]])}))
+    lines += [m.text(f"plan.awaiting.{item['awaiting']}") for item in plan["awaiting"]]
+    return intro, lines
 
 
 def _feature_text(m: _Messages, feature: str, value: Any) -> str:
@@ -437,6 +465,9 @@ def _view(explanation: dict[str, Any], lang: str, tz: str) -> _View:
         checks=_checks(m, explanation["self_checks"]),
     )
     view.labels["key_value"] = m.text("label.key_value")
+    if explanation.get("plan"):
+        view.plan_heading = m.text("plan.heading")
+        view.plan_intro, view.plan = _plan_lines(m, explanation["plan"])
     view.appeals_entry = m.text("label.appeals_entry")
     path = explanation["self_checks"]["support"].get("appeal_path") or ""
     view.appeals_url = path if path.startswith("https://") else None
@@ -454,6 +485,10 @@ def render_text(explanation: dict[str, Any], lang: str = "zh-CN", tz: str = DEFA
     out = [v.title, "=" * 24, v.status_text, v.as_of, v.version, v.works, "", v.ledger_heading]
     out += [f"  {kv.format(label=label, value=value)}" for label, value in v.ledger]
     out.append("")
+    if v.plan_heading:
+        out += [v.plan_heading, f"  {v.plan_intro}"]
+        out += [f"  {i}) {line}" for i, line in enumerate(v.plan, 1)]
+        out.append("")
     if v.no_holds:
         out.append(v.no_holds)
     else:
@@ -543,6 +578,11 @@ def render_html(explanation: dict[str, Any], lang: str = "zh-CN", tz: str = DEFA
     ]
     parts += [f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in v.ledger]
     parts.append("</dl>")
+    if v.plan_heading:
+        parts += ['<div class="jf-plan" id="plan">', f"<h2>{_e(v.plan_heading)}</h2>",
+                  f"<p>{_e(v.plan_intro)}</p>",
+                  "<ol>" + "".join(f"<li>{_e(line)}</li>" for line in v.plan) + "</ol>",
+                  "</div>"]
     if v.no_holds:
         parts.append(f'<p class="jf-no-holds">{_e(v.no_holds)}</p>')
     else:

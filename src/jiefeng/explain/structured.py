@@ -23,6 +23,7 @@ from jiefeng.domain import rules
 from jiefeng.domain.clock import DAY, local_date, zone
 from jiefeng.domain.core import active_holds
 from jiefeng.domain.money import format_fen
+from jiefeng.domain.plan import unfreeze_plan
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState, Appeal
 from jiefeng.policy.schema import Policy
@@ -94,6 +95,7 @@ def build_explanation(
         "policy_version": policy.version,
         "holds": items,
         "what_still_works": works,
+        "plan": _plan(state, at, policy, scopes) if holds else None,
         "ledger": _ledger(state, policy, H.derive_status(holds)),
         "self_checks": _self_checks(state, policy, at),
     }
@@ -649,6 +651,17 @@ assert set(_SPECS) == set(H.HOLD_CODES), "every hold code needs an explanation"
 
 
 # --- ledger and self-checks ----------------------------------------------------------------------
+
+
+def _plan(state: AccountState, at: dt.datetime, policy: Policy,
+          scopes: Scopes) -> dict[str, Any] | None:
+    """The unfreeze plan (jiefeng.domain.plan), its instants in the explanation's zone."""
+    plan = unfreeze_plan(state, at, policy, scopes)
+    if plan is None:
+        return None
+    found = plan.to_dict()
+    found["earliest_active_at"] = _iso(plan.earliest_active_at)
+    return found
 
 
 def _ledger(state: AccountState, policy: Policy, status: str) -> dict[str, Any]:

@@ -1,0 +1,172 @@
+"""The unfreeze plan: the earliest time the account can be active again, and what gets it there.
+
+The core is pure, so it can simulate the future. For the account as it stands, the plan takes
+the customer's actions that lift their holds (repay the past-due minimum now, reset the
+password, verify identity, upload a valid ID, use wallet services, settle the product reported
+overdue), folds them forward as hypothetical events under the current policy, then lets time
+pass (deadline by deadline, paying each new statement's minimum when it comes, as a customer
+keeping to the plan would) until no hold is left. What no customer action can lift (a score
+the bureau must report, a review, a campaign, a portfolio reopening rule) is listed as
+awaited, and then there is no earliest date.
+
+The plan is computed, not assembled from hold texts: a test folds the suggested events and
+finds the account active at `earliest_active_at` and not before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from jiefeng.domain import core, rules
+from jiefeng.domain import events as ev
+from jiefeng.domain import holds as H
+from jiefeng.domain.money import format_fen
+from jiefeng.domain.scopes import Scopes
+from jiefeng.domain.state import AccountState
+from jiefeng.policy.schema import Policy
+
+HORIZON = dt.timedelta(days=800)  # longer than any time-based hold in a sane policy
+MAX_STEPS = 5_000  # deadlines visited at most; a fold that does not settle is "no date"
+# Advice that comes with no event: the hold still lifts with time.
+WAITING_ACTIONS = frozenset({"use_for_real_purchases"})
+
+# Holds no customer action lifts: what the plan waits for instead.
+AWAITED = {
+    H.SCORE_BELOW_THRESHOLD: "score_update",
+    H.MIGRATION: "migration_completed",
+    H.MANUAL_REVIEW: "review",
+    H.POLICY_TIGHTENING: "reopen_criteria",
+}
+
+
+@dataclass
+class Plan:
+    earliest_active_at: dt.datetime | None
+    actions: list[dict[str, Any]] = field(default_factory=list)  # what the customer does now
+    events: list[Any] = field(default_factory=list)  # the same, as the events folded
+    awaiting: list[dict[str, Any]] = field(default_factory=list)  # what no action lifts
+    waits: list[str] = field(default_factory=list)  # holds that lift with time alone
+    pays_each_minimum: bool = False  # the fold paid minimums of statements still to come
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "earliest_active_at": (self.earliest_active_at.isoformat()
+                                   if self.earliest_active_at else None),
+            "actions": self.actions,
+            "awaiting": self.awaiting,
+            "waits_for": self.waits,
+            "then_pay_each_minimum_on_time": self.pays_each_minimum,
+        }
+
+
+def _event(kind: str, at: dt.datetime, account_id: str, n: int, **fields: Any) -> Any:
+    return ev.parse_event({"event_id": f"plan-{n}", "type": kind, "at": at.isoformat(),
+                           "account_id": account_id, **fields})
+
+
+def _actions(state: AccountState, holds: list[H.Hold], at: dt.datetime,
+             policy: Policy) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
+    """(actions, their events, what is awaited) for the holds active at `at`."""
+    actions: list[dict[str, Any]] = []
+    events: list[Any] = []
+    awaiting: list[dict[str, Any]] = []
+    account = state.account_id
+    for hold in holds:
+        code = hold.code
+        if code == H.OVERDUE:
+            owed = state.ledger.past_due_minimum_fen()
+            if owed > 0:
+                actions.append({"action": "repay", "code": code, "amount": format_fen(owed)})
+                events.append(_event("repayment", at, account, len(events),
+                                     amount=format_fen(owed)))
+        elif code == H.PASSWORD_LOCKED:
+            actions.append({"action": "reset_password", "code": code})
+            events.append(_event("password_reset", at, account, len(events),
+                                 identity_verified=True))
+        elif code == H.ACCOUNT_SECURITY:
+            actions.append({"action": "verify_identity", "code": code})
+            events.append(_event("identity_verified", at, account, len(events),
+                                 method="plan"))
+        elif code == H.ID_EXPIRED:
+            actions.append({"action": "update_id_document", "code": code})
+            valid_until = dt.date(at.year + 10, at.month, min(at.day, 28))
+            events.append(_event("id_document_updated", at, account, len(events),
+                                 expires_on=valid_until.isoformat()))
+        elif code == H.DORMANT:
+            count = policy.dormancy.reopen_activity_count
+            actions.append({"action": "use_wallet_services", "code": code, "times": count})
+            for _ in range(count):
+                events.append(_event("activity", at, account, len(events), category="payment"))
+        elif code == H.EXTERNAL_OVERDUE:
+            products = [p["product"] for p in hold.evidence.get("products", [])]
+            actions.append({"action": "settle_external", "code": code, "products": products})
+            for product in products:
+                events.append(_event("bureau_record", at, account, len(events),
+                                     product=product, status="settled", days_past_due=0,
+                                     amount="0.00"))
+        elif code == H.CASH_OUT_SUSPECTED:
+            # Confidential: only what the customer can do; it lifts with quiet time.
+            actions.append({"action": "use_for_real_purchases", "code": code})
+        elif code in AWAITED:
+            awaiting.append({"awaiting": AWAITED[code], "code": code})
+    return actions, events, awaiting
+
+
+def _pay_open_minimums(working: AccountState, n: int) -> tuple[list[Any], int]:
+    """Repayments, now, of what is unpaid of each statement not yet judged."""
+    payments = []
+    for statement in working.ledger.statements:
+        if statement.judged:
+            continue
+        unpaid = working.ledger.unpaid_minimum_fen(statement)
+        if unpaid > 0:
+            payments.append(_event("repayment", working.clock, working.account_id, n,
+                                   amount=format_fen(unpaid)))
+            n += 1
+    return payments, n
+
+
+def unfreeze_plan(state: AccountState, at: dt.datetime, policy: Policy,
+                  scopes: Scopes) -> Plan | None:
+    """The plan for an account advanced to `at`; None when nothing holds it."""
+    holds = core.active_holds(state, at, scopes)
+    if not holds:
+        return None
+    policy_now = scopes.policy_for(at, policy)
+    actions, events, awaiting = _actions(state, holds, at, policy_now)
+    plan = Plan(None, actions, events, awaiting)
+    if awaiting:
+        return plan  # no date can be promised while something outside is awaited
+    working = state.clone()
+    discarded: list[Any] = []
+    for event in events:
+        core.apply_event(working, event, policy, scopes, discarded)
+    n = len(events)
+    until = at + HORIZON
+    for _ in range(MAX_STEPS):
+        payments, n = _pay_open_minimums(working, n)
+        for payment in payments:
+            plan.pays_each_minimum = True
+            core.apply_event(working, payment, policy, scopes, discarded)
+        now = working.clock
+        left = core.active_holds(working, now, scopes)
+        if not left:
+            plan.earliest_active_at = now
+            break
+        if any(h.code in AWAITED for h in left):
+            plan.awaiting = [{"awaiting": AWAITED[h.code], "code": h.code}
+                             for h in left if h.code in AWAITED]
+            break
+        candidates = [h.releases_at for h in left if h.releases_at and h.releases_at > now]
+        deadline = rules.next_deadline(working, scopes.policy_for(now, policy), scopes)
+        if deadline is not None:
+            candidates.append(deadline)
+        if not candidates or min(candidates) > until:
+            break
+        core.advance_to(working, min(candidates), policy, scopes, discarded)
+    acted = {a["code"] for a in actions if a["action"] not in WAITING_ACTIONS}
+    plan.waits = sorted({h.code for h in holds
+                         if H.RELEASE_TIME in h.release_paths and h.code not in acted})
+    return plan
