@@ -97,3 +97,25 @@ def test_bad_requests_name_the_field_and_start_nothing(api: Api) -> None:  # noq
                        field)
     assert api.client.get("/v1/backtests", headers=operator).json()["backtests"] == []
     assert_problem(api.client.get("/v1/backtests/bt-missing", headers=operator), 404)
+
+
+def test_the_console_lists_backtests_and_opens_their_reports(api: Api) -> None:  # noqa: F811
+    from test_web_console_http import _sign_in
+
+    _ingest_history(api)
+    version = _upload_candidate(api)
+    started = api.client.post("/v1/backtests", headers=api.as_role("operator"),
+                              json={"candidate_version": version})
+    backtest_id = started.json()["backtest_id"]
+    assert _wait(api, backtest_id)["status"] == "done"
+    _sign_in(api, "operator")
+    page = api.client.get("/console/backtests?lang=en")
+    assert page.status_code == 200 and f'data-backtest="{backtest_id}"' in page.text
+    report = api.client.get(f"/console/backtests/{backtest_id}/report?lang=en")
+    assert report.status_code == 200 and "data:image/png;base64," in report.text
+    assert "img-src data:" in report.headers["content-security-policy"]
+    missing = api.client.get("/console/backtests/nope/report?lang=en")
+    assert missing.status_code == 404
+    _sign_in(api, "reviewer")
+    assert api.client.get("/console/backtests?lang=en").status_code == 403
+    assert api.client.get(f"/console/backtests/{backtest_id}/report").status_code == 403

@@ -115,3 +115,17 @@ def test_progress_bars_read_the_release_conditions() -> None:
     assert widgets["score_below_threshold"]["progress"][0]["value"] == 580
     assert widgets["password_locked"]["progress"] == []
     assert widgets["password_locked"]["releases_at"] == "2026-02-13T08:04:00+08:00"
+
+
+def test_a_closed_line_is_titled_closed(api: Api) -> None:
+    api.ingest(opened("C1"), event("score_update", "C1", "C1-s", T0 + MINUTE, score=500))
+    sweep = api.client.post("/v1/sweeps/dry-run", headers=api.as_role("operator"),
+                            json={"criteria": "score < 550", "reopen_criteria": "score >= 700"})
+    applied = api.client.post("/v1/sweeps", headers=api.as_role("operator"), json={
+        "criteria": "score < 550", "reopen_criteria": "score >= 700",
+        "dry_run_token": sweep.json()["token"]})
+    assert applied.status_code == 201, applied.text
+    html = _signed_in(api, "C1")
+    assert "<title>Why is my credit line closed?</title>" in html
+    _cash_out(api)
+    assert "<title>Why is my credit line frozen?</title>" in _signed_in(api, "A2")

@@ -252,3 +252,48 @@ async def activate_policy(request: Request, version: str, lang: str | None = Non
     return await _act(request, pages.lang_of(lang), "console.policies.activate", csrf,
                       reason.strip() or None, run, {}, version)
 
+
+
+# --- backtests ------------------------------------------------------------------------------
+
+
+@router.get(f"{PATH}/backtests")
+async def backtests_page(request: Request, lang: str | None = None) -> Response:
+    """Backtests run through the API (`POST /v1/backtests`), newest first, with their reports."""
+    from jiefeng.api.routes.backtests import jobs
+
+    lang = pages.lang_of(lang)
+    svc = _services(request)
+
+    async def build(principal: Principal) -> Response:
+        runner = jobs(request, svc)
+        listed = await anyio.to_thread.run_sync(runner.list)
+        return _render(request, "console_backtests.html", lang, principal, backtests=listed)
+
+    return await _guarded(request, lang, "console.backtests", OPERATOR, None, build)
+
+
+@router.get(PATH + "/backtests/{backtest_id}/report")
+async def backtest_report(request: Request, backtest_id: str,
+                          lang: str | None = None) -> Response:
+    """The backtest's own HTML report (self-contained: inline style, charts as images)."""
+    from fastapi.responses import HTMLResponse
+
+    from jiefeng.api.routes.backtests import jobs
+
+    lang = pages.lang_of(lang)
+    svc = _services(request)
+
+    async def build(principal: Principal) -> Response:
+        html = await anyio.to_thread.run_sync(jobs(request, svc).report, backtest_id)
+        if html is None:
+            m = pages.console_messages(lang)
+            return _render(request, "console_refused.html", lang, principal, 404,
+                           message=m["no_report"].format(backtest_id=backtest_id[:64]))
+        return HTMLResponse(html, headers={
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "img-src data:; frame-ancestors 'none'"})
+
+    return await _guarded(request, lang, "console.backtests.report", OPERATOR, backtest_id,
+                          build)

@@ -178,6 +178,7 @@ async def _customer_response(request: Request, principal: Principal, lang: str, 
         dimensions=dimensions, score_data=score_data,
         widgets=customer_view.hold_widgets(view["explanation"], lang, m),
         server_now=view["explanation"]["at"],
+        page_title=m["page_title_closed"] if view["explanation"]["status"] == "closed" else None,
         appeal=customer_view.appeal_choices(view["explanation"], lang),
         rights=customer_view.rights(view["policy"], m), notice=notice, error=error,
         form=form or {})
