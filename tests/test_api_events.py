@@ -106,10 +106,11 @@ def test_authorize_decides_and_names_the_policy(api: Api) -> None:
     decision = declined.json()
     assert decision["decision"] == "declined"
     assert decision["codes"] == ["password_locked"]
+    assert decision["primary_code"] == "password_locked"  # what to tell the customer first
     assert decision["policy_version"]
     later = api.client.post("/v1/accounts/D1/authorize", headers=ingest, json={
         "amount": "10.00", "at": (T0 + 2 * 24 * 60 * MINUTE).isoformat()}).json()
-    assert later["approved"] is True
+    assert later["approved"] is True and later["primary_code"] is None
     assert_problem(api.client.post("/v1/accounts/D1/authorize", headers=ingest,
                                    json={"amount": "1.234"}), 422, "amount")
     assert_problem(api.client.post("/v1/accounts/D1/authorize", headers=ingest,

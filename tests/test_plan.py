@@ -137,3 +137,20 @@ def test_the_plan_is_in_the_explanation_and_rendered_in_both_languages() -> None
     active = world.account("A2")
     calm = build_explanation(active.peek(at), at, active.policy, active.scopes)
     assert calm["plan"] is None and "unfreeze plan" not in render_text(calm, "en")
+
+
+def test_authorize_and_the_explanation_name_a_primary_code_first() -> None:
+    from jiefeng.explain.structured import build_explanation
+
+    world = World(policy_with(default_policy(), billing={"minimum_payment_pct": 10}))
+    account = world.account()
+    account.purchase(T0 + DAY, "1000.00")
+    at = local(2026, 2, 12, 10)
+    account.wrong_password(at - 60 * MINUTE, times=5)
+    decision = account.authorize(at, 100, password_ok=False).to_dict()
+    assert decision["codes"][0] == decision["primary_code"] == H.OVERDUE
+    explanation = build_explanation(account.peek(at), at, account.policy, account.scopes)
+    assert explanation["primary_code"] == H.OVERDUE  # overdue before password_locked
+    assert {h["code"] for h in explanation["holds"]} == {H.OVERDUE, H.PASSWORD_LOCKED}
+    calm = world.account("A2")
+    assert calm.authorize(at).to_dict()["primary_code"] is None

@@ -86,6 +86,8 @@ class DecisionOut(BaseModel):
     at: str
     approved: bool
     decision: Literal["approved", "declined"]
+    primary_code: str | None = Field(
+        description="The code to tell the customer first (the highest in precedence)")
     codes: list[str]
     hold_codes: list[str]
     available_credit: str

@@ -56,6 +56,8 @@ class Decision:
             "at": self.at.isoformat(),
             "approved": self.approved,
             "decision": "approved" if self.approved else "declined",
+            # The code to tell the customer first: the highest in precedence.
+            "primary_code": self.codes[0] if self.codes else None,
             "codes": self.codes,
             "hold_codes": self.hold_codes,
             "available_credit": format_fen(self.available_credit_fen),

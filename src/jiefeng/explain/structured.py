@@ -22,6 +22,7 @@ from jiefeng.domain import ledger as L
 from jiefeng.domain import rules
 from jiefeng.domain.clock import DAY, local_date, zone
 from jiefeng.domain.core import active_holds
+from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.money import format_fen
 from jiefeng.domain.plan import unfreeze_plan
 from jiefeng.domain.scopes import Scopes
@@ -93,6 +94,8 @@ def build_explanation(
         "can_purchase": not holds,
         "can_repay": True,  # repayment is never blocked, whatever the holds
         "policy_version": policy.version,
+        # The hold to clear first (descending precedence, domain/decline_order.py).
+        "primary_code": in_precedence([hold.code for hold in holds])[0] if holds else None,
         "holds": items,
         "what_still_works": works,
         "plan": _plan(state, at, policy, scopes) if holds else None,
