@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from builders import Account, World
+from jiefeng.domain import invariants
 from jiefeng.policy.schema import Policy, default_policy
+
+# Every fold in the tests asserts the state's invariants after each event and advance (see
+# jiefeng.domain.invariants); processes the tests start do too, through the environment.
+invariants.ENABLED = True
+os.environ["JIEFENG_CHECK_INVARIANTS"] = "1"
 
 
 @pytest.fixture

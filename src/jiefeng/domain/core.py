@@ -23,7 +23,7 @@ from typing import Any
 
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
-from jiefeng.domain import rules
+from jiefeng.domain import invariants, rules
 from jiefeng.domain.effects import Effect
 from jiefeng.domain.outcomes import Decided
 from jiefeng.domain.scopes import Scopes
@@ -113,6 +113,8 @@ def apply_event(
     state.clock = at
     state.last_event_id = event.event_id
     rules.after_change(state, at, policy, effects)
+    if invariants.ENABLED:
+        invariants.check_invariants(state)
 
 
 def advance_to(
@@ -133,6 +135,8 @@ def advance_to(
         raise AssertionError("advance did not converge: a deadline failed to move forward")
     rules.accrue(state, now, scopes.policy_for(now, policy))
     state.clock = now
+    if invariants.ENABLED:
+        invariants.check_invariants(state)
 
 
 # --- queries ----------------------------------------------------------------------------------

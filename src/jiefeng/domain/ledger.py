@@ -273,11 +273,17 @@ class Ledger:
         """The past-due minimum: a later statement's minimum includes what was unpaid of the
         earlier ones, so the largest unpaid past-due minimum is the whole of it."""
         largest_fen = 0
-        for s in self.statements:  # asked on every accrual: a plain loop
+        owed_fen = 0  # owed on this statement and the ones before it (owed_through_fen)
+        # Asked on every accrual, over every open statement: one pass with a running total
+        # (calling unpaid_minimum_fen per statement summed the earlier ones again each time).
+        for s in self.statements:
+            owed_fen += s.owed_fen
             if s.overdue_since is not None and s.cured_at is None:
-                unpaid_fen = self.unpaid_minimum_fen(s)
-                if unpaid_fen > largest_fen:
-                    largest_fen = unpaid_fen
+                short_fen = s.minimum_due_fen - s.paid_since_issue_fen
+                if short_fen > 0:
+                    unpaid_fen = min(short_fen, owed_fen)
+                    if unpaid_fen > largest_fen:
+                        largest_fen = unpaid_fen
         return largest_fen
 
     def oldest_past_due(self) -> Statement | None:

@@ -4,11 +4,12 @@ replay. Storage comes in through `SqlStore`; the rules stay in the pure core."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jiefeng.domain import core
+from jiefeng.domain import core, invariants
 from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
 from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
@@ -23,6 +24,11 @@ from jiefeng.service.states import (
     parse_recorded,
 )
 from jiefeng.store.sql import FILE_BATCH_EVENTS, MAX_BATCH_EVENTS, AccountWrite, SqlStore
+
+# The service's debug switch: every fold asserts the state's invariants (see
+# jiefeng.domain.invariants). Off by default: it costs a pass over the holds and statements.
+if os.environ.get("JIEFENG_CHECK_INVARIANTS") == "1":
+    invariants.ENABLED = True
 
 
 def utc_now() -> dt.datetime:

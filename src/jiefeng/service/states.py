@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from jiefeng.domain import core
 from jiefeng.domain import events as ev
+from jiefeng.domain.invariants import check_invariants
 from jiefeng.domain.outcomes import Decided, outcome_from_text
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
@@ -116,6 +117,7 @@ def load_states(
         blob = blobs.get(account_id)
         if blob is not None and row.snapshot_format == rows[account_id].snapshot_format:
             state = decode_state(blob)
+            check_invariants(state)  # a snapshot is trusted only once it passes them
         else:
             state = core.new_account(account_id)
         pending = store.account_event_records_from(connection, account_id,

@@ -1,0 +1,60 @@
+"""Invariants of an account's state, asserted after every applied event and advance when
+enabled (tests enable them; `JIEFENG_CHECK_INVARIANTS=1` does in the service) and on every
+snapshot load. A violation is a bug in the fold, never bad input: bad input is rejected before
+it reaches the fold.
+
+- a hold that lifts with time lifts after it was placed (`releases_at > since`), and none is
+  still held once its `releases_at` has passed;
+- no hold was placed after the state's clock;
+- a pending appeal names a hold the account holds;
+- the ledger's amounts are consistent: nothing is negative, no statement has more paid of a
+  kind than it billed, and what is owed is what was billed (and not yet billed) minus what was
+  paid.
+"""
+
+from __future__ import annotations
+
+from jiefeng.domain.state import AccountState
+
+ENABLED = False  # set by the tests and by the service's debug switch
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+def _fail(state: AccountState, what: str) -> None:
+    raise InvariantViolation(f"account {state.account_id} at {state.clock}: {what}")
+
+
+def check_invariants(state: AccountState) -> None:
+    clock = state.clock
+    if clock is None:
+        return
+    for code, hold in state.holds.items():
+        if hold.since > clock:
+            _fail(state, f"hold {code} placed at {hold.since}, after the clock")
+        if hold.releases_at is not None:
+            if hold.releases_at <= hold.since:
+                _fail(state, f"hold {code} lifts at {hold.releases_at}, not after its "
+                             f"placement at {hold.since}")
+            if hold.releases_at <= clock:
+                _fail(state, f"hold {code} should have lifted at {hold.releases_at}")
+    for appeal in state.appeals.values():
+        if appeal.status == "pending" and appeal.hold_code not in state.holds:
+            _fail(state, f"appeal {appeal.appeal_id} is pending for {appeal.hold_code}, "
+                         "which the account does not hold")
+    ledger = state.ledger
+    if ledger.credit_balance_fen < 0 or ledger.unbilled_fen < 0:
+        _fail(state, "a negative credit balance or unbilled amount")
+    for statement in ledger.statements:
+        for billed, paid, kind in (
+                (statement.fees_fen, statement.paid_fees_fen, "fees"),
+                (statement.interest_fen, statement.paid_interest_fen, "interest"),
+                (statement.installments_fen, statement.paid_installments_fen, "installments"),
+                (statement.principal_fen, statement.paid_principal_fen, "principal")):
+            if paid < 0 or billed < 0 or paid > billed:
+                _fail(state, f"statement {statement.statement_date}: {kind} paid {paid} of "
+                             f"{billed} billed")
+    if ledger.total_owed_fen < 0:
+        _fail(state, f"owes {ledger.total_owed_fen}")
