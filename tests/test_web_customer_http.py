@@ -60,12 +60,12 @@ def test_an_appeal_without_the_forms_token_or_for_no_active_hold_applies_nothing
     assert forged.status_code == 403 and 'id="page-error"' in forged.text
     wrong = api.client.post("/me/appeals?lang=en", data={
         "hold_code": "dormant", "statement": "x", "csrf": _csrf(html)})
-    assert wrong.status_code == 422 and "hold_code" in wrong.text
+    assert wrong.status_code == 422 and 'id="error-hold_code"' in wrong.text
     assert "x</textarea>" in wrong.text  # what was typed is kept
     unknown = api.client.post("/me/appeals?lang=en", data={
         "hold_code": "cash_out_suspected", "statement": "x",
         "purchase_event_ids": ["not-mine"], "csrf": _csrf(html)})
-    assert unknown.status_code == 422 and "purchase_event_ids" in unknown.text
+    assert unknown.status_code == 422 and 'id="error-purchase_event_ids"' in unknown.text
     queue = api.client.get("/v1/appeals", headers=api.as_role("reviewer")).json()["appeals"]
     assert queue == []
     # Signed out: no appeal at all, whatever the form says.

@@ -252,11 +252,11 @@ async def decide_appeal(request: Request, appeal_id: str, lang: str | None = Non
 
     async def build(principal: Principal) -> Response:
         request_context(request.scope).reason = reason.strip() or None
-        error = None
+        error = error_field = None
         if not pages.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
             error, status = m["csrf_failed"], 403
         elif decision not in ("approve", "reject"):
-            error, status = m["pick_decision"], 422
+            error, error_field, status = m["pick_decision"], "decision", 422
         else:
             try:
                 await anyio.to_thread.run_sync(ops.decide_appeal, svc.engine(), principal.name,
@@ -266,13 +266,16 @@ async def decide_appeal(request: Request, appeal_id: str, lang: str | None = Non
                                message=m["no_appeal"].format(appeal_id=appeal_id[:64]))
             except ops.OperationError as refused:  # conflict, forbidden, a missing reason
                 error, status = f"{refused.field}: {refused.reason}", refused.status
+                if refused.field == "reason":
+                    error, error_field = refused.reason, "reason"
             else:
                 return RedirectResponse(f"{PATH}/appeals/{appeal_id}?lang={lang}",
                                         status_code=303, headers=pages.PAGE_HEADERS)
         view = await anyio.to_thread.run_sync(console_data.appeal_view, svc.engine(),
                                               appeal_id, svc.now())
         return _render(request, "console_appeal.html", lang, principal, status, view=view,
-                       error=error)
+                       error=None if error_field else error, error_field=error_field,
+                       error_reason=error)
 
     return await _guarded(request, lang, "console.appeals.decide", ("reviewer",), appeal_id,
                           build)

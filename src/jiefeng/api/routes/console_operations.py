@@ -53,6 +53,8 @@ async def _page(request: Request, lang: str, principal: Principal, status: int =
                 **values: Any) -> Response:
     data = await anyio.to_thread.run_sync(_operations, request)
     values.setdefault("error", None)
+    values.setdefault("error_field", None)
+    values.setdefault("error_reason", None)
     values.setdefault("dry_run", None)
     values.setdefault("diff", None)
     values.setdefault("form", {})
@@ -84,8 +86,12 @@ async def _act(request: Request, lang: str, action: str, csrf: str, reason: str 
         try:
             result = await anyio.to_thread.run_sync(run, principal)
         except ops.OperationError as refused:
+            # A field the form has gets its reason next to it; any other, above the forms.
+            beside = refused.field in form
             return await _page(request, lang, principal, refused.status, form=form,
-                               error=f"{refused.field}: {refused.reason}")
+                               error=None if beside else f"{refused.field}: {refused.reason}",
+                               error_field=refused.field if beside else None,
+                               error_reason=refused.reason)
         except PolicyInvalid as invalid:
             errors = "; ".join(f"{f}: {r}" for f, r in invalid.problems[:10])
             return await _page(request, lang, principal, 422, form=form,
@@ -120,7 +126,7 @@ async def schedule_maintenance(request: Request, lang: str | None = None,
 
     return await _act(request, pages.lang_of(lang), "console.maintenance.schedule", csrf,
                       reason.strip() or None, run,
-                      {"start": start, "end": end, "segment": segment})
+                      {"start": start, "end": end, "segment": segment, "_form": "maintenance"})
 
 
 @router.post(PATH + "/maintenance/{window_id}/cancel")
@@ -147,7 +153,7 @@ async def start_migration(request: Request, lang: str | None = None, segment: st
 
     return await _act(request, pages.lang_of(lang), "console.migrations.start", csrf,
                       reason.strip() or None, run,
-                      {"segment": segment, "account_ids": account_ids})
+                      {"segment": segment, "account_ids": account_ids, "_form": "migration"})
 
 
 @router.post(PATH + "/migrations/{campaign_id}/complete")

@@ -158,7 +158,8 @@ async def customer_page(request: Request, lang: str | None = None,
 async def _customer_response(request: Request, principal: Principal, lang: str, *,
                              status: int = 200, notice: str | None = None,
                              error: str | None = None,
-                             form: dict[str, Any] | None = None) -> Response:
+                             form: dict[str, Any] | None = None,
+                             error_field: str | None = None) -> Response:
     svc = _services(request)
     try:
         view = await anyio.to_thread.run_sync(_view, request, principal.account_id, svc.now())
@@ -180,7 +181,8 @@ async def _customer_response(request: Request, principal: Principal, lang: str, 
         server_now=view["explanation"]["at"],
         page_title=m["page_title_closed"] if view["explanation"]["status"] == "closed" else None,
         appeal=customer_view.appeal_choices(view["explanation"], lang),
-        rights=customer_view.rights(view["policy"], m), notice=notice, error=error,
+        rights=customer_view.rights(view["policy"], m), notice=notice,
+        error=None if error_field else error, error_field=error_field, error_reason=error,
         form=form or {})
     return _page(html, status, csrf)
 
@@ -213,8 +215,11 @@ async def submit_appeal(request: Request, lang: str | None = None,
         await anyio.to_thread.run_sync(ops.submit_appeal, svc.engine(), principal.account_id,
                                        hold_code, statement, purchase_event_ids)
     except ops.OperationError as refused:
+        beside = refused.field in form  # next to its field; any other above the page
         return await _customer_response(
             request, principal, lang, status=refused.status, form=form,
-            error=m["appeal_failed"].format(reason=f"{refused.field}: {refused.reason}"))
+            error=(m["appeal_failed"].format(reason=refused.reason) if beside else
+                   m["appeal_failed"].format(reason=f"{refused.field}: {refused.reason}")),
+            error_field=refused.field if beside else None)
     return RedirectResponse(f"/me?lang={lang}&sent=1", status_code=303,
                             headers=pages.PAGE_HEADERS)
