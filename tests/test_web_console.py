@@ -55,7 +55,11 @@ def test_console_pages_in_both_languages_and_sizes(service, browser, console, la
     _sign_in(page, service, console["keys"]["admin"], lang)
     page.wait_for_function("window.jiefengCharts && window.jiefengCharts.length === 2")
     assert page.locator("#appeals-waiting").inner_text() in ("0", "1")
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    wide = page.evaluate("""w => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > w)
+        .map(e => e.tagName + '.' + e.className + '#' + e.id + ':' +
+             Math.round(e.getBoundingClientRect().right))""", width)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, wide
     _shot(page, f"console-overview-{lang}-{width}")
     for path, name in (("/console/accounts/CASH", "account"), ("/console/appeals", "appeals"),
                        ("/console/audit", "audit")):
