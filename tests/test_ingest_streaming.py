@@ -184,3 +184,20 @@ def test_memory_grows_by_a_few_int64_a_line_not_by_the_lines(monkeypatch) -> Non
     _scan_peak_bytes(5_000)  # first: what importing pyarrow allocates
     small, large = _scan_peak_bytes(20_000), _scan_peak_bytes(80_000)
     assert large - small < 60_000 * 64, (small, large)
+
+
+def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:
+    """Every line's time is now read before the ingest, small files too: a time that cannot
+    be moved to UTC (year 1 at +01:00) is rejected with its line, as validation would."""
+    opened = ('{"event_id":"o1","type":"account_opened","at":"2026-01-05T10:00:00+08:00",'
+              '"account_id":"A1","credit_limit":"5000.00","id_expires_on":"2035-01-01"}')
+    early = ('{"event_id":"e1","type":"login","account_id":"A1","device_id":"D1",'
+             '"at":"0001-01-01T00:00:00+01:00"}')
+    late = early.replace("e1", "e2").replace("0001-01-01T00:00:00+01:00",
+                                             "9999-12-31T23:59:59-01:00")
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([opened, early, late]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 2, result.output
+    assert "line 2: event e1: at:" in result.stdout and "line 3: event e2: at:" in result.stdout
+    assert "accepted 1, duplicate 0, rejected 2" in result.stdout

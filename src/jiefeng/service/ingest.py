@@ -557,7 +557,7 @@ def _order_key(raw: Any) -> tuple[str, tuple[dt.datetime, int]] | None:
             if instant.tzinfo is not None:
                 # One tzinfo for all: datetimes that share it compare several times faster.
                 return event_id, (instant.astimezone(dt.UTC), tie_rank(kind))
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):  # Overflow: year 1 at +01:00
         pass
     # What the quick read misses, validation may still accept: ask it (rare, so slow is fine).
     parsed = _parse(0, raw)
