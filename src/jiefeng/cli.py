@@ -90,14 +90,19 @@ def _policy(path: Path | None):
 
 def _engine(db: str, policy_path: Path | None = None, *, must_exist: bool = False):
     """`must_exist` for commands that only read: they never create a database."""
-    from jiefeng.service.engine import Engine
+    from jiefeng.service.engine import Engine, EngineCaches
     from jiefeng.store.sql import SqlStore
 
+    try:
+        caches = EngineCaches(activations=policy_path is None)  # JIEFENG_CACHE_ACCOUNTS
+    except ValueError as error:
+        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     # The code and the policy are loaded for good: leave them out of every later collection.
     gc.freeze()
     # Without --policy: the store's active policy version, else the built-in default.
     return Engine(SqlStore(db, must_exist=must_exist),
-                  _policy(policy_path) if policy_path else None)
+                  _policy(policy_path) if policy_path else None, caches=caches)
 
 
 def _parse_at(value: str | None, option: str = "--at") -> dt.datetime | None:

@@ -27,6 +27,7 @@ from jiefeng.service.pipeline import ingest_batches_pipelined
 from jiefeng.service.states import (
     FILE_SNAPSHOT_EVERY_EVENTS,
     StateCache,
+    cached_accounts_setting,
     load_states,
     parse_recorded,
 )
@@ -65,9 +66,13 @@ def fingerprint(state: AccountState) -> tuple[Any, ...]:
 class EngineCaches:
     """Process-wide caches, shared by the Engines one process makes (one per API request)."""
 
-    def __init__(self, activations: bool = True) -> None:
-        self.states = StateCache()  # writers' working states
-        self.read_states = StateCache()  # readers' states: never mutated (advance copies)
+    def __init__(self, activations: bool = True, max_accounts: int | None = None) -> None:
+        # Each state cache is bounded (LRU): by default MAX_CACHED_ACCOUNTS, or the
+        # JIEFENG_CACHE_ACCOUNTS setting (see jiefeng.service.states).
+        max_accounts = max_accounts or cached_accounts_setting()
+        self.states = StateCache(max_accounts)  # writers' working states
+        # readers' states: never mutated (advance copies)
+        self.read_states = StateCache(max_accounts)
         self.scopes = ScopeCache(activations)
 
 
