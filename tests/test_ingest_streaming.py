@@ -201,3 +201,42 @@ def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path
     assert result.exit_code == 2, result.output
     assert "line 2: event e1: at:" in result.stdout and "line 3: event e2: at:" in result.stdout
     assert "accepted 1, duplicate 0, rejected 2" in result.stdout
+
+
+def test_the_state_caches_take_their_bound_from_the_environment(monkeypatch,
+                                                                 tmp_path: Path) -> None:
+    from jiefeng.service.engine import EngineCaches
+    from jiefeng.service.states import MAX_CACHED_ACCOUNTS
+
+    assert EngineCaches().states.max_accounts == MAX_CACHED_ACCOUNTS
+    monkeypatch.setenv("JIEFENG_CACHE_ACCOUNTS", "2000")
+    caches = EngineCaches()
+    assert caches.states.max_accounts == caches.read_states.max_accounts == 2_000
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"")
+    for wrong in ("ten", "99", "-5"):
+        monkeypatch.setenv("JIEFENG_CACHE_ACCOUNTS", wrong)
+        result = CliRunner().invoke(app, ["ingest", str(path), "--db", str(tmp_path / "w.db")])
+        assert result.exit_code == 2
+        assert "JIEFENG_CACHE_ACCOUNTS: give a whole number from 100" in result.output
+
+
+def test_a_cache_smaller_than_the_accounts_in_flight_changes_nothing_but_speed(
+        monkeypatch, tmp_path: Path) -> None:
+    """States the cache let go are reloaded; a pipelined batch that needs one goes on in one
+    process. The file stores what it stores with the default cache."""
+    from jiefeng.service.engine import Engine, EngineCaches
+
+    monkeypatch.setattr("jiefeng.service.engine.FILE_BATCH_EVENTS", BATCH)
+    data = _file_bytes()
+    expected = _engine(str(tmp_path / "expected.db"))
+    with scan(io.BytesIO(data)) as lines:
+        expected_report = expected.ingest_file(lines)
+    small = Engine(SqlStore(str(tmp_path / "small.db")), now=expected.now,
+                   caches=EngineCaches(max_accounts=20))
+    with scan(io.BytesIO(data)) as lines:
+        report = small.ingest_file(lines)
+    assert report.counts == expected_report.counts
+    assert _rejected(report.results) == _rejected(expected_report.results)
+    assert _contents(small)["events"] == _contents(expected)["events"]
+    assert small.replay(write=False).mismatched == []
