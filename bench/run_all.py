@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py", "bench_sweep.py",
-              "bench_late.py")
+              "bench_late.py", "bench_ingest_memory.py")
 
 
 def main() -> int:

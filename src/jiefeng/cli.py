@@ -90,14 +90,19 @@ def _policy(path: Path | None):
 
 def _engine(db: str, policy_path: Path | None = None, *, must_exist: bool = False):
     """`must_exist` for commands that only read: they never create a database."""
-    from jiefeng.service.engine import Engine
+    from jiefeng.service.engine import Engine, EngineCaches
     from jiefeng.store.sql import SqlStore
 
+    try:
+        caches = EngineCaches(activations=policy_path is None)  # JIEFENG_CACHE_ACCOUNTS
+    except ValueError as error:
+        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     # The code and the policy are loaded for good: leave them out of every later collection.
     gc.freeze()
     # Without --policy: the store's active policy version, else the built-in default.
     return Engine(SqlStore(db, must_exist=must_exist),
-                  _policy(policy_path) if policy_path else None)
+                  _policy(policy_path) if policy_path else None, caches=caches)
 
 
 def _parse_at(value: str | None, option: str = "--at") -> dt.datetime | None:
@@ -122,9 +127,10 @@ def progress_bar() -> Progress:
                     TimeElapsedColumn(), console=errors, transient=False)
 
 
-def _audit_commands(store: Any, items: list[tuple[int, str]], report: Any) -> None:
+def _audit_commands(store: Any, items: list[tuple[int, bytes]], report: Any) -> None:
     """Operator commands and appeals applied from a file go to the audit log (kind `cli`,
-    actor the OS user), as they do over HTTP."""
+    actor the OS user), as they do over HTTP. `items` needs only the lines that mention a
+    command (`mentions_command`); `report` must hold their results."""
     import getpass
 
     from jiefeng.service.audit import AuditLog, cli_command_entries
@@ -149,26 +155,30 @@ def ingest(
         help="Fold in this process while a second one writes (files over one transaction).",
     )] = True,
 ) -> None:
-    """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate."""
-    from jiefeng.service.lines import event_lines
+    """Store and apply events. Idempotent: a repeated event_id is reported as a duplicate.
 
-    if str(file) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = file.read_bytes()
-        except OSError as error:
-            errors.print(f"[red]{file}: {error.strerror}[/red]")
-            raise typer.Exit(2) from None
-    # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
-    items = event_lines(data)
-    engine = _engine(db, policy)
-    with progress_bar() as bar:
-        task = bar.add_task("ingest", total=len(items))
-        report = engine.ingest_file(items, lambda done: bar.advance(task, done), pipeline)
+    The file is read twice, never held whole: once to index its lines, then one transaction
+    at a time (stdin is copied to a temporary file first)."""
+    from jiefeng.service.audit import mentions_command
+    from jiefeng.service.event_file import scan, spooled
+
+    try:
+        source = spooled(sys.stdin.buffer) if str(file) == "-" else file.open("rb")
+        # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
+        lines = scan(source, keep=mentions_command)
+    except OSError as error:
+        errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
+        raise typer.Exit(2) from None
+    with lines:
+        engine = _engine(db, policy)
+        with progress_bar() as bar:
+            task = bar.add_task("ingest", total=len(lines))
+            report = engine.ingest_file(lines, lambda done: bar.advance(task, done), pipeline)
+    # The report holds the rejected results and those of the kept lines, not one per line.
     rejected = [r for r in report.results if r.status == "rejected"]
     accepted, duplicates = report.accepted, report.duplicates
-    _audit_commands(engine.store, items, report)  # security: who applied commands locally
+    # security: who applied commands locally
+    _audit_commands(engine.store, lines.kept, report)
     if not quiet:
         for result in rejected:
             event = f" event {result.event_id}:" if result.event_id else ""

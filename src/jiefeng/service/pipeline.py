@@ -290,8 +290,24 @@ def ingest_pipelined(
 ) -> IngestReport:
     """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores. The report
     holds the items' results; the effects are in the store."""
-    batches = decision_batches(items, batch_events)
-    report = IngestReport()
+    return ingest_batches_pipelined(store, decision_batches(items, batch_events), policy, now,
+                                    cache, scope_cache, progress, snapshot_every)
+
+
+def ingest_batches_pipelined(
+    store: SqlStore,
+    batches: Sequence[Sequence[tuple[int, Any]]],
+    policy: Policy,
+    now: Callable[[], dt.datetime],
+    cache: StateCache,
+    scope_cache: ScopeCache,
+    progress: Callable[[int], None] | None = None,
+    snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
+    report: IngestReport | None = None,
+) -> IngestReport:
+    """Ingest batches already cut (`decision_batches`; a file's `Batches`, read as they are
+    taken) on two cores, into `report` (default a new IngestReport)."""
+    report = report if report is not None else IngestReport()
     in_flight: deque[_InFlight] = deque()
     writer = _Writer(store.url)
     resume_at: int | None = None  # first batch the sequential path must redo
@@ -306,7 +322,7 @@ def ingest_pipelined(
                 log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
                             "transaction at a time", batch.number, reason)
             if status == COMMITTED and number == batch.number and resume_at is None:
-                report.results.extend(batch.results)  # effects stay in the store only
+                report.add(batch.results)  # effects stay in the store only
                 if progress:
                     progress(batch.size)
             elif resume_at is None:
@@ -324,7 +340,7 @@ def ingest_pipelined(
                     break
                 done = _ingest_batch(store, batch_items, policy, now, cache, scope_cache,
                                      snapshot_every)
-                report.results.extend(done.results)
+                report.add(done.results)
                 if progress:
                     progress(len(batch_items))
                 continue
@@ -347,8 +363,8 @@ def ingest_pipelined(
     if resume_at is not None:
         # Start over from what the store holds, with the locks the sequential path takes.
         cache.clear()
-        report.extend(ingest_batches(store, batches[resume_at:], policy, now, cache,
-                                     scope_cache, snapshot_every, progress, keep_effects=False))
+        ingest_batches(store, batches[resume_at:], policy, now, cache, scope_cache,
+                       snapshot_every, progress, keep_effects=False, report=report)
     if len(batches) > 1:
         report.results.sort(key=lambda result: result.position)  # as sent, not as decided
     return report

@@ -14,6 +14,7 @@ for a late event (its events after the snapshot are then no longer a simple cont
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -34,7 +35,26 @@ SNAPSHOT_EVERY_EVENTS = 64  # bounds a reader's catch-up fold on a cache miss
 # Bulk file ingest snapshots less often: pickling states was a tenth of its CPU. A reader that
 # misses its cache after an import folds at most this many events once, then caches the state.
 FILE_SNAPSHOT_EVERY_EVENTS = 256
+# Accounts whose states a cache keeps (LRU). A state is about 30 KB once an account has 18
+# months of history (statements, holds, appeals), so 50,000 accounts are up to about 1.5 GB a
+# cache; `JIEFENG_CACHE_ACCOUNTS` lowers it on a small machine, at the cost of reloading
+# (snapshot plus catch-up fold) the accounts it lets go.
 MAX_CACHED_ACCOUNTS = 50_000
+CACHE_ACCOUNTS_ENV = "JIEFENG_CACHE_ACCOUNTS"
+MIN_CACHED_ACCOUNTS = 100
+MAX_CACHE_ACCOUNTS_SETTING = 10_000_000
+
+
+def cached_accounts_setting() -> int:
+    """The accounts a state cache keeps: `JIEFENG_CACHE_ACCOUNTS` if set, else
+    MAX_CACHED_ACCOUNTS. ValueError naming the variable if it is not a whole number in range."""
+    text = os.environ.get(CACHE_ACCOUNTS_ENV, "").strip()
+    if not text:
+        return MAX_CACHED_ACCOUNTS
+    if not text.isdigit() or not MIN_CACHED_ACCOUNTS <= int(text) <= MAX_CACHE_ACCOUNTS_SETTING:
+        raise ValueError(f"{CACHE_ACCOUNTS_ENV}: give a whole number from {MIN_CACHED_ACCOUNTS} "
+                         f"to {MAX_CACHE_ACCOUNTS_SETTING} (default {MAX_CACHED_ACCOUNTS})")
+    return int(text)
 
 
 class StateCache:

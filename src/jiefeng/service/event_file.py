@@ -1,0 +1,280 @@
+"""A JSON Lines file of events, ingested a transaction at a time: memory does not grow with
+the file's bytes, nor with one object per line.
+
+Reading a whole file, cutting it into a list of lines, ordering that list and keeping a result
+per line made a 5,000,000-event file need several gigabytes. Here the file is read twice:
+
+1. `scan` reads it in blocks of SCAN_BLOCK_BYTES and keeps, per line that is not blank, four
+   int64: its line number, byte offset, length and decision key (`packed_key`, the pair
+   `in_time_order` sorts by). Repeats of an event_id travel with their first line: they are
+   found by a hash of the id (one more int64 a line, dropped once they are settled) and
+   settled by reading again the ids of the lines whose hash repeats, so a hash collision
+   changes nothing. A file of one transaction needs none of it (it sorts itself).
+2. `batches` cuts the lines, in decision order, where `transaction_batches` cuts, and reads a
+   batch's lines back by offset only when that batch is taken.
+
+The lines are those `jiefeng.service.lines.event_lines` gives for the whole file (a BOM at the
+start skipped, cut on `\\n` only, blank lines skipped, bytes not decoded) and the order and
+cuts are those of `decision_batches`, so a file gives the same results, stored rows and
+effects either way (`tests/test_ingest_streaming.py` compares them).
+
+A stream (stdin) is spooled to a temporary file first: the second read needs offsets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
+
+from jiefeng.service.ingest import _UNREADABLE, _order_key, transaction_batches
+from jiefeng.service.lines import UTF8_BOM
+
+# Read at a time by `scan` (a longer line is carried over). A block is held about four times
+# over while it is cut into lines: a few MB at most.
+SCAN_BLOCK_BYTES = 1024 * 1024
+SPOOL_BLOCK_BYTES = 1024 * 1024
+# Lines of one batch at most this far apart are read in one go, up to READ_RUN_BYTES: an ordered
+# file's batch is one run of lines; a shuffled file's is scattered, and skipping a few KiB costs
+# about what another read does.
+READ_GAP_BYTES = 4 * 1024
+READ_RUN_BYTES = 8 * 1024 * 1024
+
+TIE_RANKS = 4  # `tie_rank` is 0, 1 or 2: two bits of a packed key
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def packed_key(at: dt.datetime, rank: int) -> int:
+    """(at, rank) as one int64 that sorts as the pair does: microseconds since 1970 (UTC)
+    times TIE_RANKS, plus the rank. Years 1 to 9999 fit: |microseconds| < 2.6e17."""
+    assert 0 <= rank < TIE_RANKS
+    return ((at - _EPOCH) // _MICROSECOND) * TIE_RANKS + rank
+
+
+UNREADABLE_KEY = packed_key(*_UNREADABLE)
+
+
+def _int64(values: array) -> Any:
+    """An arrow view of an array('q') (no copy): arrow sorts and compares in C++. Imported
+    here: a file of one transaction never needs it (about 45 MB and 0.15 s to import)."""
+    import pyarrow as pa
+
+    assert values.itemsize == 8
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+class EventFile:
+    """The non-blank lines of a seekable binary file, indexed by `scan`. Close it (or use it
+    as a context manager) to close the file."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.numbers = array("q")  # line number from 1, blank lines counted
+        self.offsets = array("q")  # of the line's first byte
+        self.lengths = array("q")  # without its "\n"
+        self.keys = array("q")  # decision key (`packed_key`), a repeat's that of its first line
+        # Of each line's event_id (Python's hash, fixed within this process): until the
+        # repeats are settled (`decision_order`), only files of more than one transaction.
+        self.hashes: array | None = array("q")
+        self.kept: list[tuple[int, bytes]] = []  # the lines `scan`'s `keep` chose
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __enter__(self) -> EventFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.source.close()
+
+    # --- reading back -----------------------------------------------------------------------
+
+    def lines(self, indices: Sequence[int]) -> list[tuple[int, bytes]]:
+        """(line number, line) of the lines at these indices, in the order given."""
+        wanted = sorted(indices)  # offsets grow with the index: one pass forward
+        found: dict[int, bytes] = {}
+        offsets, lengths = self.offsets, self.lengths
+        position = 0
+        while position < len(wanted):
+            first = wanted[position]
+            start = end = offsets[first]
+            run = position
+            while run < len(wanted) and offsets[wanted[run]] - end <= READ_GAP_BYTES and (
+                    run == position
+                    or offsets[wanted[run]] + lengths[wanted[run]] - start <= READ_RUN_BYTES):
+                end = offsets[wanted[run]] + lengths[wanted[run]]
+                run += 1
+            self.source.seek(start)
+            data = self.source.read(end - start)
+            assert len(data) == end - start, "the file changed while it was ingested"
+            for index in wanted[position:run]:
+                begin = offsets[index] - start
+                found[index] = data[begin : begin + lengths[index]]
+            position = run
+        return [(self.numbers[index], found[index]) for index in indices]
+
+    def items(self) -> list[tuple[int, bytes]]:
+        """Every line, as `event_lines` gives them (for tests and small files)."""
+        return self.lines(range(len(self)))
+
+    # --- decision order ---------------------------------------------------------------------
+
+    def decision_order(self, batch_events: int) -> Sequence[int]:
+        """Line indices in the order `decision_batches` takes the lines: in time order
+        (`in_time_order`) if the file is more than one transaction, else as they are."""
+        import pyarrow.compute as pc
+
+        count = len(self)
+        if count <= batch_events or count < 2:
+            return range(count)  # one transaction sorts itself
+        if self.hashes is not None:
+            _settle_repeats(self, self.hashes)
+            self.hashes = None
+        keys = _int64(self.keys)
+        if pc.all(pc.less_equal(keys.slice(0, count - 1), keys.slice(1))).as_py():
+            return range(count)  # already in order, as most files are
+        order = pc.sort_indices(keys)  # stable: ties keep line order
+        # memoryview slices share the buffer: a batch's indices are never copied twice.
+        return memoryview(order.buffers()[1]).cast("B").cast("Q")[order.offset:][:count]
+
+    def batches(self, batch_events: int) -> Batches:
+        """The file's transactions, as `decision_batches(self.items(), batch_events)` cuts
+        them; each is read from the file when taken."""
+        return Batches(self, transaction_batches(self.decision_order(batch_events),
+                                                 batch_events))
+
+
+class Batches(Sequence[list[tuple[int, bytes]]]):
+    """A file's transactions, read lazily: `batches[n]` reads batch n's lines; a slice is the
+    batches from there on (the pipeline's fallback redoes the rest)."""
+
+    def __init__(self, file: EventFile, cuts: list[Sequence[int]]) -> None:
+        self.file = file
+        self.cuts = cuts
+
+    def __len__(self) -> int:
+        return len(self.cuts)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return Batches(self.file, self.cuts[index])
+        return self.file.lines(self.cuts[index])
+
+    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
+        for cut in self.cuts:
+            yield self.file.lines(cut)
+
+
+def spooled(stream: IO[bytes]) -> IO[bytes]:
+    """A stream copied to an anonymous temporary file (deleted when closed), rewound."""
+    spool = tempfile.TemporaryFile()
+    try:
+        shutil.copyfileobj(stream, spool, SPOOL_BLOCK_BYTES)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _blocks(source: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """(offset of the first, lines) per block read: every line the file's bytes cut on
+    `\\n` give, the last one included (empty after a final `\\n`), a BOM at the start
+    skipped."""
+    head = source.read(SCAN_BLOCK_BYTES)
+    while 0 < len(head) < len(UTF8_BOM):  # a short read cannot hide a BOM
+        more = source.read(SCAN_BLOCK_BYTES)
+        if not more:
+            break
+        head += more
+    offset = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+    pending = head[offset:]
+    while True:
+        block = source.read(SCAN_BLOCK_BYTES)
+        if not block:
+            yield offset, pending.split(b"\n")
+            return
+        data = pending + block
+        last = data.rfind(b"\n")
+        if last < 0:
+            pending = data  # one line longer than a block: carried over whole
+            continue
+        yield offset, data[:last].split(b"\n")
+        offset += last + 1
+        pending = data[last + 1 :]
+
+
+def scan(source: IO[bytes], keep: Callable[[bytes], bool] | None = None) -> EventFile:
+    """Index a seekable binary file (see the module's docstring); lines for which `keep`
+    says yes are kept whole in `EventFile.kept` (the CLI keeps the commands it audits)."""
+    file = EventFile(source)
+    numbers, offsets, lengths, keys = file.numbers, file.offsets, file.lengths, file.keys
+    hashes = file.hashes
+    assert hashes is not None
+    number = 0
+    for offset, lines in _blocks(source):
+        for line in lines:
+            number += 1
+            start = offset
+            offset += len(line) + 1
+            if not line.strip():
+                continue
+            found = _order_key(line)
+            if found is None:
+                keys.append(UNREADABLE_KEY)
+                # Never a repeat: its own value, which a real id's hash may meet (then both
+                # are read again and found different).
+                hashes.append(~len(hashes))
+            else:
+                event_id, (at, rank) = found
+                keys.append(packed_key(at, rank))
+                hashes.append(hash(event_id))
+            numbers.append(number)
+            offsets.append(start)
+            lengths.append(len(line))
+            if keep is not None and keep(line):
+                file.kept.append((number, line))
+    return file
+
+
+def _settle_repeats(file: EventFile, hashes: array) -> None:
+    """Give every repeat of an event_id the key of its first line, as `in_time_order` does.
+
+    Only lines whose id hash occurs more than once are read again, a group of equal hashes
+    at a time, so memory is bounded by the largest group, not by the repeats in the file."""
+    import pyarrow.compute as pc
+
+    count = len(hashes)
+    if count < 2:
+        return
+    by_hash = pc.sort_indices(_int64(hashes))  # stable: a group is in line order
+    ordered = pc.take(_int64(hashes), by_hash)
+    same = pc.equal(ordered.slice(0, count - 1), ordered.slice(1))
+    starts = pc.indices_nonzero(same).to_pylist()  # ordered[j] == ordered[j + 1]
+    del ordered, same
+    group: list[int] = []
+    for position in starts:
+        if group and group[-1] != position:
+            _settle_group(file, [by_hash[j].as_py() for j in group])
+            group = []
+        if not group:
+            group.append(position)
+        group.append(position + 1)
+    if group:
+        _settle_group(file, [by_hash[j].as_py() for j in group])
+
+
+def _settle_group(file: EventFile, indices: list[int]) -> None:
+    """Lines of one id hash, in line order: those of one event_id take the first's key."""
+    first: dict[str, int] = {}
+    for index, (_, line) in zip(indices, file.lines(indices), strict=True):
+        found = _order_key(line)
+        if found is not None:  # an unreadable line keeps UNREADABLE_KEY
+            file.keys[index] = first.setdefault(found[0], file.keys[index])

@@ -1,0 +1,242 @@
+"""A file is ingested from the file, a transaction at a time (issue 10 §4): the lines, their
+decision order and the transactions are those of the list the whole file used to become, and
+so are the results, the stored rows and the effects; memory does not hold one object a line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backends import db_url  # noqa: F401  (fixture)
+from jiefeng.cli import app
+from jiefeng.service import event_file
+from jiefeng.service.audit import AuditLog, mentions_command
+from jiefeng.service.event_file import scan, spooled
+from jiefeng.service.ingest import REJECTED, FileReport, decision_batches, ingest
+from jiefeng.service.lines import UTF8_BOM, event_lines
+from jiefeng.service.security import COMMAND_TYPES
+from jiefeng.service.states import FILE_SNAPSHOT_EVERY_EVENTS
+from jiefeng.store.sql import SqlStore
+from test_pipeline import _contents, _engine, _lines, second_url  # noqa: F401  (fixture)
+
+BATCH = 250  # the file is 20 transactions and more
+
+
+def _file_bytes(seed: int = 7) -> bytes:
+    """test_pipeline's lines (late events, a resend, an invalid line, a reused id) shuffled,
+    with what files also hold: a BOM, blank lines, CRLF endings, an unreadable line and a
+    line that is not UTF-8."""
+    lines = [line.encode() for _, line in _lines(seed)]
+    random.Random(seed).shuffle(lines)
+    lines[40] = lines[40] + b"\r"  # CRLF: the \r stays in the line, JSON ignores it
+    lines.insert(100, b"")
+    lines.insert(101, b"  \t \r")
+    lines.insert(2_000, b"not json at all")
+    lines.insert(3_000, b'{"event_id": "bad-\xff\xfe", "type": "login"}')
+    lines.insert(3_500, lines[10])  # a repeat, far from its first line
+    return UTF8_BOM + b"\n".join(lines) + b"\n\n"
+
+
+def _rejected(results) -> list[tuple]:
+    return [(r.position, r.event_id, r.field, r.reason) for r in results if r.status == REJECTED]
+
+
+@pytest.mark.parametrize("block_bytes", [event_file.SCAN_BLOCK_BYTES, 97])
+@pytest.mark.parametrize("batch_events", [1, 7, BATCH, 6_000])
+def test_a_file_gives_the_lines_order_and_cuts_of_the_whole_file_in_memory(
+        monkeypatch, block_bytes, batch_events) -> None:
+    monkeypatch.setattr(event_file, "SCAN_BLOCK_BYTES", block_bytes)  # lines across blocks
+    monkeypatch.setattr(event_file, "READ_RUN_BYTES", 1_000)  # a batch read in many pieces
+    data = _file_bytes()
+    items = event_lines(data)
+    with scan(io.BytesIO(data)) as lines:
+        assert len(lines) == len(items)
+        assert lines.items() == items
+        batches = lines.batches(batch_events)
+        expected = decision_batches(items, batch_events)
+        assert len(batches) == len(expected)
+        assert [list(b) for b in batches] == [list(b) for b in expected]
+        assert [list(b) for b in batches[3:]] == [list(b) for b in expected[3:]]
+
+
+def test_repeats_are_settled_by_their_ids_whatever_their_hashes(monkeypatch) -> None:
+    """Every id hashing alike (a collision everywhere) changes nothing: ids are compared."""
+    monkeypatch.setattr(event_file, "hash", lambda _: 42, raising=False)
+    data = _file_bytes(seed=3)
+    with scan(io.BytesIO(data)) as lines:
+        assert [list(b) for b in lines.batches(BATCH)] == [
+            list(b) for b in decision_batches(event_lines(data), BATCH)]
+
+
+def test_a_file_in_time_order_is_not_sorted_and_a_small_one_needs_no_index(monkeypatch) -> None:
+    lines = [f'{{"event_id":"e{n}","type":"login","account_id":"A",'
+             f'"at":"2026-01-01T00:00:{n:02d}+08:00"}}'.encode() for n in range(60)]
+    with scan(io.BytesIO(b"\n".join(lines))) as indexed:
+        assert indexed.decision_order(10) == range(60)
+        assert indexed.decision_order(60) == range(60)  # one transaction: not even looked at
+        assert indexed.hashes is None  # settled once, then dropped
+
+
+def test_a_stream_is_spooled_and_read_as_the_file() -> None:
+    data = _file_bytes()
+    with scan(spooled(io.BytesIO(data)), keep=mentions_command) as lines:
+        assert lines.items() == event_lines(data)
+        assert lines.kept == [(n, line) for n, line in event_lines(data)
+                              if mentions_command(line)]
+        assert lines.kept  # the portfolio has operator commands and appeals
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-process"])
+def test_a_file_stores_and_reports_what_the_list_of_its_lines_does(
+        db_url, second_url, monkeypatch, tmp_path: Path, pipelined) -> None:  # noqa: F811
+    """On both databases, pipelined or not: the counts, the rejected lines with their
+    reasons and every stored row equal those of `ingest` on the list of the file's lines;
+    the report holds the rejected results and those of the kept lines, not one per line."""
+    monkeypatch.setattr("jiefeng.service.engine.FILE_BATCH_EVENTS", BATCH)
+    data = _file_bytes()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(data)
+    items = event_lines(data)
+    expected_engine = _engine(second_url)
+    expected = ingest(expected_engine.store, items, expected_engine.base_policy,
+                      expected_engine.now, expected_engine.cache, expected_engine.scope_cache,
+                      BATCH, FILE_SNAPSHOT_EVERY_EVENTS, keep_effects=False)
+    engine = _engine(db_url)
+    with path.open("rb") as source, scan(source, keep=mentions_command) as lines:
+        report = engine.ingest_file(lines, pipelined=pipelined)
+    assert isinstance(report, FileReport)
+    for status in ("accepted", "duplicate", "rejected"):
+        assert report.count(status) == expected.count(status), status
+    assert report.rejected >= 4 and report.duplicates >= 2
+    assert _rejected(report.results) == _rejected(expected.results)
+    kept = {n for n, _ in lines.kept}
+    assert len(report.results) == report.rejected + sum(
+        1 for r in expected.results if r.position in kept and r.status != REJECTED)
+    assert len(report.results) < len(items) / 10
+    assert [r.position for r in report.results] == sorted(r.position for r in report.results)
+    assert _contents(engine) == _contents(expected_engine)
+    assert engine.replay(write=False).mismatched == []
+
+
+def test_the_command_reads_a_file_and_stdin_alike(monkeypatch, tmp_path: Path) -> None:
+    """`jiefeng ingest FILE` and `jiefeng ingest - < FILE`: the same rejected lines, totals,
+    exit status and audited commands as the list of the file's lines gives."""
+    monkeypatch.setattr("jiefeng.service.engine.FILE_BATCH_EVENTS", BATCH)
+    data = _file_bytes()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(data)
+    runner = CliRunner()
+    from_file = runner.invoke(app, ["ingest", str(path), "--db", str(tmp_path / "f.db")])
+    from_stdin = runner.invoke(app, ["ingest", "-", "--db", str(tmp_path / "s.db")], input=data)
+    assert from_file.exit_code == from_stdin.exit_code == 2, from_file.output
+    assert from_file.stdout == from_stdin.stdout
+
+    engine = _engine(str(tmp_path / "expected.db"))
+    expected = ingest(engine.store, event_lines(data), engine.base_policy, engine.now,
+                      engine.cache, engine.scope_cache, BATCH, FILE_SNAPSHOT_EVERY_EVENTS)
+    for position, event_id, field, _reason in _rejected(expected.results):
+        assert f"line {position}:" in from_file.stdout
+        if event_id is not None and "\\" not in event_id:
+            assert f"event {event_id}: {field}:" in from_file.stdout
+    assert (f"accepted {expected.accepted}, duplicate {expected.duplicates}, "
+            f"rejected {expected.rejected}") in from_file.stdout
+    accepted = {r.position for r in expected.results if r.status == "accepted"}
+    commands = [n for n, line in event_lines(data)
+                if n in accepted and json.loads(line)["type"] in COMMAND_TYPES]
+
+    for db in ("f.db", "s.db"):
+        audited = AuditLog(SqlStore(str(tmp_path / db))).page(limit=500)
+        assert sorted(int(e["path"].split("line ")[1].rstrip(")")) for e in audited) == \
+            sorted(commands)
+
+
+def _scan_peak_bytes(count: int) -> int:
+    """Peak traced memory to index a file of `count` lines and read it batch by batch."""
+    line = ('{"event_id":"e%08d","type":"purchase","account_id":"A%05d","amount":"12.30",'
+            '"merchant_id":"M1","at":"2026-01-01T00:%02d:%02d+08:00"}')
+    data = b"\n".join((line % (n, n % 977, n // 60 % 60, n % 60)).encode()
+                      for n in range(count))
+    source = io.BytesIO(data)
+    del data
+    tracemalloc.start()
+    try:
+        with scan(source) as lines:
+            for batch in lines.batches(1_000):
+                assert batch
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_grows_by_a_few_int64_a_line_not_by_the_lines(monkeypatch) -> None:
+    """Indexing and reading back 80,000 lines of about 130 bytes costs under 64 bytes more a
+    line than 20,000 (the index: four int64 a line, and the id hashes until the repeats are
+    settled, with the arrays' spare room), not the lines' bytes, and not the ~300 bytes a
+    line that a list of them took."""
+    monkeypatch.setattr(event_file, "SCAN_BLOCK_BYTES", 64 * 1024)  # both files span blocks
+    _scan_peak_bytes(5_000)  # first: what importing pyarrow allocates
+    small, large = _scan_peak_bytes(20_000), _scan_peak_bytes(80_000)
+    assert large - small < 60_000 * 64, (small, large)
+
+
+def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:
+    """Every line's time is now read before the ingest, small files too: a time that cannot
+    be moved to UTC (year 1 at +01:00) is rejected with its line, as validation would."""
+    opened = ('{"event_id":"o1","type":"account_opened","at":"2026-01-05T10:00:00+08:00",'
+              '"account_id":"A1","credit_limit":"5000.00","id_expires_on":"2035-01-01"}')
+    early = ('{"event_id":"e1","type":"login","account_id":"A1","device_id":"D1",'
+             '"at":"0001-01-01T00:00:00+01:00"}')
+    late = early.replace("e1", "e2").replace("0001-01-01T00:00:00+01:00",
+                                             "9999-12-31T23:59:59-01:00")
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([opened, early, late]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 2, result.output
+    assert "line 2: event e1: at:" in result.stdout and "line 3: event e2: at:" in result.stdout
+    assert "accepted 1, duplicate 0, rejected 2" in result.stdout
+
+
+def test_the_state_caches_take_their_bound_from_the_environment(monkeypatch,
+                                                                 tmp_path: Path) -> None:
+    from jiefeng.service.engine import EngineCaches
+    from jiefeng.service.states import MAX_CACHED_ACCOUNTS
+
+    assert EngineCaches().states.max_accounts == MAX_CACHED_ACCOUNTS
+    monkeypatch.setenv("JIEFENG_CACHE_ACCOUNTS", "2000")
+    caches = EngineCaches()
+    assert caches.states.max_accounts == caches.read_states.max_accounts == 2_000
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"")
+    for wrong in ("ten", "99", "-5"):
+        monkeypatch.setenv("JIEFENG_CACHE_ACCOUNTS", wrong)
+        result = CliRunner().invoke(app, ["ingest", str(path), "--db", str(tmp_path / "w.db")])
+        assert result.exit_code == 2
+        assert "JIEFENG_CACHE_ACCOUNTS: give a whole number from 100" in result.output
+
+
+def test_a_cache_smaller_than_the_accounts_in_flight_changes_nothing_but_speed(
+        monkeypatch, tmp_path: Path) -> None:
+    """States the cache let go are reloaded; a pipelined batch that needs one goes on in one
+    process. The file stores what it stores with the default cache."""
+    from jiefeng.service.engine import Engine, EngineCaches
+
+    monkeypatch.setattr("jiefeng.service.engine.FILE_BATCH_EVENTS", BATCH)
+    data = _file_bytes()
+    expected = _engine(str(tmp_path / "expected.db"))
+    with scan(io.BytesIO(data)) as lines:
+        expected_report = expected.ingest_file(lines)
+    small = Engine(SqlStore(str(tmp_path / "small.db")), now=expected.now,
+                   caches=EngineCaches(max_accounts=20))
+    with scan(io.BytesIO(data)) as lines:
+        report = small.ingest_file(lines)
+    assert report.counts == expected_report.counts
+    assert _rejected(report.results) == _rejected(expected_report.results)
+    assert _contents(small)["events"] == _contents(expected)["events"]
+    assert small.replay(write=False).mismatched == []
