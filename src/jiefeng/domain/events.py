@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from jiefeng.domain.money import format_fen, parse_amount_fen
+from jiefeng.domain.upcasting import upcast
 
 MAX_ID_CHARS = 128
 MAX_LIST_ITEMS = 10_000  # bounds account_ids in one operator command
@@ -518,6 +519,8 @@ def parse_event(raw: Any, *, stored: bool = False) -> Any:
     criteria limits) are not applied again, so a replay never fails on it."""
     if not isinstance(raw, dict):
         raise EventRejected([("(event)", "must be a JSON object")])
+    if stored:
+        raw = upcast(raw)  # an event stored under an older contract still replays
     try:
         return _EVENT_ADAPTER.validate_python(raw, context=_STORED if stored else None)
     except ValidationError as error:
