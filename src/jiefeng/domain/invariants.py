@@ -7,6 +7,8 @@ it reaches the fold.
   still held once its `releases_at` has passed;
 - no hold was placed after the state's clock;
 - a pending appeal names a hold the account holds;
+- every sliding window (recent purchases, signals, device and card changes...) is in time
+  order, nothing in it is after the clock, and it is trimmed (bounded);
 - the ledger's amounts are consistent: nothing is negative, no statement has more paid of a
   kind than it billed, and what is owed is what was billed (and not yet billed) minus what was
   paid.
@@ -14,9 +16,17 @@ it reaches the fold.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from jiefeng.domain.state import AccountState
 
 ENABLED = False  # set by the tests and by the service's debug switch
+
+# The state's sliding windows: time-ordered, trimmed by time (so far below this bound).
+WINDOWS = ("recent_purchases", "declined_purchases", "recent_repayments", "activities",
+           "overdue_starts", "suspicious_purchases", "quick_refunds", "brushing_cycles",
+           "cash_out_signals", "new_devices", "bank_card_changes", "phone_changes")
+MAX_WINDOW_ENTRIES = 10_000
 
 
 class InvariantViolation(AssertionError):
@@ -44,6 +54,16 @@ def check_invariants(state: AccountState) -> None:
         if appeal.status == "pending" and appeal.hold_code not in state.holds:
             _fail(state, f"appeal {appeal.appeal_id} is pending for {appeal.hold_code}, "
                          "which the account does not hold")
+    for name in WINDOWS:
+        window = getattr(state, name)
+        if len(window) > MAX_WINDOW_ENTRIES:
+            _fail(state, f"window {name} holds {len(window)} entries: it is not trimmed")
+        previous = None
+        for entry in window:
+            at = entry if isinstance(entry, dt.datetime) else entry[0]
+            if at > clock or (previous is not None and at < previous):
+                _fail(state, f"window {name} is not in time order up to the clock ({at})")
+            previous = at
     ledger = state.ledger
     if ledger.credit_balance_fen < 0 or ledger.unbilled_fen < 0:
         _fail(state, "a negative credit balance or unbilled amount")
