@@ -62,6 +62,20 @@ def _customer(request: Request, token: str | None, *, signing_in: bool = False) 
     return principal
 
 
+def _session_customer(request: Request) -> Principal | None:
+    """The customer the session cookie names, checked as the API checks a token; None if
+    there is none or it no longer holds."""
+    try:
+        return _customer(request, request.cookies.get(SESSION_COOKIE))
+    except CredentialInvalid:
+        return None
+
+
+def _to_sign_in(lang: str) -> Response:
+    return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
+                            headers=pages.PAGE_HEADERS)
+
+
 def _too_many(lang: str, error: TooManyFailures) -> Response:
     fresh = pages.new_csrf()
     response = _page(pages.render("sign_in.html", lang, csrf=fresh, error=pages.messages(
@@ -146,11 +160,9 @@ def _view(request: Request, account_id: str, now: dt.datetime) -> dict[str, Any]
 async def customer_page(request: Request, lang: str | None = None,
                         sent: bool = False) -> Response:
     lang = pages.lang_of(lang)
-    try:
-        principal = _customer(request, request.cookies.get(SESSION_COOKIE))
-    except CredentialInvalid:
-        return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
-                                headers=pages.PAGE_HEADERS)
+    principal = _session_customer(request)
+    if principal is None:
+        return _to_sign_in(lang)
     return await _customer_response(request, principal, lang,
                                     notice=pages.messages(lang)["appeal_sent"] if sent else None)
 
@@ -164,8 +176,7 @@ async def _customer_response(request: Request, principal: Principal, lang: str, 
     try:
         view = await anyio.to_thread.run_sync(_view, request, principal.account_id, svc.now())
     except AccountNotFound:
-        return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
-                                headers=pages.PAGE_HEADERS)
+        return _to_sign_in(lang)
     m = pages.messages(lang)
     dimensions = [d for d in DIMENSIONS if d in view["dimensions"]]
     score_data = {"labels": [m[f"dimension_{d}"] for d in dimensions],
@@ -195,11 +206,9 @@ async def submit_appeal(request: Request, lang: str | None = None,
     """The customer's appeal from the page: the same `appeal_submitted` event as
     `POST /v1/accounts/{id}/appeals`, for the signed-in token's own account only, audited."""
     lang = pages.lang_of(lang)
-    try:
-        principal = _customer(request, request.cookies.get(SESSION_COOKIE))
-    except CredentialInvalid:
-        return RedirectResponse(f"/me/sign-in?lang={lang}", status_code=303,
-                                headers=pages.PAGE_HEADERS)
+    principal = _session_customer(request)
+    if principal is None:
+        return _to_sign_in(lang)
     context = request_context(request.scope)
     context.action, context.target = "appeals.submit", principal.account_id
     context.principal, context.audited = principal, True
