@@ -139,16 +139,6 @@ class OverlayStore:
             raise _Diverged("an account in flight left the state cache")
         return self.store.load_blobs(connection, account_ids)
 
-    def account_event_records(self, connection: Connection, account_id: str,
-                              until: dt.datetime | None = None) -> list[EventRecord]:
-        assert until is None, "ingest replays whole accounts"
-        records = self.store.account_event_records(connection, account_id)
-        known = {body for body, _ in records}  # a body holds its event_id: bodies are unique
-        for batch in self.in_flight:
-            records.extend(r for r in batch.account_records.get(account_id, ())
-                           if r[0] not in known)
-        return records
-
     def nearest_checkpoint(self, connection: Connection, account_id: str,
                            before: dt.datetime) -> Checkpoint | None:
         # A batch in flight may replace the account's checkpoints: fold it from the start.

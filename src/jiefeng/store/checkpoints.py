@@ -12,7 +12,7 @@ at or after s, since events from s on are folded with the command.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import (
@@ -98,13 +98,6 @@ def replace_after(connection: Connection, account_id: str, after: tuple[str, int
 def drop_from(connection: Connection, at: str) -> None:
     """An operator command at `at` (UTC text): every checkpoint from then on is stale."""
     connection.execute(delete(account_checkpoints).where(_c.at_utc >= at))
-
-
-def drop_accounts(connection: Connection, account_ids: Iterable[str]) -> None:
-    ids = list(account_ids)
-    for start in range(0, len(ids), 500):
-        connection.execute(delete(account_checkpoints).where(
-            _c.account_id.in_(ids[start : start + 500])))
 
 
 def clear(connection: Connection) -> None:

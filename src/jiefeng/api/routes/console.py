@@ -26,6 +26,7 @@ from jiefeng.explain.render import render_html
 from jiefeng.service import operator as ops
 from jiefeng.service.engine import AccountNotFound
 from jiefeng.service.security import CredentialInvalid, Principal
+from jiefeng.shown import cut
 from jiefeng.web import console_data, pages
 
 router = APIRouter(include_in_schema=False)
@@ -93,6 +94,14 @@ def _staff(request: Request, lang: str, action: str, roles: tuple[str, ...],
         raise _Refused(_render(request, "console_refused.html", lang, principal, 403,
                                message=m["needs_role"].format(roles=needed)))
     return principal
+
+
+def _not_found(request: Request, lang: str, principal: Principal, message: str,
+               **ids: str) -> HTMLResponse:
+    """The 404 page: the message names what was asked for, each id cut as every error cuts
+    it (jiefeng.shown.cut)."""
+    text = pages.console_messages(lang)[message].format(**{k: cut(v) for k, v in ids.items()})
+    return _render(request, "console_refused.html", lang, principal, 404, message=text)
 
 
 def _lang(lang: str | None) -> str:
@@ -192,9 +201,7 @@ async def account_page(request: Request, account_id: str, lang: str | None = Non
             view = await anyio.to_thread.run_sync(console_data.account_view, svc.engine(),
                                                   account_id, svc.now())
         except AccountNotFound:
-            m = pages.console_messages(lang)
-            return _render(request, "console_refused.html", lang, principal, 404,
-                           message=m["no_account"].format(account_id=account_id[:64]))
+            return _not_found(request, lang, principal, "no_account", account_id=account_id)
         customer_html = Markup(render_html(view["explanation"], lang,
                                            svc.engine().policy.timezone))
         return _render(request, "console_account.html", lang, principal, view=view,
@@ -231,9 +238,7 @@ async def appeal_page(request: Request, appeal_id: str, lang: str | None = None)
             view = await anyio.to_thread.run_sync(console_data.appeal_view, svc.engine(),
                                                   appeal_id, svc.now())
         except ops.NotFound:
-            m = pages.console_messages(lang)
-            return _render(request, "console_refused.html", lang, principal, 404,
-                           message=m["no_appeal"].format(appeal_id=appeal_id[:64]))
+            return _not_found(request, lang, principal, "no_appeal", appeal_id=appeal_id)
         return _render(request, "console_appeal.html", lang, principal, view=view, error=None)
 
     return await _guarded(request, lang, "console.appeal", ("reviewer", "operator"), appeal_id,
@@ -262,8 +267,7 @@ async def decide_appeal(request: Request, appeal_id: str, lang: str | None = Non
                 await anyio.to_thread.run_sync(ops.decide_appeal, svc.engine(), principal.name,
                                                appeal_id, decision, reason)
             except ops.NotFound:
-                return _render(request, "console_refused.html", lang, principal, 404,
-                               message=m["no_appeal"].format(appeal_id=appeal_id[:64]))
+                return _not_found(request, lang, principal, "no_appeal", appeal_id=appeal_id)
             except ops.OperationError as refused:  # conflict, forbidden, a missing reason
                 error, status = f"{refused.field}: {refused.reason}", refused.status
                 if refused.field == "reason":

@@ -17,7 +17,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from jiefeng.api.context import request_context
-from jiefeng.api.routes.console import CSRF_COOKIE, PATH, _guarded, _render, _services
+from jiefeng.api.routes.console import (
+    CSRF_COOKIE,
+    PATH,
+    _guarded,
+    _not_found,
+    _render,
+    _services,
+)
 from jiefeng.policy.schema import PolicyInvalid, default_policy
 from jiefeng.service import operator as ops
 from jiefeng.service import policies
@@ -293,9 +300,7 @@ async def backtest_report(request: Request, backtest_id: str,
     async def build(principal: Principal) -> Response:
         html = await anyio.to_thread.run_sync(jobs(request, svc).report, backtest_id)
         if html is None:
-            m = pages.console_messages(lang)
-            return _render(request, "console_refused.html", lang, principal, 404,
-                           message=m["no_report"].format(backtest_id=backtest_id[:64]))
+            return _not_found(request, lang, principal, "no_report", backtest_id=backtest_id)
         return HTMLResponse(html, headers={
             "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
