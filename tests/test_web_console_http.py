@@ -166,6 +166,11 @@ def test_account_page_shows_holds_timeline_ledger_events_and_the_customer_view(
     assert 'data-kind="hold_placed"' in html and "A2-t1" in html  # placed by that event
     assert "appeal_submitted" in html  # the history
     assert 'id="customer-view"' in html and "jf-explanation" in html
+    # Each active hold shows its decision trace; the timeline names the rule that placed it.
+    trace = re.search(r'<td class="jf-trace">(.*?)</td>', html, re.S).group(1)
+    assert "cash_out.kind_not_allowed" in trace and "cash_out.quiet_days" in trace
+    assert "Decision trace" in html
+    assert html.count("<code>cash_out.kind_not_allowed</code>") >= 2
     missing = api.client.get("/console/accounts/" + "Z" * 500 + "?lang=en")
     assert missing.status_code == 404 and "Z" * 65 not in missing.text
 

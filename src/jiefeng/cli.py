@@ -196,6 +196,8 @@ def explain(
     at: Annotated[str | None, typer.Option("--at", help="RFC 3339 time; default now")] = None,
     lang: Annotated[str, typer.Option("--lang", help="zh-CN or en")] = "zh-CN",
     as_json: Annotated[bool, typer.Option("--json", help="The structured explanation")] = False,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="The decision trace of each active hold (JSON, jiefeng.trace/1)")] = False,
     db: DbOption = "jiefeng.db",
     policy: PolicyOption = None,
 ) -> None:
@@ -208,6 +210,9 @@ def explain(
         raise typer.Exit(2)
     engine = _engine(db, policy, must_exist=True)
     try:
+        if trace:  # the staff's view: parameters and facts of every hold, confidential ones too
+            print(json.dumps(engine.traces(account, _parse_at(at)), ensure_ascii=False, indent=2))
+            return
         explanation = engine.explain(account, _parse_at(at))
     except AccountNotFound as error:
         errors.print(cut(str(error)), markup=False, highlight=False, soft_wrap=True)

@@ -23,8 +23,8 @@ from jiefeng.domain import core
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
 from jiefeng.domain.effects import BUREAU_REPORTED, HOLD_PLACED, HOLD_RELEASED, Effect
+from jiefeng.domain.features import features
 from jiefeng.domain.outcomes import Decided
-from jiefeng.domain.rules import features
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.criteria import CompiledCriteria

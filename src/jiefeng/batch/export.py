@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from jiefeng.domain import core
-from jiefeng.domain.rules import features
+from jiefeng.domain.features import features
 from jiefeng.policy.criteria import FEATURES
 from jiefeng.service.engine import Engine
 from jiefeng.service.states import parse_recorded

@@ -52,7 +52,7 @@ class Timeline:
 
     def first_of_each_code(self) -> dict[str, HoldInterval]:
         first: dict[str, HoldInterval] = {}
-        for interval in sorted(self.intervals, key=lambda i: i.start):
+        for interval in sorted(self.intervals, key=lambda i: (i.start, i.account_id)):
             first.setdefault(interval.code, interval)
         return first
 

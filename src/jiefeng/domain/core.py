@@ -21,9 +21,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from jiefeng.domain import causes, invariants, rules
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
-from jiefeng.domain import invariants, rules
 from jiefeng.domain.effects import Effect
 from jiefeng.domain.outcomes import Decided
 from jiefeng.domain.scopes import Scopes
@@ -101,18 +101,13 @@ def apply_event(
         return
     if state.opened and state.clock != at:
         advance_to(state, at, policy, scopes, effects)
-    handler = rules.HANDLERS.get(type(event))
-    if handler is None:
+    if not rules.apply_handlers(state, event, policy, scopes, effects, recorded):
         effects.append(rules.ignored(state, event, f"{event.type} does not apply to one account"))
         state.clock = max(state.clock or at, at)
         return
-    if recorded is None:
-        handler(state, event, policy, scopes, effects)
-    else:
-        handler(state, event, policy, scopes, effects, recorded)  # only purchases are Decided
     state.clock = at
     state.last_event_id = event.event_id
-    rules.after_change(state, at, policy, effects)
+    rules.after_change(state, at, policy, scopes, effects)
     if invariants.ENABLED:
         invariants.check_invariants(state)
 
@@ -143,34 +138,11 @@ def advance_to(
 
 
 def scoped_holds(state: AccountState, at: dt.datetime, scopes: Scopes) -> list[H.Hold]:
-    """Maintenance and migration holds that cover this account at `at` (derived, not stored)."""
+    """Holds the portfolio's scopes place on this account at `at` (maintenance, migration):
+    derived, not stored."""
     result: list[H.Hold] = []
-    for window in scopes.maintenance_at(at, state.segment):
-        result.append(
-            H.Hold(
-                H.MAINTENANCE,
-                max(window.start, window.known_at),
-                window.event_id,
-                {
-                    "window_id": window.window_id,
-                    "start": window.start,
-                    "end": window.end,
-                    "segment": window.segment,
-                },
-                releases_at=window.end,
-                placed_by_actor=window.actor,
-            )
-        )
-    for campaign in scopes.migrations_at(at, state.account_id, state.segment):
-        result.append(
-            H.Hold(
-                H.MIGRATION,
-                campaign.started_at,
-                campaign.event_id,
-                {"campaign_id": campaign.campaign_id, "started_at": campaign.started_at},
-                placed_by_actor=campaign.actor,
-            )
-        )
+    for holds_at in causes.tables().scoped_holds:
+        result.extend(holds_at(state, at, scopes))
     return result
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
+from jiefeng.domain.account import blocking_codes
 from jiefeng.domain.clock import first_statement_date, local_date, zone
 from jiefeng.domain.core import advance, scoped_holds
 from jiefeng.domain.decline_order import in_precedence
-from jiefeng.domain.rules import blocking_codes
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy

@@ -1,7 +1,8 @@
 """Holds: why an account is frozen, with the evidence and the way out.
 
 A hold is immutable; placing or releasing one replaces the account's entry. Hold codes are a
-public contract (API, explanations, message catalogs): add codes, never rename them.
+public contract (API, explanations, message catalogs): add codes, never rename them. The names
+below are the built-in causes' codes; each cause declares its own (`jiefeng.domain.causes`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+from jiefeng.domain.trace import Trace
 
 OVERDUE = "overdue"
 CURE_PROBATION = "cure_probation"
@@ -24,56 +27,43 @@ PASSWORD_LOCKED = "password_locked"
 POLICY_TIGHTENING = "policy_tightening"
 MANUAL_REVIEW = "manual_review"  # extension: a hold an operator places by hand
 
-HOLD_CODES: tuple[str, ...] = (
-    OVERDUE,
-    CURE_PROBATION,
-    EXTERNAL_OVERDUE,
-    CASH_OUT_SUSPECTED,
-    SCORE_BELOW_THRESHOLD,
-    DORMANT,
-    ACCOUNT_SECURITY,
-    ID_EXPIRED,
-    MAINTENANCE,
-    MIGRATION,
-    PASSWORD_LOCKED,
-    POLICY_TIGHTENING,
-    MANUAL_REVIEW,
-)
-
-# Holds that close the line (limit reclaimed) rather than freeze it.
-LINE_CLOSING_CODES = frozenset({DORMANT, POLICY_TIGHTENING})
-
-# Holds whose detection thresholds must never reach the customer.
-CONFIDENTIAL_CODES = frozenset({CASH_OUT_SUSPECTED, ACCOUNT_SECURITY})
-
-# Holds that live once in the portfolio's scopes, not in each account's state.
-SCOPED_CODES = frozenset({MAINTENANCE, MIGRATION})
-
-# What a hold blocks. Repayment is deliberately absent from every list: a frozen customer must
-# always be able to pay.
-BLOCKS_PURCHASES: tuple[str, ...] = ("purchase",)
-
 # How each hold can be released (the release paths; every hold has at least one).
 RELEASE_TIME = "time"  # lifts by itself at `releases_at`
 RELEASE_CONDITION = "condition"  # lifts when a condition clears
 RELEASE_EVENT = "event"  # lifts on a customer or outside event
 RELEASE_REVIEW = "review"  # lifts when an appeal is approved
 
-RELEASE_PATHS: dict[str, tuple[str, ...]] = {
-    OVERDUE: (RELEASE_CONDITION,),
-    CURE_PROBATION: (RELEASE_TIME,),
-    EXTERNAL_OVERDUE: (RELEASE_EVENT, RELEASE_REVIEW),
-    CASH_OUT_SUSPECTED: (RELEASE_TIME, RELEASE_REVIEW),
-    SCORE_BELOW_THRESHOLD: (RELEASE_CONDITION, RELEASE_REVIEW),
-    DORMANT: (RELEASE_CONDITION, RELEASE_REVIEW),
-    ACCOUNT_SECURITY: (RELEASE_EVENT, RELEASE_TIME, RELEASE_REVIEW),
-    ID_EXPIRED: (RELEASE_EVENT,),
-    MAINTENANCE: (RELEASE_TIME,),
-    MIGRATION: (RELEASE_EVENT,),
-    PASSWORD_LOCKED: (RELEASE_TIME, RELEASE_EVENT),
-    POLICY_TIGHTENING: (RELEASE_CONDITION, RELEASE_REVIEW),
-    MANUAL_REVIEW: (RELEASE_EVENT, RELEASE_REVIEW),
+# What a hold blocks. Repayment is deliberately absent from every list: a frozen customer must
+# always be able to pay.
+BLOCKS_PURCHASES: tuple[str, ...] = ("purchase",)
+
+# Every hold code's kind (release paths, closes the line, confidential, ...), as the causes
+# declare them (jiefeng.domain.causes fills this in, in descending precedence).
+KINDS: dict[str, Any] = {}
+
+# Tables derived from the causes' declarations, read through the module (`H.HOLD_CODES`):
+# HOLD_CODES (descending precedence), RELEASE_PATHS, LINE_CLOSING_CODES (holds that close the
+# line rather than freeze it), CONFIDENTIAL_CODES (detection thresholds never reach the
+# customer), SCOPED_CODES (holds that live once in the portfolio's scopes).
+_DERIVED = {
+    "HOLD_CODES": "hold_codes",
+    "RELEASE_PATHS": "release_paths",
+    "LINE_CLOSING_CODES": "line_closing",
+    "CONFIDENTIAL_CODES": "confidential",
+    "SCOPED_CODES": "scoped",
 }
+
+
+def _tables() -> Any:
+    from jiefeng.domain import causes  # the causes import this module: load them on first use
+
+    return causes.tables()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DERIVED:
+        return getattr(_tables(), _DERIVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +71,8 @@ class Hold:
     """One reason the account is frozen.
 
     `evidence` holds structured facts (numbers, dates, ids), never prose; `placed_by` is the
-    event id that caused the hold, or `clock:<what>` for holds the passage of time places.
+    event id that caused the hold, or `clock:<what>` for holds the passage of time places;
+    `trace` the rule, policy version, parameters and facts of the decision (`domain/trace.py`).
     """
 
     code: str
@@ -90,28 +81,31 @@ class Hold:
     evidence: dict[str, Any] = field(default_factory=dict)
     releases_at: dt.datetime | None = None
     placed_by_actor: str | None = None
+    trace: Trace | None = None  # the decision that placed or last refreshed it
 
     def __post_init__(self) -> None:
-        assert self.code in RELEASE_PATHS, f"unknown hold code {self.code}"
+        if self.code not in KINDS:
+            _tables()  # the causes fill KINDS in when first imported
+        assert self.code in KINDS, f"unknown hold code {self.code}"
         assert self.since.tzinfo is not None, "hold times are timezone-aware"
         assert self.releases_at is None or self.releases_at > self.since, "release after placement"
 
     @property
     def closes_line(self) -> bool:
-        return self.code in LINE_CLOSING_CODES
+        return KINDS[self.code].closes_line
 
     @property
     def blocks(self) -> tuple[str, ...]:
-        return BLOCKS_PURCHASES
+        return KINDS[self.code].blocks
 
     @property
     def release_paths(self) -> tuple[str, ...]:
-        return RELEASE_PATHS[self.code]
+        return KINDS[self.code].release_paths
 
 
 def derive_status(holds: list[Hold] | tuple[Hold, ...]) -> str:
     """`closed` if a line-closing hold is active, else `frozen` if any hold is, else `active`."""
-    if any(hold.code in LINE_CLOSING_CODES for hold in holds):
+    if any(KINDS[hold.code].closes_line for hold in holds):
         return "closed"
     if holds:
         return "frozen"

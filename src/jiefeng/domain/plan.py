@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from jiefeng.domain import core, rules
+from jiefeng.domain import causes, core, rules
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.money import format_fen
@@ -29,17 +29,6 @@ from jiefeng.policy.schema import Policy
 
 HORIZON = dt.timedelta(days=800)  # longer than any time-based hold in a sane policy
 MAX_STEPS = 5_000  # deadlines visited at most; a fold that does not settle is "no date"
-# Advice that comes with no event: the hold still lifts with time.
-WAITING_ACTIONS = frozenset({"use_for_real_purchases"})
-
-# Holds no customer action lifts: what the plan waits for instead.
-AWAITED = {
-    H.SCORE_BELOW_THRESHOLD: "score_update",
-    H.MIGRATION: "migration_completed",
-    H.MANUAL_REVIEW: "review",
-    H.POLICY_TIGHTENING: "reopen_criteria",
-}
-
 
 @dataclass
 class Plan:
@@ -67,51 +56,36 @@ def _event(kind: str, at: dt.datetime, account_id: str, n: int, **fields: Any) -
 
 
 def _actions(state: AccountState, holds: list[H.Hold], at: dt.datetime,
-             policy: Policy) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
-    """(actions, their events, what is awaited) for the holds active at `at`."""
+             policy: Policy
+             ) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]], set[str]]:
+    """(actions, their events, what is awaited, the codes an event acts on) for the holds
+    active at `at`, as each hold's cause declares (`HoldKind.plan`); a hold without one lifts
+    with time alone, and so does one whose advice comes with no event."""
     actions: list[dict[str, Any]] = []
     events: list[Any] = []
     awaiting: list[dict[str, Any]] = []
-    account = state.account_id
+    acted: set[str] = set()
+    kinds = causes.tables().kinds
     for hold in holds:
-        code = hold.code
-        if code == H.OVERDUE:
-            owed = state.ledger.past_due_minimum_fen()
-            if owed > 0:
-                actions.append({"action": "repay", "code": code, "amount": format_fen(owed)})
-                events.append(_event("repayment", at, account, len(events),
-                                     amount=format_fen(owed)))
-        elif code == H.PASSWORD_LOCKED:
-            actions.append({"action": "reset_password", "code": code})
-            events.append(_event("password_reset", at, account, len(events),
-                                 identity_verified=True))
-        elif code == H.ACCOUNT_SECURITY:
-            actions.append({"action": "verify_identity", "code": code})
-            events.append(_event("identity_verified", at, account, len(events),
-                                 method="plan"))
-        elif code == H.ID_EXPIRED:
-            actions.append({"action": "update_id_document", "code": code})
-            valid_until = dt.date(at.year + 10, at.month, min(at.day, 28))
-            events.append(_event("id_document_updated", at, account, len(events),
-                                 expires_on=valid_until.isoformat()))
-        elif code == H.DORMANT:
-            count = policy.dormancy.reopen_activity_count
-            actions.append({"action": "use_wallet_services", "code": code, "times": count})
-            for _ in range(count):
-                events.append(_event("activity", at, account, len(events), category="payment"))
-        elif code == H.EXTERNAL_OVERDUE:
-            products = [p["product"] for p in hold.evidence.get("products", [])]
-            actions.append({"action": "settle_external", "code": code, "products": products})
-            for product in products:
-                events.append(_event("bureau_record", at, account, len(events),
-                                     product=product, status="settled", days_past_due=0,
-                                     amount="0.00"))
-        elif code == H.CASH_OUT_SUSPECTED:
-            # Confidential: only what the customer can do; it lifts with quiet time.
-            actions.append({"action": "use_for_real_purchases", "code": code})
-        elif code in AWAITED:
-            awaiting.append({"awaiting": AWAITED[code], "code": code})
-    return actions, events, awaiting
+        planner = kinds[hold.code].plan
+        step = planner(state, hold, at, policy) if planner is not None else None
+        if step is None:
+            continue
+        if step.action is not None:
+            actions.append(step.action)
+        for fields in step.events:
+            acted.add(hold.code)
+            fields = dict(fields)
+            events.append(_event(fields.pop("type"), at, state.account_id, len(events),
+                                 **fields))
+        if step.awaited is not None:
+            awaiting.append({"awaiting": step.awaited, "code": hold.code})
+    return actions, events, awaiting, acted
+
+
+def _awaited(state: AccountState, holds: list[H.Hold], at: dt.datetime,
+             policy: Policy) -> list[dict[str, Any]]:
+    return _actions(state, holds, at, policy)[2]
 
 
 def _pay_open_minimums(working: AccountState, n: int) -> tuple[list[Any], int]:
@@ -135,7 +109,7 @@ def unfreeze_plan(state: AccountState, at: dt.datetime, policy: Policy,
     if not holds:
         return None
     policy_now = scopes.policy_for(at, policy)
-    actions, events, awaiting = _actions(state, holds, at, policy_now)
+    actions, events, awaiting, acted = _actions(state, holds, at, policy_now)
     plan = Plan(None, actions, events, awaiting)
     if awaiting:
         return plan  # no date can be promised while something outside is awaited
@@ -155,9 +129,9 @@ def unfreeze_plan(state: AccountState, at: dt.datetime, policy: Policy,
         if not left:
             plan.earliest_active_at = now
             break
-        if any(h.code in AWAITED for h in left):
-            plan.awaiting = [{"awaiting": AWAITED[h.code], "code": h.code}
-                             for h in left if h.code in AWAITED]
+        still_awaited = _awaited(working, left, now, scopes.policy_for(now, policy))
+        if still_awaited:
+            plan.awaiting = still_awaited
             break
         candidates = [h.releases_at for h in left if h.releases_at and h.releases_at > now]
         deadline = rules.next_deadline(working, scopes.policy_for(now, policy), scopes)
@@ -166,7 +140,6 @@ def unfreeze_plan(state: AccountState, at: dt.datetime, policy: Policy,
         if not candidates or min(candidates) > until:
             break
         core.advance_to(working, min(candidates), policy, scopes, discarded)
-    acted = {a["code"] for a in actions if a["action"] not in WAITING_ACTIONS}
     plan.waits = sorted({h.code for h in holds
                          if H.RELEASE_TIME in h.release_paths and h.code not in acted})
     return plan

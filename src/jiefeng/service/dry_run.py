@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
-from jiefeng.domain.rules import features
+from jiefeng.domain.features import features
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.criteria import (
     NOT_EVALUABLE,

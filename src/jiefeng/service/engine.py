@@ -50,6 +50,13 @@ class AccountNotFound(LookupError):
         super().__init__(f"account_id: no account {account_id!r}")
 
 
+class HoldNotActive(LookupError):
+    def __init__(self, account_id: str, code: str):
+        self.account_id = account_id
+        self.code = code
+        super().__init__(f"code: account {account_id!r} has no active {code!r} hold")
+
+
 @dataclass(frozen=True)
 class ReplayReport:
     accounts: int
@@ -188,6 +195,22 @@ class Engine:
         if not state.opened:
             raise AccountNotFound(account_id)
         return build_explanation(state, at, self.base_policy, scopes)
+
+    def traces(self, account_id: str, at: dt.datetime | None = None, *,
+               code: str | None = None, for_customer: bool = False) -> dict[str, Any]:
+        """The decision traces of the holds active at `at` (or of the one with `code`;
+        HoldNotActive if it is not), as the versioned export (jiefeng.domain.trace)."""
+        from jiefeng.domain.trace import TRACE_SCHEMA, hold_traces
+
+        state, scopes, at = self.state_at(account_id, at)
+        if not state.opened:
+            raise AccountNotFound(account_id)
+        zone = scopes.policy_for(at, self.base_policy).zone
+        found = hold_traces(state, at, scopes, zone=zone, for_customer=for_customer, code=code)
+        if code is not None and not found:
+            raise HoldNotActive(account_id, code)
+        return {"schema": TRACE_SCHEMA, "account_id": account_id,
+                "at": at.astimezone(zone).isoformat(), "traces": found}
 
     def authorize(self, account_id: str, request: PurchaseRequest,
                   at: dt.datetime | None = None) -> Decision:

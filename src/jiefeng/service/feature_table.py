@@ -26,6 +26,7 @@ from typing import Any
 from jiefeng.domain import holds as H
 from jiefeng.domain import rules
 from jiefeng.domain.clock import DAY, local_date, local_midnight, zone
+from jiefeng.domain.features import PURCHASES_WINDOW, features
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.criteria import FEATURES
@@ -58,7 +59,7 @@ def stable_until(state: AccountState, policy: Policy, scopes: Scopes) -> dt.date
     assert clock is not None
     candidates = [rules.next_deadline(state, scopes.policy_for(clock, policy), scopes)]
     candidates.append(_next_accrual(state, zone(scopes.policy_for(clock, policy).timezone)))
-    window = rules.PURCHASES_WINDOW
+    window = PURCHASES_WINDOW
     inside = [at for at, _ in state.recent_purchases if at >= clock - window]
     if inside:
         candidates.append(min(inside) + window + _EPSILON)  # it stops counting after that
@@ -76,7 +77,7 @@ def feature_row(state: AccountState, policy: Policy, scopes: Scopes) -> dict[str
     clock = state.clock
     current = scopes.policy_for(clock, policy)
     tz = zone(current.timezone)
-    values = rules.features(state, clock, current)
+    values = features(state, clock, current)
     until = stable_until(state, policy, scopes)
     oldest = state.ledger.oldest_past_due()
     codes = sorted(state.holds)

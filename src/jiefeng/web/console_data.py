@@ -122,8 +122,9 @@ def account_view(engine: Engine, account_id: str, now: dt.datetime) -> dict[str,
     events = [{"seq": row.seq, "type": row.type, "actor": row.actor,
                "at": t.parse_utc_text(row.at_utc).astimezone(zone).isoformat(),
                "fields": _fields(row.body)} for row in latest]
+    traces = {found["code"]: found for found in engine.traces(account_id, at)["traces"]}
     return {"account_id": account_id, "explanation": explanation, "timeline": timeline,
-            "events": events, "events_shown": EVENTS_SHOWN}
+            "events": events, "events_shown": EVENTS_SHOWN, "traces": traces}
 
 
 def _fields(body: str) -> str:

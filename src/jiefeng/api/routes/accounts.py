@@ -155,3 +155,25 @@ def account_events(account_id: str,
         items.append({"seq": seq, "event": event})
     next_after = page[-1][0] if len(page) == limit else None
     return {"account_id": account_id, "events": items, "next_after": next_after}
+
+
+@router.get("/v1/accounts/{account_id}/holds/{code}/trace",
+            responses={**problem_responses(401, 403, 404, 422),
+                       200: {"description": "The decision trace (schema `jiefeng.trace/1`)",
+                             "content": {"application/json": {"schema": {"type": "object"}}}}},
+            summary="The decision behind one active hold")
+def hold_trace(account_id: str, code: str, at: AtQuery = None,
+               principal: Principal = Depends(
+                   Guard("accounts.trace", STAFF_READERS, customer=True)),
+               svc: Services = Depends(services)) -> Any:
+    """The rule that fired, the policy version, the parameters read with their values and the
+    facts compared, for the hold `code` active at `at` (default now). A customer's copy of a
+    confidential hold's trace (or one carrying an operator's note) names the cause only."""
+    from jiefeng.service.engine import HoldNotActive
+
+    try:
+        found = svc.engine().traces(account_id, parse_at(at, svc.now()), code=code,
+                                    for_customer=principal.is_customer)
+    except HoldNotActive as error:
+        raise field_problem(404, "code", f"no active {error.code!r} hold") from None
+    return {**found["traces"][0], "at": found["at"]}
