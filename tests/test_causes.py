@@ -233,3 +233,15 @@ def test_moving_time_alone_reaches_each_cause_deadline():
     effects = account.advance(T0 + 40 * DAY)
     placed = [e for e in effects if e.kind == E.HOLD_PLACED and e.code == H.ID_EXPIRED]
     assert placed and placed[0].at == dt.datetime(2026, 1, 21, tzinfo=TZ)
+
+
+def test_a_module_over_about_400_lines_says_why_in_its_docstring():
+    src = Path(causes.__file__).parents[2]
+    long_ones = []
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 400:
+            docstring = ast.get_docstring(ast.parse(text)) or ""
+            if "Why one long module" not in docstring:
+                long_ones.append(str(path.relative_to(src)))
+    assert not long_ones, f"over 400 lines without a reason in the docstring: {long_ones}"

@@ -90,8 +90,10 @@ def test_every_hold_placed_in_a_portfolio_carries_a_trace_of_its_own_cause(monke
         core.fold(account_id, events, policy, scopes)
     own_codes = {code for code, _ in placed}
     assert own_codes >= set(H.HOLD_CODES) - set(H.SCOPED_CODES) - {H.MANUAL_REVIEW}
+    doc = (Path(__file__).parents[1] / "docs" / "reason-codes.md").read_text(encoding="utf-8")
     for code, trace in placed:
         assert trace is not None, code
+        assert f"`{trace.rule}`" in doc, f"{trace.rule} is not in docs/reason-codes.md"
         assert trace.rule.split(".", 1)[0] == cause_of[code], (code, trace.rule)
         assert trace.policy_version == policy.version
 

@@ -3,6 +3,9 @@
 Every command takes `--db` (a SQLite file path, default ./jiefeng.db, or a postgresql:// URL;
 `JIEFENG_DB` sets the default). Exit status: 0 success, 1 a negative answer (declined,
 mismatch), 2 invalid input.
+
+Why one long module: each command is a thin wrapper over the service (parse options, call,
+print); together they read as the CLI's table of contents, as docs/api.md's CLI section does.
 """
 
 from __future__ import annotations

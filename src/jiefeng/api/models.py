@@ -1,5 +1,9 @@
 """Request and response bodies. Requests forbid unknown fields (a typo is an error, not a
-silently ignored option); times are RFC 3339 with an offset; money is a decimal string."""
+silently ignored option); times are RFC 3339 with an offset; money is a decimal string.
+
+Why one long module: every request and response body of the HTTP contract in one place,
+so the OpenAPI document and docs/api.md are checked against one file.
+"""
 
 from __future__ import annotations
 

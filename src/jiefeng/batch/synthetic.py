@@ -45,6 +45,9 @@ Everything is drawn from `random.Random` seeded from `spec.seed` (one stream for
 one per account), never from the global generator or the wall clock, so a seed always gives the
 same events. Event dicts are in wire form: money as decimal strings ("123.45"), timestamps as
 RFC 3339 in Asia/Shanghai ("2025-01-03T10:15:00+08:00"), sorted by `at`.
+
+Why one long module: each cause's synthetic scenario is a short function and they share
+one plan and one random stream per account; a candidate for one module per scenario family.
 """
 
 from __future__ import annotations

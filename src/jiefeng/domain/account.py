@@ -15,7 +15,7 @@ from jiefeng.domain import causes
 from jiefeng.domain import events as ev
 from jiefeng.domain import ledger as L
 from jiefeng.domain.billing import minimum_terms
-from jiefeng.domain.clock import DAY, first_statement_date, local_date, zone
+from jiefeng.domain.clock import DAY, first_statement_date, local_date
 from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.effects import (
     APPEAL_DECIDED,
@@ -48,7 +48,7 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
     if state.opened:
         effects.append(ignored(state, event, "account already opened"))
         return IGNORED
-    tz = zone(policy.timezone)
+    tz = policy.zone
     state.opened = True
     state.opened_at = event.at
     state.clock = event.at
@@ -167,7 +167,7 @@ def on_installment_plan_created(state: AccountState, event: ev.InstallmentPlanCr
         effects.append(ignored(state, event, str(rejection)))
         return IGNORED
     record = state.purchases[event.purchase_event_id]
-    billed_on = billed_on_date(state, record.at, zone(policy.timezone))
+    billed_on = billed_on_date(state, record.at, policy.zone)
     principal_fen = L.convertible_principal_fen(state.ledger, billed_on, record.amount_fen)
     fee_fen = L.installment_fee_fen(principal_fen,
                                     policy.installments.fee_pct_total[event.months])

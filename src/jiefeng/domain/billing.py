@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from jiefeng.domain import ledger as L
-from jiefeng.domain.clock import local_date, local_midnight, next_day_of_month, zone
+from jiefeng.domain.clock import local_date, local_midnight, next_day_of_month
 from jiefeng.domain.effects import STATEMENT_ISSUED, Effect
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -57,13 +57,13 @@ def accrue(state: AccountState, now: dt.datetime, policy: Policy) -> None:
     if not ledger.statements:
         return  # nothing accrues without a statement; the day count still moves on
     billing = policy.billing
-    L.accrue(ledger, local_date(now, zone(policy.timezone)),
+    L.accrue(ledger, local_date(now, policy.zone),
              billing.revolving_interest_daily_bp, billing.late_fee_daily_bp)
 
 
 def on_time(state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]) -> None:
     """Accrue to `at`, then issue every statement whose day has come."""
-    tz = zone(policy.timezone)
+    tz = policy.zone
     accrue(state, at, policy)
     while (
         state.next_statement_date is not None
@@ -76,5 +76,5 @@ def next_statement_at(state: AccountState, policy: Policy) -> dt.datetime | None
     """The next statement's instant, if after the state's clock."""
     if state.next_statement_date is None:
         return None
-    t = local_midnight(state.next_statement_date, zone(policy.timezone))
+    t = local_midnight(state.next_statement_date, policy.zone)
     return t if state.clock is not None and t > state.clock else None

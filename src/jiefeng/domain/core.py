@@ -101,13 +101,23 @@ def apply_event(
         return
     if state.opened and state.clock != at:
         advance_to(state, at, policy, scopes, effects)
-    if not rules.apply_handlers(state, event, policy, scopes, effects, recorded):
+    # The event's handlers (jiefeng.domain.rules): the account's bookkeeping, which may refuse
+    # it; the causes that listen, in the documented order; then the purchase decision.
+    entry = rules.DISPATCH.get(type(event))
+    if entry is None:
         effects.append(rules.ignored(state, event, f"{event.type} does not apply to one account"))
         state.clock = max(state.clock or at, at)
         return
+    before, reactions, after = entry
+    if before is None or not before(state, event, policy, scopes, effects):
+        for react in reactions:
+            react(state, event, policy, scopes, effects)
+        if after is not None:
+            after(state, event, policy, scopes, effects, recorded)
     state.clock = at
     state.last_event_id = event.event_id
-    rules.after_change(state, at, policy, scopes, effects)
+    if state.holds:
+        rules.after_change(state, at, policy, scopes, effects)
     if invariants.ENABLED:
         invariants.check_invariants(state)
 

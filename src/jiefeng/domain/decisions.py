@@ -13,7 +13,7 @@ from typing import Any
 from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.account import blocking_codes
-from jiefeng.domain.clock import first_statement_date, local_date, zone
+from jiefeng.domain.clock import first_statement_date, local_date
 from jiefeng.domain.core import advance, scoped_holds
 from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.scopes import Scopes
@@ -124,7 +124,7 @@ def check_installment_plan(state: AccountState, event: ev.InstallmentPlanCreated
         raise DomainRejected("purchase_event_id", "the purchase was refunded")
     if len(state.ledger.plans) >= L.MAX_ACTIVE_PLANS:
         raise DomainRejected("plan_id", f"at most {L.MAX_ACTIVE_PLANS} plans may run at once")
-    tz = zone(policy.timezone)
+    tz = policy.zone
     billed_on = billed_on_date(state, record.at, tz)
     statement = L.statement_of(state.ledger, billed_on) if billed_on else None
     if statement is not None and (statement.judged
@@ -175,7 +175,7 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
     elif isinstance(event, ev.InstallmentPlanCreated):
         check_installment_plan(state, event, policy)
     elif isinstance(event, ev.IdDocumentUpdated):
-        if event.expires_on <= local_date(event.at, zone(policy.timezone)):
+        if event.expires_on <= local_date(event.at, policy.zone):
             raise DomainRejected("expires_on", "must be after the day of the update")
     elif isinstance(event, ev.AppealSubmitted):
         if event.appeal_id in state.appeals:

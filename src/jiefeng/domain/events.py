@@ -7,6 +7,9 @@ unknown fields are rejected, so a typo never becomes a silently ignored fact.
 
 Validation is pydantic; `parse_event` turns its errors into `EventRejected`, which names each
 offending field and the reason. Nothing here does I/O.
+
+Why one long module: the event contract (docs/events.md) is one table, every type's schema
+next to the others, so a change to one is seen against all.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jiefeng.domain.clock import local_date, zone
+from jiefeng.domain.clock import local_date
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
 
@@ -15,7 +15,7 @@ PURCHASES_WINDOW = dt.timedelta(days=90)
 
 def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, Any]:
     """The features of `state` as of `at` (money in yuan, as the criteria are written)."""
-    tz = zone(policy.timezone)
+    tz = policy.zone
     today = local_date(at, tz)
     limit_fen = state.credit_limit_fen
     ledger = state.ledger

@@ -25,6 +25,9 @@ The rules, in one place (docs/policy.md and docs/events.md say the same for user
 - Interest accrues daily on a statement's unpaid principal from the day after its due date,
   late fees daily on the past-due minimum from the day it became past due; both are counted
   exactly in 1/10,000 fen and billed on the next statement as whole fen, the fraction carried.
+
+Why one long module: the ledger is one pure module by design (statements, minimum due,
+interest, installments, allocation, late fees); the causes only call it.
 """
 
 from __future__ import annotations

@@ -27,28 +27,38 @@ from jiefeng.policy.schema import Policy
 
 accrue = billing.accrue
 blocking_codes = account.blocking_codes
-__all__ = ["accrue", "after_change", "apply_handlers", "blocking_codes", "dispatch", "features",
-           "ignored", "next_deadline", "on_time"]
+__all__ = ["accrue", "after_change", "apply_handlers", "blocking_codes", "features", "ignored",
+           "next_deadline", "on_time"]
 
-# event type -> (before, the causes' handlers, after), for the tables it was built from
-_dispatch: tuple[Any, dict[type, tuple[Any, tuple, Any]]] | None = None
+# Derived from the causes' tables, rebuilt when they change (causes.on_change): plain globals,
+# since the fold reads them for every event.
+DISPATCH: dict[type, tuple[Any, tuple, Any]] = {}  # type -> (before, causes' handlers, after)
+_DEADLINES: tuple = ()
+_AFTER_CHANGE: tuple = ()
+_BEFORE_EXPIRY: tuple = ()
+_AFTER_EXPIRY: tuple = ()
+_KINDS: dict = {}
 
 
-def dispatch() -> dict[type, tuple[Any, tuple, Any]]:
-    """The handlers of each event type (rebuilt when the causes' tables change)."""
-    global _dispatch
-    tables = causes.tables()
-    if _dispatch is None or _dispatch[0] is not tables:
-        types = set(account.BEFORE) | set(account.AFTER) | set(tables.listeners)
-        _dispatch = (tables, {t: (account.BEFORE.get(t), tables.listeners.get(t, ()),
-                                  account.AFTER.get(t)) for t in types})
-    return _dispatch[1]
+def _rebuild(tables: Any) -> None:
+    global DISPATCH, _DEADLINES, _AFTER_CHANGE, _BEFORE_EXPIRY, _AFTER_EXPIRY, _KINDS
+    types = set(account.BEFORE) | set(account.AFTER) | set(tables.listeners)
+    DISPATCH = {t: (account.BEFORE.get(t), tables.listeners.get(t, ()), account.AFTER.get(t))
+                for t in types}
+    _DEADLINES = tables.deadlines
+    _AFTER_CHANGE = tables.after_change
+    _BEFORE_EXPIRY = tables.time_before_expiry
+    _AFTER_EXPIRY = tables.time_after_expiry
+    _KINDS = tables.kinds
+
+
+causes.on_change(_rebuild)
 
 
 def apply_handlers(state: AccountState, event: Any, policy: Policy, scopes: Scopes,
                    effects: list[Effect], recorded: Any = None) -> bool:
     """Run the event's handlers; False if no handler takes this type of event."""
-    entry = dispatch().get(type(event))
+    entry = DISPATCH.get(type(event))
     if entry is None:
         return False
     before, reactions, after = entry
@@ -64,9 +74,14 @@ def apply_handlers(state: AccountState, event: Any, policy: Policy, scopes: Scop
 def after_change(
     state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
-    """Checks that depend on features any event may move (run after every event)."""
-    for check in causes.tables().after_change:
-        check(state, at, policy, scopes, effects)
+    """Checks that depend on features any event may move, for the causes holding the account
+    (run after every event)."""
+    holds = state.holds
+    if not holds:
+        return
+    for codes, check in _AFTER_CHANGE:
+        if not codes.isdisjoint(holds):
+            check(state, at, policy, scopes, effects)
 
 
 def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime | None:
@@ -78,12 +93,12 @@ def next_deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.dat
     """
     clock = state.clock
     assert clock is not None
-    best = billing.next_statement_at(state, policy)
+    best = billing.next_statement_at(state, policy)  # the ledger's own deadline
     for hold in state.holds.values():
         t = hold.releases_at
         if t is not None and t > clock and (best is None or t < best):
             best = t
-    for deadline in causes.tables().deadlines:
+    for deadline in _DEADLINES:
         t = deadline(state, policy, scopes)
         if t is not None and (best is None or t < best):
             best = t
@@ -98,15 +113,14 @@ def on_time(
     effects: list[Effect],
 ) -> None:
     """Everything that falls due at `at` (the state's clock is already `at`)."""
-    tables = causes.tables()
     billing.on_time(state, at, policy, effects)
-    for step in tables.time_before_expiry:
+    for step in _BEFORE_EXPIRY:
         step(state, at, policy, scopes, effects)
     for code, hold in list(state.holds.items()):
         if hold.releases_at is not None and hold.releases_at <= at:
             release(state, effects, code, at, f"clock:{code}", "expired")
-            tidy = tables.kinds[code].on_expiry
+            tidy = _KINDS[code].on_expiry
             if tidy is not None:
                 tidy(state, at)
-    for step in tables.time_after_expiry:
+    for step in _AFTER_EXPIRY:
         step(state, at, policy, scopes, effects)

@@ -8,6 +8,9 @@ explanation does not supply, raises `KeyError`: an explanation never shows a raw
 Parameters are formatted by their shape, which `structured.py` guarantees: "YYYY-MM-DDTHH:MM..."
 is an instant, "YYYY-MM-DD" a date, "123.45" an amount of money; ids (refs, merchants, phone) are
 shown as they are; codes (products, signals, dimensions, features) are looked up in the catalog.
+
+Why one long module: every part of an explanation rendered the same way in text and HTML,
+in both languages, from one set of formatting rules.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import tomllib
 from decimal import Decimal
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -231,8 +232,9 @@ class Policy(_Section):
             raise ValueError(f"{value[:20]!r} is not an ISO 4217 currency code such as CNY")
         return value
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
+        # Read by every deadline of every fold step: computed once per policy object.
         return ZoneInfo(self.timezone)
 
 

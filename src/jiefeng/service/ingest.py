@@ -15,6 +15,9 @@ jiefeng.domain.outcomes). A late purchase is decided at its place in time.
 A batch, and a file of many batches, is decided in time order whatever the order of its lines
 (`in_time_order`), so its stored outcomes depend on what arrived before it, not on how its
 lines were laid out.
+
+Why one long module: reading, deciding in time order and writing a batch share their
+locking and ordering rules; they are kept together until the pipelined writer is split out.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ Every command becomes an event in the log through `Engine.ingest`, carrying its 
 replay reproduces it. Ids and times are set here, on the server: `at` is the service clock's
 now, event ids are random. Errors name the field and say what to do; their `status` is the
 HTTP status the API answers with.
+
+Why one long module: each operator command is a short function turning a request into an
+event with its actor; splitting them would scatter one contract (docs/api.md, operator commands).
 """
 
 from __future__ import annotations

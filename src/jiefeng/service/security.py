@@ -16,6 +16,9 @@ that signs them.
 * Failed credentials are counted per client: see `credential_limits`.
 
 Time is an input (`now`), as everywhere: token expiry is checked against the service clock.
+
+Why one long module: every credential check (keys, customer tokens, roles per event type,
+failed-credential limits) in one file, so a security review reads one file.
 """
 
 from __future__ import annotations

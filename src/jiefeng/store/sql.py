@@ -7,6 +7,9 @@ the accounts they touched and their effects commit in one transaction, or not at
 Writers serialize per account: SQLite takes its write lock at BEGIN (BEGIN IMMEDIATE), so the
 state a writer reads cannot change under it; PostgreSQL takes a transaction-scoped advisory lock
 per account before reading its snapshot.
+
+Why one long module: the schema and the transactions that must agree with it (one batch's
+events, snapshots and effects in one transaction) are kept together.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ suite's toy cause does), plus its catalog keys and policy section.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -64,7 +64,7 @@ class Tables:
     deadlines: tuple
     time_before_expiry: tuple
     time_after_expiry: tuple
-    after_change: tuple
+    after_change: tuple  # (the cause's hold codes, its check), run while one is held
     scope_blocks: tuple  # (code, blocks(state, at, scopes)) of scoped causes
     scoped_holds: tuple
 
@@ -104,7 +104,8 @@ def derive(causes: tuple[Cause, ...]) -> Tables:
                                  if c.on_time is not None and c.time_phase == BEFORE_EXPIRY),
         time_after_expiry=tuple(c.on_time for c in causes
                                 if c.on_time is not None and c.time_phase == AFTER_EXPIRY),
-        after_change=tuple(c.after_change for c in causes if c.after_change is not None),
+        after_change=tuple((frozenset(kind.code for kind in c.holds), c.after_change)
+                           for c in causes if c.after_change is not None),
         scope_blocks=tuple((c.holds[0].code, c.scope_blocks) for c in causes
                            if c.scope_blocks is not None),
         scoped_holds=tuple(c.scoped_holds for c in causes if c.scoped_holds is not None),
@@ -113,22 +114,36 @@ def derive(causes: tuple[Cause, ...]) -> Tables:
 
 _tables = derive(CAUSES)
 H.KINDS = _tables.kinds
+# Modules that keep tables of their own derived from these (the dispatcher, the precedence):
+# called with the new tables whenever they change, so the fold reads plain module globals.
+_listeners: list[Callable[[Tables], None]] = []
 
 
 def tables() -> Tables:
     return _tables
 
 
+def on_change(rebuild: Callable[[Tables], None]) -> None:
+    """Call `rebuild(tables)` now and whenever the tables change."""
+    _listeners.append(rebuild)
+    rebuild(_tables)
+
+
+def _install(new: Tables) -> None:
+    global _tables
+    _tables = new
+    H.KINDS = new.kinds
+    for rebuild in _listeners:
+        rebuild(new)
+
+
 @contextmanager
 def registered(*extra: Cause) -> Iterator[Tables]:
     """Fold with extra causes for the duration (a cause under development, or a test's toy
     cause), appended to the fan-out order; the built-in tables come back afterwards."""
-    global _tables
     before = _tables
-    _tables = derive(before.causes + extra)
-    H.KINDS = _tables.kinds
+    _install(derive(before.causes + extra))
     try:
         yield _tables
     finally:
-        _tables = before
-        H.KINDS = before.kinds
+        _install(before)

@@ -117,7 +117,9 @@ class Cause:
     deadline: Deadline | None = None
     on_time: TimeStep | None = None
     time_phase: str = AFTER_EXPIRY
-    after_change: TimeStep | None = None  # after every applied event (features any event moves)
+    # After every applied event while one of the cause's holds is active (a condition on
+    # features any event may move, such as reopen criteria).
+    after_change: TimeStep | None = None
     # Holds derived from the portfolio's scopes at an instant (scoped causes only), and whether
     # one blocks a purchase at that instant (the cheap form the purchase decision uses).
     scoped_holds: Callable[[AccountState, dt.datetime, Scopes], list[Hold]] | None = None

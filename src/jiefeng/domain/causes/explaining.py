@@ -9,7 +9,7 @@ import datetime as dt
 from contextvars import ContextVar
 from typing import Any
 
-from jiefeng.domain.clock import local_date, zone
+from jiefeng.domain.clock import local_date
 from jiefeng.domain.money import format_fen
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -55,7 +55,7 @@ class ExplainContext:
         self.state = state
         self.at = at
         self.policy = policy
-        self.today = local_date(at, zone(policy.timezone))
+        self.today = local_date(at, policy.zone)
 
     def past_due_fen(self) -> int:
         """The past-due minimum: paying it lifts the overdue hold."""

@@ -14,7 +14,7 @@ from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.causes.base import Cause, Explanation, HoldKind, PlanStep
 from jiefeng.domain.causes.explaining import ExplainContext, Item, iso
-from jiefeng.domain.clock import DAY, local_date, local_midnight, local_midnight_shifted, zone
+from jiefeng.domain.clock import DAY, local_date, local_midnight, local_midnight_shifted
 from jiefeng.domain.effects import NOTICE, Effect
 from jiefeng.domain.holdbook import ignored, place, release
 from jiefeng.domain.scopes import Scopes
@@ -30,7 +30,7 @@ def _notice_if_due(
     expires_on = state.id_expires_on
     if expires_on is None or state.id_notice_sent_for == expires_on:
         return
-    tz = zone(policy.timezone)
+    tz = policy.zone
     if at >= local_midnight(expires_on - DAY * policy.id_expiry.notice_days, tz):
         state.id_notice_sent_for = expires_on
         effects.append(Effect(NOTICE, at, state.account_id, H.ID_EXPIRED, "clock:id_expiry",
@@ -39,7 +39,7 @@ def _notice_if_due(
 
 def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Policy,
                       scopes: Scopes, effects: list[Effect]) -> None:
-    if event.id_expires_on < local_date(event.at, zone(policy.timezone)):
+    if event.id_expires_on < local_date(event.at, policy.zone):
         place(state, effects, H.ID_EXPIRED, event.at, event.event_id,
               {"expires_on": event.id_expires_on},
               trace=decided("id_expiry.expired_at_opening", policy, event.at, {},
@@ -50,7 +50,7 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
 
 def on_id_document_updated(state: AccountState, event: ev.IdDocumentUpdated, policy: Policy,
                            scopes: Scopes, effects: list[Effect]) -> None:
-    today = local_date(event.at, zone(policy.timezone))
+    today = local_date(event.at, policy.zone)
     if event.expires_on <= today:
         effects.append(ignored(state, event, "the new document has already expired"))
         return
@@ -65,7 +65,7 @@ def on_time(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes
     expires_on = state.id_expires_on
     if expires_on is None or H.ID_EXPIRED in state.holds:
         return
-    if at >= local_midnight(expires_on + DAY, zone(policy.timezone)):
+    if at >= local_midnight(expires_on + DAY, policy.zone):
         place(state, effects, H.ID_EXPIRED, at, "clock:id_expiry", {"expires_on": expires_on},
               trace=decided("id_expiry.expired", policy, at,
                             read(policy, "id_expiry.notice_days"),
@@ -80,7 +80,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
     if expires_on is None or H.ID_EXPIRED in state.holds:
         return None
     clock = state.clock
-    tz = zone(policy.timezone)
+    tz = policy.zone
     best: dt.datetime | None = None
     t = local_midnight_shifted(expires_on, 1, tz)
     if t > clock:

@@ -6,6 +6,9 @@ days past due. Paying every past-due minimum lifts it and starts `cure_probation
 by itself after `cure_probation.days` (doubled after a repeat overdue) unless a new overdue, on
 this line or on the bureau, comes first. A due date inside maintenance or a migration moves
 past it. The arithmetic (minimums, allocation, accrual) is the ledger's (`domain/ledger.py`).
+
+Why one long module: the cause is the ledger's judge, the bureau's reporter and the cure
+probation, with their explanation specs: one file per cause is the point of `causes/`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from jiefeng.domain.clock import (
     local_date,
     local_midnight,
     local_midnight_shifted,
-    zone,
 )
 from jiefeng.domain.effects import BUREAU_REPORTED, NOTICE, STATEMENT_JUDGED, Effect
 from jiefeng.domain.holdbook import place, release, trim
@@ -66,7 +68,7 @@ def check_overdue(
     state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
     """Judge each statement's minimum at the end of local day `due_date + grace_days`."""
-    tz = zone(policy.timezone)
+    tz = policy.zone
     grace_days = policy.billing.grace_days
     ledger = state.ledger
     newly_overdue = False
@@ -164,7 +166,7 @@ def bureau_days(policy: Policy) -> tuple[int, int]:
 def check_bureau_reporting(
     state: AccountState, at: dt.datetime, policy: Policy, effects: list[Effect]
 ) -> None:
-    tz = zone(policy.timezone)
+    tz = policy.zone
     today = local_date(at, tz)
     notice_days, report_days = bureau_days(policy)
     for statement in state.ledger.past_due_statements():
@@ -279,7 +281,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
     if not statements:
         return None
     clock = state.clock
-    tz = zone(policy.timezone)
+    tz = policy.zone
     best: dt.datetime | None = None
     for statement in statements:
         if not statement.judged:

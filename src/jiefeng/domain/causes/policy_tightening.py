@@ -16,7 +16,7 @@ from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.causes.base import Cause, Explanation, HoldKind, PlanStep
 from jiefeng.domain.causes.explaining import ExplainContext, Item, iso, jsonable, money, ts
-from jiefeng.domain.clock import DAY, local_date, local_midnight, zone
+from jiefeng.domain.clock import DAY, local_date, local_midnight
 from jiefeng.domain.effects import Effect
 from jiefeng.domain.features import features
 from jiefeng.domain.holdbook import place, release
@@ -76,9 +76,8 @@ def _check_reopen(
 
 def after_change(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes,
                  effects: list[Effect]) -> None:
-    """Any event may move a feature the reopen criteria read."""
-    if H.POLICY_TIGHTENING in state.holds:
-        _check_reopen(state, at, state.last_event_id or "clock", policy, effects)
+    """Any event may move a feature the reopen criteria read (run while the line is closed)."""
+    _check_reopen(state, at, state.last_event_id or "clock", policy, effects)
 
 
 def on_time(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes,
@@ -96,7 +95,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
         earliest = tightening.evidence["earliest_reopen_at"]
         # Once eligible, criteria such as account_age_days turn true by time alone: look
         # again daily.
-        tz = zone(policy.timezone)
+        tz = policy.zone
         t = earliest if clock < earliest else local_midnight(local_date(clock, tz) + DAY, tz)
         if t > clock:
             best = t
