@@ -9,7 +9,8 @@ Nothing here knows a hold code: every table is derived from the causes' declarat
   `releases_at` and each cause's own deadline): the ledger bills and accrues, the causes of
   phase `before_expiry` run, holds whose time ran out are released (their cause forgets what it
   declared it forgets), then the other causes run.
-- After every applied event, the causes' `after_change` checks (criteria any event may move).
+- After every applied event, the `after_change` checks of the causes holding the account
+  (criteria any event may move).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from jiefeng.policy.schema import Policy
 
 accrue = billing.accrue
 blocking_codes = account.blocking_codes
-__all__ = ["accrue", "after_change", "apply_handlers", "blocking_codes", "features", "ignored",
+__all__ = ["DISPATCH", "accrue", "after_change", "blocking_codes", "features", "ignored",
            "next_deadline", "on_time"]
 
 # Derived from the causes' tables, rebuilt when they change (causes.on_change): plain globals,
@@ -53,22 +54,6 @@ def _rebuild(tables: Any) -> None:
 
 
 causes.on_change(_rebuild)
-
-
-def apply_handlers(state: AccountState, event: Any, policy: Policy, scopes: Scopes,
-                   effects: list[Effect], recorded: Any = None) -> bool:
-    """Run the event's handlers; False if no handler takes this type of event."""
-    entry = DISPATCH.get(type(event))
-    if entry is None:
-        return False
-    before, reactions, after = entry
-    if before is not None and before(state, event, policy, scopes, effects):
-        return True  # refused: recorded as ignored, no cause sees it
-    for react in reactions:
-        react(state, event, policy, scopes, effects)
-    if after is not None:
-        after(state, event, policy, scopes, effects, recorded)
-    return True
 
 
 def after_change(
