@@ -11,13 +11,15 @@ is the one the sequential path (`jiefeng.service.ingest.ingest`) gives, batch fo
 - The writer applies each batch's `WriteSet` in its own transaction, in order, after checking
   under the write lock that nobody else wrote to those accounts or stored operator commands in
   between (`writeset.verify`); an event id stored meanwhile fails the log's unique key.
-- A batch that changes the portfolio's scopes (maintenance, migrations, sweeps, policy
-  activations) is not pipelined: once the batches before it have committed, it goes through
-  the sequential path, which folds it under the locks. Such a batch reads accounts beyond its
-  own events (those a command reaches back to, every account a sweep advances); folded from a
-  read snapshot, it would miss accounts another process creates or moves past the command's
-  time before it commits, and their stored effects would lack the command's. Operator
-  commands are few; the batches around them stay pipelined.
+- A batch with operator commands (maintenance, migrations, sweeps) is pipelined too. It reads
+  accounts beyond its own events (those a command reaches back to, every account a sweep
+  advances), so its write set carries a guard: the number of accounts at or past its earliest
+  command (every account, for a sweep) it saw. Another writer that opened or moved an account
+  past the command meanwhile, without it, changes that number, and the writer reports a
+  conflict: the batch is folded again under the locks. The batches after it are folded against
+  the scopes it left, and the writer checks them against the marker its commit left
+  (`("after", n)`). A batch that activates a policy version still goes under the locks once the
+  batches before it commit (only the store resolves the version's policy).
 - If the writer reports a conflict or an error, nothing after the last committed batch is
   kept: the writer skips the rest, this process drops its caches, and the remaining batches go
   through the sequential path, which takes the locks itself. A batch that committed but whose
@@ -41,7 +43,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from jiefeng.domain.scopes import SCOPE_TYPES
+from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.ingest import (
@@ -59,6 +61,7 @@ from jiefeng.service.ingest import (
 )
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
 from jiefeng.store.checkpoints import Checkpoint
+from jiefeng.store.schema import utc_text
 from jiefeng.store.sql import AccountRow, EventRecord, LogRecord, SqlStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 3
 
 COMMITTED, CONFLICT, FAILED, SKIPPED = "committed", "conflict", "failed", "skipped"
+AFTER_BATCH = "after"  # a scope marker given as "the one batch n of this file left"
+# A batch that activates a policy version goes under the locks, after the batches before it
+# commit: the activation carries the stored version's policy, which only the store resolves.
+LOCKED_TYPES = frozenset({"policy_activated"})
 
 
 @dataclass
@@ -82,6 +89,9 @@ class _InFlight:
     account_records: dict[str, list[EventRecord]] = field(default_factory=dict)
     rows: dict[str, AccountRow] = field(default_factory=dict)
     appeals: dict[str, str] = field(default_factory=dict)  # appeal_id -> account_id
+    # The portfolio's scopes once its operator commands are in (None: it has none): the
+    # batches after it are folded against these until it commits.
+    scopes: Scopes | None = None
 
 
 class OverlayStore:
@@ -180,6 +190,7 @@ def _writer_main(url: str, connection: Any) -> None:
     """The writer process: apply write sets in order, each in its own verified transaction."""
     store = SqlStore(url, upgrade=False)  # the parent brought the schema up to date
     failed = False
+    produced: dict[int, Any] = {}  # batch number -> the scope marker its commit left
     try:
         while True:
             message = connection.recv_bytes()
@@ -193,12 +204,22 @@ def _writer_main(url: str, connection: Any) -> None:
                 with store.transaction() as transaction:
                     store.lock_portfolio(transaction, exclusive=write_set.exclusive)
                     store.lock_accounts(transaction, write_set.account_ids)
-                    # The scopes it was folded against must still be the store's.
-                    reason = writeset.verify(store, transaction, write_set,
-                                             write_set.scope_marker)
+                    # The scopes it was folded against must still be the store's: those read
+                    # from it, or those an earlier batch of this file stored ("after", n).
+                    expected = write_set.scope_marker
+                    if expected is not None and expected[0] == AFTER_BATCH:
+                        expected = produced.get(expected[1])
+                        if expected is None:
+                            raise _Diverged("folded against the commands of a batch that did "
+                                            "not commit")
+                    reason = writeset.verify(store, transaction, write_set, expected)
                     if reason is not None:
                         raise _Diverged(reason)
                     writeset.apply(store, transaction, write_set)
+                    left = (store.scope_marker(transaction, SCOPE_TYPES)
+                            if write_set.exclusive else None)
+                if left is not None:
+                    produced[number] = left  # committed: the next batches were folded on it
             except _Diverged as conflict:
                 failed = True
                 connection.send((CONFLICT, number, str(conflict)))
@@ -323,7 +344,7 @@ def ingest_batches_pipelined(
     try:
         for number, batch_items in enumerate(batches):
             results, candidates = parse_items(batch_items)
-            if any(c.event.type in SCOPE_TYPES for c in candidates):
+            if any(c.event.type in LOCKED_TYPES for c in candidates):
                 # Folded under the locks, after everything before it has committed.
                 settle(0)
                 if resume_at is not None:
@@ -360,6 +381,20 @@ def ingest_batches_pipelined(
     return report
 
 
+def _guard(overlay: OverlayStore, connection: Connection,
+           fresh: Sequence[Any]) -> tuple[str | None, int] | None:
+    """For a batch with operator commands: the accounts it must find unchanged in number at
+    commit (see WriteSet.guard). A sweep reaches every account; another command, those whose
+    clock is at or after it (they are folded again with it)."""
+    commands = [c.event for c in fresh if c.event.type in SCOPE_TYPES]
+    if not commands:
+        return None
+    if any(event.type == "policy_sweep" for event in commands):
+        return None, len(overlay.account_ids(connection))
+    earliest = min(event.at for event in commands)
+    return utc_text(earliest), len(overlay.account_ids(connection, clock_after=earliest))
+
+
 def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tuple[int, Any]],
              results: dict[int, ItemResult], candidates: list, policy: Policy,
              now: Callable[[], dt.datetime], cache: StateCache, scope_cache: ScopeCache,
@@ -370,9 +405,14 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
         for candidate in candidates:
             candidate.event = _route(overlay, connection, candidate.event)
         fresh = fresh_candidates(overlay, connection, items, candidates, results)
-        # No batch in flight changes the scopes (those go the sequential path): the store's
-        # are the ones every batch in flight was folded against too.
-        marker, scopes = scope_cache.marked(store, connection)
+        # The scopes: those the newest batch in flight with operator commands left, else the
+        # store's (every batch in flight was folded against them too).
+        changed = next((b for b in reversed(in_flight) if b.scopes is not None), None)
+        if changed is not None:
+            marker, scopes = (AFTER_BATCH, changed.number), changed.scopes
+        else:
+            marker, scopes = scope_cache.marked(store, connection)
+        guard = _guard(overlay, connection, fresh)
         batch = BatchIngest(overlay, connection, policy, now(), scopes, cache, snapshot_every)
         try:
             item_results = batch_results(batch, fresh, items, results)
@@ -381,7 +421,9 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             cache.clear()  # states were updated in place and will not be written
             raise
     write_set.scope_marker = marker
-    sent = _InFlight(number, item_results, len(items), rows=batch.new_rows)
+    write_set.guard = guard
+    sent = _InFlight(number, item_results, len(items), rows=batch.new_rows,
+                     scopes=batch.scopes if guard is not None else None)
     for event_id, account_id, _kind, _at, _actor, body, outcome in write_set.events:
         sent.bodies[event_id] = body
         if account_id is not None:

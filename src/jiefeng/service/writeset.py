@@ -43,8 +43,14 @@ class WriteSet:
     appeals: list[dict[str, Any]] = field(default_factory=list)
     exclusive: bool = False  # it holds operator commands that change the portfolio's scopes
     # The scope marker (SqlStore.scope_marker) of the scopes the batch was folded against
-    # (pipelined batches only; None: computed under the locks, nothing to check).
-    scope_marker: tuple[int, int] | None = None
+    # (pipelined batches only; None: computed under the locks, nothing to check). The pipeline
+    # may send ("after", n): the marker its own batch n left (see jiefeng.service.pipeline).
+    scope_marker: tuple | None = None
+    # A batch with operator commands folded from a read snapshot (pipelined): (since, count),
+    # the accounts whose clock is at or after `since` (UTC text; None: every account) the
+    # batch saw. More at commit means another writer opened or moved an account past a
+    # command meanwhile, without it: the batch is folded again under the locks.
+    guard: tuple[str | None, int] | None = None
 
     @property
     def account_ids(self) -> list[str]:
@@ -67,7 +73,7 @@ def apply(store: SqlStore, connection: Connection, write_set: WriteSet) -> None:
 
 
 def verify(store: SqlStore, connection: Connection, write_set: WriteSet,
-           scope_marker: tuple[int, int] | None) -> str | None:
+           scope_marker: tuple | None) -> str | None:
     """Why this write set can no longer be applied as computed, or None if it can.
 
     `scope_marker` is the marker the scopes it was folded against correspond to (None: not
@@ -77,6 +83,10 @@ def verify(store: SqlStore, connection: Connection, write_set: WriteSet,
         marker = store.scope_marker(connection, SCOPE_TYPES)
         if marker != scope_marker:
             return "operator commands were stored meanwhile"
+    if write_set.guard is not None:
+        since, expected = write_set.guard
+        if store.count_accounts(connection, clock_from=since) != expected:
+            return "an account was opened or moved past an operator command meanwhile"
     rows = store.account_rows(connection, write_set.account_ids)
     for account_id, base in write_set.base_revisions.items():
         row = rows.get(account_id)

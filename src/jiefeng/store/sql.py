@@ -510,6 +510,13 @@ class SqlStore:
             query = query.where(t.accounts.c.segment == segment)
         return list(connection.execute(query).scalars())
 
+    def count_accounts(self, connection: Connection, *, clock_from: str | None = None) -> int:
+        """Accounts whose clock is at or after `clock_from` (UTC text; None: every account)."""
+        query = select(func.count()).select_from(t.accounts)
+        if clock_from is not None:
+            query = query.where(t.accounts.c.clock_utc >= clock_from)
+        return int(connection.execute(query).scalar() or 0)
+
     def account_exists(self, connection: Connection, account_id: str) -> bool:
         return connection.execute(
             select(t.accounts.c.account_id).where(t.accounts.c.account_id == account_id)
