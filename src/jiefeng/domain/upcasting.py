@@ -27,11 +27,12 @@ MONEY_FIELDS = ("amount", "credit_limit", "deposits", "wealth_balance")
 
 
 def _money_as_decimal_strings(raw: dict[str, Any]) -> dict[str, Any]:
-    changed = dict(raw)
+    changed: dict[str, Any] | None = None  # copied on the first change: most bodies have none
     for key in MONEY_FIELDS:
         value = raw.get(key)
-        if isinstance(value, bool):
+        if value is None or isinstance(value, bool):
             continue
+        fixed = value
         if isinstance(value, int | float):
             try:
                 amount = Decimal(str(value))
@@ -40,10 +41,14 @@ def _money_as_decimal_strings(raw: dict[str, Any]) -> dict[str, Any]:
             # Only what the old contract took (two places at most); anything else is left for
             # validation to refuse, naming the field.
             if amount.is_finite() and amount == amount.quantize(Decimal("0.01")):
-                changed[key] = f"{amount:.2f}"
+                fixed = f"{amount:.2f}"
         elif isinstance(value, str) and value != value.strip():
-            changed[key] = value.strip()
-    return changed
+            fixed = value.strip()
+        if fixed is not value:
+            if changed is None:
+                changed = dict(raw)
+            changed[key] = fixed
+    return raw if changed is None else changed
 
 
 # (the version it upgrades from, the upgrade), oldest first.
@@ -59,7 +64,9 @@ def upcast(raw: Any) -> Any:
     version = raw.get("schema_version", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         return raw  # validation names the field
-    body = {k: v for k, v in raw.items() if k != "schema_version"}
+    body = raw
+    if "schema_version" in raw:
+        body = {k: v for k, v in raw.items() if k != "schema_version"}
     for from_version, upgrade in UPCASTERS:
         if version <= from_version:
             body = upgrade(body)
