@@ -86,7 +86,8 @@ def apply_event(
     if type(event) is Decided:  # decided when first ingested: the decision is reused, not redone
         event, recorded = event.event, event.outcome
     at = event.at
-    policy = scopes.policy_for(at, policy)  # the version active when the event happened
+    if scopes.policy_activations:
+        policy = scopes.policy_for(at, policy)  # the version active when the event happened
     if state.clock is not None and at < state.clock:
         # The service replays from the log when an event arrives late; here it is a bug.
         raise ValueError(
@@ -130,15 +131,21 @@ def advance_to(
     assert state.clock is not None
     if now < state.clock:
         return  # time never runs backwards; an older `now` is a no-op
+    # Without policy activations every instant is under `policy`: no lookup per step (this runs
+    # before every event).
+    policy_for = scopes.policy_for if scopes.policy_activations else None
+    next_deadline = rules.next_deadline
     for _ in range(MAX_DEADLINES_PER_ADVANCE):
-        deadline = rules.next_deadline(state, scopes.policy_for(state.clock, policy), scopes)
+        deadline = next_deadline(state, policy_for(state.clock, policy) if policy_for else policy,
+                                 scopes)
         if deadline is None or deadline > now:
             break
         state.clock = deadline
-        rules.on_time(state, deadline, scopes.policy_for(deadline, policy), scopes, effects)
+        rules.on_time(state, deadline, policy_for(deadline, policy) if policy_for else policy,
+                      scopes, effects)
     else:  # pragma: no cover - an invariant, not a path
         raise AssertionError("advance did not converge: a deadline failed to move forward")
-    rules.accrue(state, now, scopes.policy_for(now, policy))
+    rules.accrue(state, now, policy_for(now, policy) if policy_for else policy)
     state.clock = now
     if invariants.ENABLED:
         invariants.check_invariants(state)

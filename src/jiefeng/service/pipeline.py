@@ -24,6 +24,10 @@ is the one the sequential path (`jiefeng.service.ingest.ingest`) gives, batch fo
   kept: the writer skips the rest, this process drops its caches, and the remaining batches go
   through the sequential path, which takes the locks itself. A batch that committed but whose
   acknowledgement was lost is then reported as duplicates, as a retried file would be.
+
+Why one long module: the folding side (the overlay of batches in flight, the guard) and the
+writer side (the checks it runs under the lock) are one protocol; each check on one side is
+read against what the other side sends.
 """
 
 from __future__ import annotations
