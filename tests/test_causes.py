@@ -19,9 +19,11 @@ from jiefeng.domain import events as ev
 from jiefeng.domain import holds as H
 from jiefeng.domain.causes import account_security, cash_out, overdue, password
 from jiefeng.domain.causes.base import Cause, Explanation, HoldKind, PlanStep
+from jiefeng.domain.decisions import check_event
 from jiefeng.domain.decline_order import in_precedence
 from jiefeng.domain.effects import NOTICE, Effect
 from jiefeng.domain.holdbook import place
+from jiefeng.domain.rejections import DomainRejected
 from jiefeng.explain.structured import build_explanation
 
 CAUSES_DIR = Path(causes.__file__).parent
@@ -61,6 +63,11 @@ def _toy_on_time(state, at, policy, scopes, effects):
 EXPIRED: list[str] = []
 
 
+def _toy_admit(state, event, policy, scopes):
+    if TOY in state.holds and event.category is ev.ActivityCategory.LIFE_SERVICE:
+        raise DomainRejected("category", "no life services while resting")
+
+
 def _toy_tidy(state, at):
     EXPIRED.append(state.account_id)
 
@@ -82,6 +89,7 @@ TOY_CAUSE = Cause(
     listens=MappingProxyType({ev.Activity: _toy_on_activity}),
     deadline=_toy_deadline,
     on_time=_toy_on_time,
+    admits=MappingProxyType({ev.Activity: _toy_admit}),
 )
 
 
@@ -114,6 +122,11 @@ def test_a_new_cause_is_one_declaration_and_the_core_uses_it_everywhere():
         assert item["release_paths"] == [H.RELEASE_TIME]
         assert {"action": "toy_rest", "code": TOY} in explanation["plan"]["actions"]
         assert explanation["plan"]["earliest_active_at"] is not None
+        # Its admission check refuses what it declares, before anything is logged.
+        more = account.world.event("activity", placed_at + HOUR, account_id=account.account_id,
+                                   category="life_service")
+        with pytest.raises(DomainRejected, match="category: no life services"):
+            check_event(account.peek(placed_at + HOUR), more, account.policy, account.scopes)
         # Its deadline and time step run: the reminder a day after, then expiry on time.
         EXPIRED.clear()
         effects = account.advance(placed_at + 3 * DAY)
@@ -198,7 +211,7 @@ def test_a_cause_reads_only_the_policy_sections_it_declares(cause):
 
 
 CORE_MODULES = ("core.py", "rules.py", "account.py", "plan.py", "billing.py", "holdbook.py",
-                "features.py", "invariants.py")
+                "decisions.py", "features.py", "invariants.py")
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)

@@ -10,12 +10,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from jiefeng.domain import causes
 from jiefeng.domain import events as ev
-from jiefeng.domain import holds as H
 from jiefeng.domain.account import blocking_codes
 from jiefeng.domain.clock import first_statement_date, local_date
 from jiefeng.domain.core import advance, scoped_holds
 from jiefeng.domain.decline_order import in_precedence
+from jiefeng.domain.rejections import DomainRejected
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -139,15 +140,6 @@ def check_installment_plan(state: AccountState, event: ev.InstallmentPlanCreated
         raise DomainRejected("months", f"too many months for {format_fen(convertible_fen)}")
 
 
-class DomainRejected(ValueError):
-    """An event that is well-formed but contradicts the account; names the field and why."""
-
-    def __init__(self, field_name: str, reason: str):
-        self.field = field_name
-        self.reason = reason
-        super().__init__(f"{field_name}: {reason}")
-
-
 def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: Scopes) -> None:
     """Refuse an account event the fold could not apply. `state` is the account advanced to the
     event's time, or None if the account has no events yet."""
@@ -174,9 +166,6 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
             )
     elif isinstance(event, ev.InstallmentPlanCreated):
         check_installment_plan(state, event, policy)
-    elif isinstance(event, ev.IdDocumentUpdated):
-        if event.expires_on <= local_date(event.at, policy.zone):
-            raise DomainRejected("expires_on", "must be after the day of the update")
     elif isinstance(event, ev.AppealSubmitted):
         if event.appeal_id in state.appeals:
             raise DomainRejected("appeal_id", "an appeal with this id already exists")
@@ -203,6 +192,6 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
             raise DomainRejected("appeal_id", "no appeal with this id")
         if appeal.status != "pending":
             raise DomainRejected("appeal_id", f"the appeal is already {appeal.status}")
-    elif isinstance(event, ev.ManualHoldReleased):
-        if H.MANUAL_REVIEW not in state.holds:
-            raise DomainRejected("account_id", "the account has no manual hold")
+    # What the causes that listen to this type of event refuse (their declared admissions).
+    for admit in causes.tables().admissions.get(type(event), ()):
+        admit(state, event, policy, scopes)

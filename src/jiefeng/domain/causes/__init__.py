@@ -67,6 +67,7 @@ class Tables:
     after_change: tuple  # (the cause's hold codes, its check), run while one is held
     scope_blocks: tuple  # (code, blocks(state, at, scopes)) of scoped causes
     scoped_holds: tuple
+    admissions: dict[type, tuple]  # event type -> the causes' admission checks, in order
 
 
 def derive(causes: tuple[Cause, ...]) -> Tables:
@@ -87,6 +88,10 @@ def derive(causes: tuple[Cause, ...]) -> Tables:
     for cause in causes:
         for event_type, handler in cause.listens.items():
             listeners.setdefault(event_type, []).append(handler)
+    admissions: dict[type, list] = {}
+    for cause in causes:
+        for event_type, admit in cause.admits.items():
+            admissions.setdefault(event_type, []).append(admit)
     for cause in causes:
         if cause.on_time is not None and cause.time_phase not in (BEFORE_EXPIRY, AFTER_EXPIRY):
             raise ValueError(f"cause {cause.name}: unknown time phase {cause.time_phase!r}")
@@ -109,6 +114,7 @@ def derive(causes: tuple[Cause, ...]) -> Tables:
         scope_blocks=tuple((c.holds[0].code, c.scope_blocks) for c in causes
                            if c.scope_blocks is not None),
         scoped_holds=tuple(c.scoped_holds for c in causes if c.scoped_holds is not None),
+        admissions={event_type: tuple(checks) for event_type, checks in admissions.items()},
     )
 
 

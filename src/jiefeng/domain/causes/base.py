@@ -68,6 +68,8 @@ class PlanStep:
     awaited: str | None = None
 
 
+# admit(state advanced to the event, event, policy, scopes): raises DomainRejected or returns.
+Admission = Callable[["AccountState", Any, "Policy", "Scopes"], None]
 # plan(state, hold, at, policy) -> PlanStep | None
 Planner = Callable[["AccountState", "Hold", dt.datetime, "Policy"], "PlanStep | None"]
 # tidy(state, at): forget the cause's signals once its hold is gone (expiry, approved appeal).
@@ -124,3 +126,6 @@ class Cause:
     # one blocks a purchase at that instant (the cheap form the purchase decision uses).
     scoped_holds: Callable[[AccountState, dt.datetime, Scopes], list[Hold]] | None = None
     scope_blocks: Callable[[AccountState, dt.datetime, Scopes], bool] | None = None
+    # What the store refuses before logging an event of these types, for this cause:
+    # admit(state, event, policy, scopes) raises DomainRejected naming the field and why.
+    admits: Mapping[type, Admission] = field(default_factory=lambda: MappingProxyType({}))

@@ -17,6 +17,7 @@ from jiefeng.domain.causes.explaining import ExplainContext, Item, iso
 from jiefeng.domain.clock import DAY, local_date, local_midnight, local_midnight_shifted
 from jiefeng.domain.effects import NOTICE, Effect
 from jiefeng.domain.holdbook import ignored, place, release
+from jiefeng.domain.rejections import DomainRejected
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.domain.trace import decided, read
@@ -46,6 +47,12 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
                             {"expires_on": event.id_expires_on}))
     else:
         _notice_if_due(state, event.at, policy, effects)
+
+
+def admit_id_document(state: AccountState, event: ev.IdDocumentUpdated, policy: Policy,
+                      scopes: Scopes) -> None:
+    if event.expires_on <= local_date(event.at, policy.zone):
+        raise DomainRejected("expires_on", "must be after the day of the update")
 
 
 def on_id_document_updated(state: AccountState, event: ev.IdDocumentUpdated, policy: Policy,
@@ -130,4 +137,5 @@ CAUSE = Cause(
     }),
     deadline=deadline,
     on_time=on_time,
+    admits=MappingProxyType({ev.IdDocumentUpdated: admit_id_document}),
 )

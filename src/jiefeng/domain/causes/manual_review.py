@@ -13,6 +13,7 @@ from jiefeng.domain.causes.base import Cause, Explanation, HoldKind, PlanStep
 from jiefeng.domain.causes.explaining import ExplainContext, Item, ts
 from jiefeng.domain.effects import Effect
 from jiefeng.domain.holdbook import place, release
+from jiefeng.domain.rejections import DomainRejected
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.domain.trace import decided
@@ -29,6 +30,12 @@ def on_placed(state: AccountState, event: ev.ManualHoldPlaced, policy: Policy, s
 def on_released(state: AccountState, event: ev.ManualHoldReleased, policy: Policy,
                 scopes: Scopes, effects: list[Effect]) -> None:
     release(state, effects, H.MANUAL_REVIEW, event.at, event.event_id, "operator_released")
+
+
+def admit_release(state: AccountState, event: ev.ManualHoldReleased, policy: Policy,
+                  scopes: Scopes) -> None:
+    if H.MANUAL_REVIEW not in state.holds:
+        raise DomainRejected("account_id", "the account has no manual hold")
 
 
 # --- explanation (the operator's note is internal: it is not shown) -------------------------------
@@ -62,4 +69,5 @@ CAUSE = Cause(
         ev.ManualHoldPlaced: on_placed,
         ev.ManualHoldReleased: on_released,
     }),
+    admits=MappingProxyType({ev.ManualHoldReleased: admit_release}),
 )
