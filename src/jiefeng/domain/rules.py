@@ -60,10 +60,8 @@ def after_change(
     state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes, effects: list[Effect]
 ) -> None:
     """Checks that depend on features any event may move, for the causes holding the account
-    (run after every event)."""
+    (the core calls it after every event while the account holds something)."""
     holds = state.holds
-    if not holds:
-        return
     for codes, check in _AFTER_CHANGE:
         if not codes.isdisjoint(holds):
             check(state, at, policy, scopes, effects)

@@ -29,14 +29,9 @@ from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState, Appeal
 from jiefeng.policy.schema import Policy
 
-MAX_EVIDENCE = MAX_EVIDENCE_ITEMS  # the principal reasons shown per hold (4)
 MAX_SELF_CHECK_ITEMS = 5  # recent purchases / repayments listed for the customer to check
 MAX_STATEMENTS = 12  # statements listed in the ledger
 
-
-
-# Shown as in the causes' specs: instants in the policy's zone, money as a decimal string.
-_ts, _iso, _money = ts, iso, money
 
 
 # --- the explanation -----------------------------------------------------------------------------
@@ -59,7 +54,7 @@ def build_explanation(
         works = ["purchase", "repayment", "statements", "queries"]
     return {
         "account_id": state.account_id,
-        "at": _ts(at),
+        "at": ts(at),
         "status": H.derive_status(holds),
         "can_purchase": not holds,
         "can_repay": True,  # repayment is never blocked, whatever the holds
@@ -96,14 +91,14 @@ def _hold_item(hold: H.Hold, ctx: ExplainContext) -> Item:
     steps = spec.steps(hold, ctx)
     if pending:
         steps.append({"step": "wait_for_appeal_decision",
-                      "reply_by": _iso(_reply_by(pending[-1], policy))})
+                      "reply_by": iso(_reply_by(pending[-1], policy))})
     elif appealable:
         steps.append({"step": spec.appeal_step, "appeal_path": policy.support.appeal_path})
-    evidence = spec.evidence(hold, ctx)[:MAX_EVIDENCE]
+    evidence = spec.evidence(hold, ctx)[:MAX_EVIDENCE_ITEMS]  # the principal reasons
     return {
         "code": hold.code,
-        "since": _ts(hold.since),
-        "releases_at": _iso(hold.releases_at),
+        "since": ts(hold.since),
+        "releases_at": iso(hold.releases_at),
         "placed_by": hold.placed_by,
         "decided_under": decided_under,
         "release_judged_under": decided_under if kind.keeps_terms else policy.version,
@@ -142,9 +137,9 @@ def _appeal_dict(appeal: Appeal, policy: Policy) -> dict[str, Any]:
         "appeal_id": appeal.appeal_id,
         "hold_code": appeal.hold_code,
         "status": appeal.status,
-        "submitted_at": _ts(appeal.submitted_at),
-        "reply_by": _iso(_reply_by(appeal, policy)) if appeal.status == "pending" else None,
-        "decided_at": _iso(appeal.decided_at),
+        "submitted_at": ts(appeal.submitted_at),
+        "reply_by": iso(_reply_by(appeal, policy)) if appeal.status == "pending" else None,
+        "decided_at": iso(appeal.decided_at),
         # The decision's reason is written for the customer; shown only when rejected.
         "reason": appeal.reason if appeal.status == "rejected" else None,
     }
@@ -160,7 +155,7 @@ def _plan(state: AccountState, at: dt.datetime, policy: Policy,
     if plan is None:
         return None
     found = plan.to_dict()
-    found["earliest_active_at"] = _iso(plan.earliest_active_at)
+    found["earliest_active_at"] = iso(plan.earliest_active_at)
     return found
 
 
@@ -171,18 +166,18 @@ def _ledger(state: AccountState, policy: Policy, status: str) -> dict[str, Any]:
     ledger = state.ledger
     return {
         "currency": policy.currency,
-        "credit_limit": _money(state.credit_limit_fen),
-        "available_credit": _money(state.available_credit_fen),
-        "usable_credit": _money(state.available_credit_fen if status == "active" else 0),
+        "credit_limit": money(state.credit_limit_fen),
+        "available_credit": money(state.available_credit_fen),
+        "usable_credit": money(state.available_credit_fen if status == "active" else 0),
         "usable_credit_status": status,
-        "unbilled": _money(ledger.unbilled_fen),
-        "billed_owed": _money(ledger.billed_owed_fen),
-        "past_due": _money(ledger.past_due_minimum_fen()),
-        "credit_balance": _money(ledger.credit_balance_fen),
-        "minimum_due": _money(ledger.minimum_due_fen()),
-        "revolving": _money(ledger.revolving_fen),
-        "installments": _money(ledger.installment_balance_fen),
-        "total_owed": _money(ledger.total_owed_fen),
+        "unbilled": money(ledger.unbilled_fen),
+        "billed_owed": money(ledger.billed_owed_fen),
+        "past_due": money(ledger.past_due_minimum_fen()),
+        "credit_balance": money(ledger.credit_balance_fen),
+        "minimum_due": money(ledger.minimum_due_fen()),
+        "revolving": money(ledger.revolving_fen),
+        "installments": money(ledger.installment_balance_fen),
+        "total_owed": money(ledger.total_owed_fen),
         "statements": [statement_view(s, ledger)
                        for s in ledger.recent_statements(MAX_STATEMENTS)],
         "installment_plans": [plan_view(p) for p in ledger.plans.values()],
@@ -203,14 +198,14 @@ def statement_view(statement: Any, ledger: Any) -> dict[str, Any]:
     return {
         "statement_date": statement.statement_date.isoformat(),
         "due_date": statement.due_date.isoformat(),
-        "new_balance": _money(statement.new_balance_fen),
-        "minimum_due": _money(statement.minimum_due_fen),
-        "paid": _money(statement.paid_since_issue_fen),
-        "minimum_unpaid": _money(ledger.unpaid_minimum_fen(statement)),
-        "revolving_interest": _money(statement.interest_fen),
-        "fees": _money(statement.fees_fen),
-        "installments": _money(statement.installments_fen),
-        "owed": _money(statement.owed_fen),
+        "new_balance": money(statement.new_balance_fen),
+        "minimum_due": money(statement.minimum_due_fen),
+        "paid": money(statement.paid_since_issue_fen),
+        "minimum_unpaid": money(ledger.unpaid_minimum_fen(statement)),
+        "revolving_interest": money(statement.interest_fen),
+        "fees": money(statement.fees_fen),
+        "installments": money(statement.installments_fen),
+        "owed": money(statement.owed_fen),
         "status": statement_status(statement),
     }
 
@@ -222,9 +217,9 @@ def plan_view(plan: Any) -> dict[str, Any]:
         "purchase_event_id": plan.purchase_event_id,
         "months": plan.months,
         "months_left": plan.remaining_months,
-        "remaining_principal": _money(plan.remaining_principal_fen),
-        "remaining_fee": _money(plan.remaining_fee_fen),
-        "next_installment": _money(principal_fen + fee_fen),
+        "remaining_principal": money(plan.remaining_principal_fen),
+        "remaining_fee": money(plan.remaining_fee_fen),
+        "next_installment": money(principal_fen + fee_fen),
     }
 
 
@@ -236,9 +231,9 @@ def _own_reports(state: AccountState, policy: Policy) -> list[dict[str, Any]]:
     product's, so the self-check never says "nothing on file" while a hold says "reported"."""
     _, report_days = bureau_days(policy)
     return [{"product": OWN_PRODUCT, "status": "overdue" if s.past_due else "settled",
-             "days_past_due": report_days, "amount": _money(s.minimum_due_fen),
-             "at": _iso(s.due_date + dt.timedelta(days=report_days)),
-             "statement_date": _iso(s.statement_date)}
+             "days_past_due": report_days, "amount": money(s.minimum_due_fen),
+             "at": iso(s.due_date + dt.timedelta(days=report_days)),
+             "statement_date": iso(s.statement_date)}
             for s in state.ledger.recent_statements(MAX_SELF_CHECK_ITEMS)[::-1]
             if s.bureau_reported]
 
@@ -251,15 +246,15 @@ def _purchase_checks(state: AccountState, at: dt.datetime) -> list[Item]:
         record = state.purchases.get(event_id)
         if record is None or when > at:
             continue
-        attempts.append((when, {"event_id": event_id, "at": _ts(when),
-                                "amount": _money(record.amount_fen),
+        attempts.append((when, {"event_id": event_id, "at": ts(when),
+                                "amount": money(record.amount_fen),
                                 "merchant_id": record.merchant_id,
-                                "refunded": _money(record.refunded_fen), "declined": False}))
+                                "refunded": money(record.refunded_fen), "declined": False}))
     for declined in state.declined_purchases:
         if declined.at > at:
             continue
-        attempts.append((declined.at, {"event_id": declined.event_id, "at": _ts(declined.at),
-                                       "amount": _money(declined.amount_fen),
+        attempts.append((declined.at, {"event_id": declined.event_id, "at": ts(declined.at),
+                                       "amount": money(declined.amount_fen),
                                        "merchant_id": declined.merchant_id, "declined": True,
                                        "decline_codes": list(declined.codes)}))
     attempts.sort(key=lambda pair: pair[0], reverse=True)
@@ -270,16 +265,16 @@ def _self_checks(state: AccountState, policy: Policy, at: dt.datetime) -> dict[s
     """What the customer can check, as of `at`: nothing that happened after it is listed, even
     when the state given was folded further (a backtest's side-by-side view)."""
     purchases = _purchase_checks(state, at)
-    repayments = [{"event_id": event_id, "at": _ts(when), "amount": _money(amount_fen)}
+    repayments = [{"event_id": event_id, "at": ts(when), "amount": money(amount_fen)}
                   for when, amount_fen, event_id in list(state.recent_repayments)[::-1]
                   if when <= at][:MAX_SELF_CHECK_ITEMS]
     score = None
     if state.score is not None and (state.score_at is None or state.score_at <= at):
         weakest = sorted(state.score_dimensions.items(), key=lambda kv: (kv[1], kv[0]))[:2]
-        score = {"score": state.score, "at": _iso(state.score_at),
+        score = {"score": state.score, "at": iso(state.score_at),
                  "weakest_dimensions": [{"dimension": k, "value": v} for k, v in weakest]}
     bureau = [{"product": f.product, "status": f.status, "days_past_due": f.days_past_due,
-               "amount": _money(f.amount_fen), "at": _ts(f.at), "event_id": f.event_id}
+               "amount": money(f.amount_fen), "at": ts(f.at), "event_id": f.event_id}
               for f in sorted(state.bureau.values(), key=lambda f: f.product) if f.at <= at]
     bureau += _own_reports(state, policy)
     pending = [_appeal_dict(a, policy) for a in state.appeals.values()
