@@ -59,7 +59,6 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
     state.id_expires_on = event.id_expires_on
     state.next_statement_date = first_statement_date(event.at, event.statement_day, tz)
     state.ledger.accrued_through = local_date(event.at, tz)
-    state.dormancy_anchor = event.at
     return False
 
 

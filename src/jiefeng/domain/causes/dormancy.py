@@ -40,6 +40,11 @@ def restart_clock(state: AccountState, at: dt.datetime) -> None:
     state.dormancy_notice_sent = False
 
 
+def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Policy,
+                      scopes: Scopes, effects: list[Effect]) -> None:
+    state.dormancy_anchor = event.at  # the clock runs from the opening
+
+
 def on_activity(state: AccountState, event: ev.Activity, policy: Policy, scopes: Scopes,
                 effects: list[Effect]) -> None:
     rules = policy.dormancy
@@ -140,7 +145,7 @@ CAUSE = Cause(
                  closes_line=True, on_appeal_approved=restart_clock, plan=_plan),
     ),
     policy_sections=("dormancy",),
-    listens=MappingProxyType({ev.Activity: on_activity}),
+    listens=MappingProxyType({ev.AccountOpened: on_account_opened, ev.Activity: on_activity}),
     deadline=deadline,
     on_time=on_time,
 )
