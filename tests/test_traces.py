@@ -226,3 +226,30 @@ def test_trace_parameters_name_only_declared_sections(cause):
                             "cash_out", "score", "dormancy", "account_security", "id_expiry",
                             "password", "policy_tightening", "support", "appeals"}}
     assert sections <= set(cause.policy_sections), sorted(sections - set(cause.policy_sections))
+
+
+def test_a_closed_line_reopens_on_the_terms_it_was_closed_under():
+    """Activated after the line closed, a stricter reopening rule does not apply to it: it
+    reopens on the activities its own hold asks for, and the explanation says so."""
+    from jiefeng.domain.scopes import PolicyActivation
+
+    world = World()
+    account = world.account()
+    closes_at = T0 + 365 * DAY
+    account.advance(closes_at + HOUR)
+    base = world.policy
+    required = base.dormancy.reopen_activity_count
+    stricter = policy_with(base, dormancy={"reopen_activity_count": required + 4}
+                           ).model_copy(update={"version": "stricter-dormancy"})
+    switch = closes_at + DAY
+    world.scopes.policy_activations = [
+        PolicyActivation(switch, stricter.version, "0" * 64, "pa-1", "ops-1", stricter)]
+    at = switch + DAY
+    hold = build_explanation(account.peek(at), at, base, world.scopes)["holds"][0]
+    assert hold["code"] == H.DORMANT
+    assert hold["release"][0]["progress"]["required"] == required  # the hold's own
+    assert hold["release_judged_under"] == base.version
+    assert hold["steps"][0]["required"] == required
+    for i in range(required):
+        account.send("activity", at + i * HOUR, category="life_service")
+    assert account.holds() == set()  # reopened after `required`, not `required + 4`

@@ -2,8 +2,9 @@
 
 `dormancy.days_since_open` days after opening (or after the line was last reopened) without a
 purchase, the line closes; a notice goes out `dormancy.notice_days` before. It reopens after
-`dormancy.reopen_activity_count` activities within `dormancy.reopen_window_days`, or on an
-approved appeal; either way the dormancy clock starts again.
+`dormancy.reopen_activity_count` activities within `dormancy.reopen_window_days` (the numbers
+in force when it closed, kept by the hold whatever policy is active later), or on an approved
+appeal; either way the dormancy clock starts again.
 """
 
 from __future__ import annotations
@@ -45,12 +46,25 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
     state.dormancy_anchor = event.at  # the clock runs from the opening
 
 
+def reopen_terms(hold: H.Hold | None, policy: Policy) -> tuple[int, int]:
+    """(activities required, within days) to reopen: those the closed line was decided under
+    (its evidence), whatever policy is active later; else the policy's."""
+    if hold is not None and "activity_required" in hold.evidence:
+        return hold.evidence["activity_required"], hold.evidence["window_days"]
+    return policy.dormancy.reopen_activity_count, policy.dormancy.reopen_window_days
+
+
 def on_activity(state: AccountState, event: ev.Activity, policy: Policy, scopes: Scopes,
                 effects: list[Effect]) -> None:
-    rules = policy.dormancy
+    hold = state.holds.get(H.DORMANT)
+    required, window_days = reopen_terms(hold, policy)
     state.activities.append((event.at, event.category.value))
-    trim(state.activities, event.at - DAY * rules.reopen_window_days)
-    if H.DORMANT in state.holds and len(state.activities) >= rules.reopen_activity_count:
+    trim(state.activities,
+         event.at - DAY * max(window_days, policy.dormancy.reopen_window_days))
+    if hold is None:
+        return
+    start = event.at - DAY * window_days
+    if sum(1 for when, _ in state.activities if when >= start) >= required:
         release(state, effects, H.DORMANT, event.at, event.event_id, "reactivated")
         restart_clock(state, event.at)
 
@@ -97,42 +111,37 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
 # --- explanation ----------------------------------------------------------------------------------
 
 
-def _activities_in_window(ctx: ExplainContext) -> int:
-    start = ctx.at - DAY * ctx.policy.dormancy.reopen_window_days
-    return sum(1 for when, _ in ctx.state.activities if start <= when <= ctx.at)
-
-
 def _evidence(hold: H.Hold, ctx: ExplainContext) -> list[Item]:
     evidence = hold.evidence
     return [{"fact": "no_purchase_since", "value": iso(evidence["since_anchor"]),
              "threshold": evidence["days_without_purchase"]}]
 
 
-def _progress(ctx: ExplainContext) -> dict[str, int]:
-    return {"done": _activities_in_window(ctx),
-            "required": ctx.policy.dormancy.reopen_activity_count,
-            "window_days": ctx.policy.dormancy.reopen_window_days}
+def _progress(hold: H.Hold, ctx: ExplainContext) -> dict[str, int]:
+    required, window_days = reopen_terms(hold, ctx.policy)
+    start = ctx.at - DAY * window_days
+    done = sum(1 for when, _ in ctx.state.activities if start <= when <= ctx.at)
+    return {"done": done, "required": required, "window_days": window_days}
 
 
 def _release(hold: H.Hold, ctx: ExplainContext) -> list[Item]:
     return [{"path": H.RELEASE_CONDITION, "condition": "recent_activity",
-             "progress": _progress(ctx)}]
+             "progress": _progress(hold, ctx)}]
 
 
 def _steps(hold: H.Hold, ctx: ExplainContext) -> list[Item]:
-    return [{"step": "use_wallet_services",
-             "required": ctx.policy.dormancy.reopen_activity_count,
-             "window_days": ctx.policy.dormancy.reopen_window_days}]
+    required, window_days = reopen_terms(hold, ctx.policy)
+    return [{"step": "use_wallet_services", "required": required, "window_days": window_days}]
 
 
 def _counterfactual(hold: H.Hold, ctx: ExplainContext) -> Item:
-    progress = _progress(ctx)
+    progress = _progress(hold, ctx)
     return {"if": "more_activities", "value": max(0, progress["required"] - progress["done"]),
             "window_days": progress["window_days"]}
 
 
 def _plan(state: AccountState, hold: H.Hold, at: dt.datetime, policy: Policy) -> PlanStep:
-    count = policy.dormancy.reopen_activity_count
+    count, _ = reopen_terms(hold, policy)
     return PlanStep({"action": "use_wallet_services", "code": hold.code, "times": count},
                     tuple({"type": "activity", "category": "payment"} for _ in range(count)))
 
@@ -142,7 +151,8 @@ CAUSE = Cause(
     holds=(
         HoldKind(H.DORMANT, 600, (H.RELEASE_CONDITION, H.RELEASE_REVIEW),
                  Explanation(_evidence, _release, _steps, _counterfactual),
-                 closes_line=True, on_appeal_approved=restart_clock, plan=_plan),
+                 closes_line=True, on_appeal_approved=restart_clock, plan=_plan,
+                 keeps_terms=True),
     ),
     policy_sections=("dormancy",),
     listens=MappingProxyType({ev.AccountOpened: on_account_opened, ev.Activity: on_activity}),

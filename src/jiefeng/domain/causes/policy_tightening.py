@@ -183,7 +183,8 @@ CAUSE = Cause(
     name="policy_tightening",
     holds=(
         HoldKind(H.POLICY_TIGHTENING, 1200, (H.RELEASE_CONDITION, H.RELEASE_REVIEW),
-                 Explanation(_evidence, _release, _steps), closes_line=True, plan=_plan),
+                 Explanation(_evidence, _release, _steps), closes_line=True, plan=_plan,
+                 keeps_terms=True),  # the sweep's own reopen criteria and earliest date
     ),
     policy_sections=("policy_tightening",),
     listens=MappingProxyType({ev.AccountOpened: on_account_opened}),
