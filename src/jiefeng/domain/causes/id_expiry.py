@@ -83,20 +83,19 @@ def on_time(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes
 
 
 def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime | None:
+    """The notice's moment while it is due and ahead, else the end of the expiry day (the
+    notice comes first: `id_expiry.notice_days` is never negative)."""
     expires_on = state.id_expires_on
     if expires_on is None or H.ID_EXPIRED in state.holds:
         return None
     clock = state.clock
     tz = policy.zone
-    best: dt.datetime | None = None
-    t = local_midnight_shifted(expires_on, 1, tz)
-    if t > clock:
-        best = t
     if state.id_notice_sent_for != expires_on:
         t = local_midnight_shifted(expires_on, -policy.id_expiry.notice_days, tz)
-        if t > clock and (best is None or t < best):
-            best = t
-    return best
+        if t > clock:
+            return t
+    t = local_midnight_shifted(expires_on, 1, tz)
+    return t if t > clock else None
 
 
 # --- explanation ----------------------------------------------------------------------------------
