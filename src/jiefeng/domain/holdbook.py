@@ -7,7 +7,6 @@ Each helper mutates the working state it is given and appends effects; none read
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from typing import Any
 
 from jiefeng.domain import holds as H
@@ -112,12 +111,17 @@ def release(
     return True
 
 
-def trim(window: deque, before: dt.datetime) -> None:
-    """Drop items older than `before` (items are datetimes or tuples starting with one)."""
-    while window and (window[0][0] if isinstance(window[0], tuple) else window[0]) < before:
-        window.popleft()
-    while len(window) > MAX_WINDOW_ITEMS:
-        window.popleft()
+def trim(window: list, before: dt.datetime) -> None:
+    """Drop items older than `before` (items are datetimes or tuples starting with one), and
+    the oldest beyond MAX_WINDOW_ITEMS. Windows are in time order, so what goes is a prefix."""
+    drop = 0
+    size = len(window)
+    while drop < size and (window[drop][0] if isinstance(window[drop], tuple)
+                           else window[drop]) < before:
+        drop += 1
+    drop = max(drop, size - MAX_WINDOW_ITEMS)
+    if drop:
+        del window[:drop]
 
 
 def ignored(state: AccountState, event: Any, reason: str) -> Effect:
