@@ -8,7 +8,12 @@ from __future__ import annotations
 import datetime as dt
 
 from jiefeng.domain import ledger as L
-from jiefeng.domain.clock import local_date, local_midnight, next_day_of_month
+from jiefeng.domain.clock import (
+    local_date,
+    local_midnight,
+    local_midnight_shifted,
+    next_day_of_month,
+)
 from jiefeng.domain.effects import STATEMENT_ISSUED, Effect
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -56,6 +61,9 @@ def accrue(state: AccountState, now: dt.datetime, policy: Policy) -> None:
     ledger = state.ledger
     if not ledger.statements:
         return  # nothing accrues without a statement; the day count still moves on
+    through = ledger.accrued_through
+    if through is not None and now < local_midnight_shifted(through, 1, policy.zone):
+        return  # still the day already counted: the usual case, without a local-date lookup
     billing = policy.billing
     L.accrue(ledger, local_date(now, policy.zone),
              billing.revolving_interest_daily_bp, billing.late_fee_daily_bp)

@@ -20,7 +20,10 @@ INSTALLMENT_PLAN_CREATED = "installment_plan_created"
 STATEMENT_JUDGED = "statement_judged"  # a statement's minimum judged: its outcome
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the fold builds one or more per event, and a frozen dataclass's __init__ sets
+# each field through object.__setattr__ (3.5 times slower to build, about 5 % of the fold).
+# Effects are never changed once made; nothing hashes them.
+@dataclass(slots=True)
 class Effect:
     kind: str
     at: dt.datetime

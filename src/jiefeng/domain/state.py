@@ -25,7 +25,9 @@ REMEMBERED_PURCHASE_DAYS = 180
 MAX_APPEALS = 100
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the speed of building one per approved purchase (see effects.Effect); a
+# refund or an installment plan replaces the record, never changes it.
+@dataclass(slots=True)
 class PurchaseRecord:
     event_id: str
     at: dt.datetime
