@@ -71,6 +71,59 @@ def test_a_statement_paid_beyond_what_it_billed_is_caught(world: World) -> None:
         check_invariants(state)
 
 
+def test_a_fen_lost_from_the_books_is_caught(world: World) -> None:
+    """Owed less credit must equal everything charged (plus accrued) less everything credited:
+    a fen that vanishes from what is owed, with no payment for it, breaks the books."""
+    account = world.account()
+    account.purchase(T0 + DAY, "100.00")
+    state = account.state.clone()
+    state.ledger.unbilled_fen -= 1
+    with pytest.raises(InvariantViolation, match="charged 10000"):
+        check_invariants(state)
+
+
+def test_a_payment_credited_twice_is_caught(world: World) -> None:
+    account = world.account()
+    account.purchase(T0 + DAY, "100.00")
+    account.repay(T0 + 2 * DAY, "40.00")
+    state = account.state.clone()
+    state.ledger.credited_fen += 4_000
+    with pytest.raises(InvariantViolation, match="credited 8000"):
+        check_invariants(state)
+
+
+def _books_fen(ledger) -> int:
+    return (ledger.charged_fen + ledger.accrued_fees_fen + ledger.accrued_interest_fen
+            - ledger.credited_fen)
+
+
+def test_the_books_balance_through_interest_fees_installments_refunds_and_credit() -> None:
+    """Revolving interest paid before its bill, a late fee, an installment fee billed month by
+    month, a refund into the plan and an overpayment: the lifetime totals move with every
+    fen (the invariants also run after each event here)."""
+    from builders import local
+
+    world = World()
+    account = world.account(credit_limit="20000.00")
+    account.purchase(T0 + DAY, "1000.00")
+    account.purchase(T0 + 2 * DAY, "1200.00")
+    plan_purchase = account.last_event_id()
+    account.send("installment_plan_created", T0 + 3 * DAY, plan_id="P1",
+                 purchase_event_id=plan_purchase, months=3)
+    account.repay(local(2026, 2, 8, 10), "110.00")  # the minimum of the Feb 1 statement
+    account.advance(local(2026, 3, 20, 10))  # revolving interest accrues, a late fee too
+    ledger = account.state.ledger
+    assert ledger.charged_fen > 220_000  # purchases, then interest and the plan's fee
+    account.send("refund", local(2026, 3, 21, 10), amount="300.00",
+                 purchase_event_id=plan_purchase)
+    account.repay(local(2026, 3, 22, 10), "5000.00")  # everything, and a credit
+    ledger = account.state.ledger
+    assert ledger.credit_balance_fen > 0
+    assert ledger.credited_fen == 11_000 + 30_000 + 500_000
+    assert ledger.total_owed_fen - ledger.credit_balance_fen == _books_fen(ledger)
+    assert -ledger.credit_balance_fen == ledger.charged_fen - ledger.credited_fen
+
+
 def test_a_window_out_of_time_order_is_caught(world: World) -> None:
     account = world.account()
     account.purchase(T0 + MINUTE, "10.00")

@@ -10,8 +10,9 @@ it reaches the fold.
 - every sliding window (recent purchases, signals, device and card changes...) is in time
   order, nothing in it is after the clock, and it is trimmed (bounded);
 - the ledger's amounts are consistent: nothing is negative, no statement has more paid of a
-  kind than it billed, and what is owed is what was billed (and not yet billed) minus what was
-  paid.
+  kind than it billed, and the books balance: what is owed less any credit equals everything
+  ever charged (purchases, billed fees, interest and installment fees) plus what accrued and
+  is not billed yet, less everything ever repaid or refunded.
 """
 
 from __future__ import annotations
@@ -76,5 +77,16 @@ def check_invariants(state: AccountState) -> None:
             if paid < 0 or billed < 0 or paid > billed:
                 _fail(state, f"statement {statement.statement_date}: {kind} paid {paid} of "
                              f"{billed} billed")
-    if ledger.total_owed_fen < 0:
-        _fail(state, f"owes {ledger.total_owed_fen}")
+    owed_fen = ledger.total_owed_fen
+    if owed_fen < 0:
+        _fail(state, f"owes {owed_fen}")
+    # The books balance: what is owed, less any credit, is everything ever charged plus what
+    # accrued and is not billed yet, less everything ever repaid or refunded. A fen created
+    # or lost anywhere in billing, allocation, installments or refunds breaks this.
+    books_fen = (ledger.charged_fen + ledger.accrued_fees_fen + ledger.accrued_interest_fen
+                 - ledger.credited_fen)
+    if owed_fen - ledger.credit_balance_fen != books_fen:
+        _fail(state, f"owes {owed_fen} with a credit of {ledger.credit_balance_fen}, but "
+                     f"charged {ledger.charged_fen}, accrued "
+                     f"{ledger.accrued_fees_fen + ledger.accrued_interest_fen} and was credited "
+                     f"{ledger.credited_fen}")

@@ -179,6 +179,12 @@ class Ledger:
     months_revolving: int = 0  # consecutive judged statements not paid in full
     # Settled, judged statements, newest last (at most MAX_STATEMENT_HISTORY); never change.
     history: list[Statement] = field(default_factory=list)
+    # Lifetime totals, for the books to balance (jiefeng.domain.invariants): everything that
+    # became owed (purchases; fees, interest and installment fees once billed, or paid before
+    # their bill) and everything that reduced it (repayments and refunds). Owed less credit
+    # equals their difference plus what accrued and is not billed yet.
+    charged_fen: int = 0
+    credited_fen: int = 0
 
     def copy(self) -> Ledger:
         return Ledger(
@@ -191,6 +197,8 @@ class Ledger:
             self.accrued_through,
             self.months_revolving,
             self.history.copy(),  # its statements never change: shared
+            self.charged_fen,
+            self.credited_fen,
         )
 
     def recent_statements(self, limit: int = MAX_STATEMENT_HISTORY) -> list[Statement]:
@@ -317,6 +325,7 @@ def minimum_payment_fen(revolving_fen: int, pct: Decimal, floor_fen: int) -> int
 def post_purchase(ledger: Ledger, amount_fen: int) -> None:
     assert amount_fen > 0
     ledger.unbilled_fen += amount_fen
+    ledger.charged_fen += amount_fen
 
 
 def pay(ledger: Ledger, amount_fen: int, *, repayment: bool) -> None:
@@ -326,6 +335,7 @@ def pay(ledger: Ledger, amount_fen: int, *, repayment: bool) -> None:
     the same way but is not a payment.
     """
     assert amount_fen > 0
+    ledger.credited_fen += amount_fen
     if repayment:
         for statement in ledger.statements:
             statement.paid_since_issue_fen += amount_fen
@@ -334,13 +344,16 @@ def pay(ledger: Ledger, amount_fen: int, *, repayment: bool) -> None:
         if remaining <= 0:
             break
         remaining = _pay_statement(s, remaining)
+    # Fees and interest paid before they are billed are charged as they are paid.
     if remaining > 0 and ledger.late_fee_units >= UNITS_PER_FEN:
         part = min(remaining, ledger.accrued_fees_fen)
         ledger.late_fee_units -= part * UNITS_PER_FEN
+        ledger.charged_fen += part
         remaining -= part
     if remaining > 0 and ledger.interest_units >= UNITS_PER_FEN:
         part = min(remaining, ledger.accrued_interest_fen)
         ledger.interest_units -= part * UNITS_PER_FEN
+        ledger.charged_fen += part
         remaining -= part
     if remaining > 0 and ledger.unbilled_fen:
         part = min(remaining, ledger.unbilled_fen)
@@ -382,7 +395,9 @@ def refund(ledger: Ledger, amount_fen: int, purchase_event_id: str) -> None:
     plan = plan_of_purchase(ledger, purchase_event_id)
     remaining = amount_fen
     if plan is not None:
-        remaining -= plan.reduce(remaining)
+        taken_fen = plan.reduce(remaining)
+        ledger.credited_fen += taken_fen
+        remaining -= taken_fen
         _drop_finished_plans(ledger)
     if remaining > 0:
         pay(ledger, remaining, repayment=False)
@@ -482,6 +497,9 @@ def issue_statement(ledger: Ledger, statement_date: dt.date, due_date: dt.date,
     fees_fen, ledger.late_fee_units = divmod(ledger.late_fee_units, UNITS_PER_FEN)
     interest_fen, ledger.interest_units = divmod(ledger.interest_units, UNITS_PER_FEN)
     installments_fen = 0
+    # Interest and fees are charged when billed (until then the books count them as accrued);
+    # an installment's fee when its month is billed.
+    ledger.charged_fen += fees_fen + interest_fen
     if ledger.plans:
         for plan in ledger.plans.values():
             principal, fee = plan.next_installment()
@@ -489,6 +507,7 @@ def issue_statement(ledger: Ledger, statement_date: dt.date, due_date: dt.date,
             plan.billed_principal_fen += principal
             plan.billed_fee_fen += fee
             installments_fen += principal + fee
+            ledger.charged_fen += fee
         _drop_finished_plans(ledger)
     principal_fen = ledger.unbilled_fen
     ledger.unbilled_fen = 0
