@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from jiefeng.domain.money import format_fen, parse_amount_fen
-from jiefeng.domain.upcasting import upcast
+from jiefeng.domain.upcasting import upcast, version_problem
 
 MAX_ID_CHARS = 128
 MAX_LIST_ITEMS = 10_000  # bounds account_ids in one operator command
@@ -522,8 +522,15 @@ def parse_event(raw: Any, *, stored: bool = False) -> Any:
     criteria limits) are not applied again, so a replay never fails on it."""
     if not isinstance(raw, dict):
         raise EventRejected([("(event)", "must be a JSON object")])
-    if stored:
-        raw = upcast(raw)  # an event stored under an older contract still replays
+    if "schema_version" in raw:
+        problem = version_problem(raw)
+        if problem is not None:
+            event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+            raise EventRejected([("schema_version", problem)], event_id)
+    if stored or "schema_version" in raw:
+        # An event stored under an older contract still replays; a new one may declare the
+        # older shape it was written in.
+        raw = upcast(raw)
     try:
         return _EVENT_ADAPTER.validate_python(raw, context=_STORED if stored else None)
     except ValidationError as error:

@@ -5,7 +5,12 @@ after the contract for new events tightened. Each stored body is read through `u
 applies, in order, every upcaster newer than the body's `schema_version` (a body without one
 is version 1: every body written before versions existed). Upcasters only rewrite what the
 current contract refuses, so one applied to a body already in the current shape changes
-nothing. New events are validated as they arrive, without upcasting.
+nothing.
+
+Every body is stored with its version: a new event that declares none is validated in the
+current shape and stored stamped with SCHEMA_VERSION (`stamped`), so a later change of meaning
+can tell the shapes apart. A new event may declare an older `schema_version` (a log replayed
+from an older system): it is upcast from that version, then validated, and stored as received.
 
 Versions:
 - 1 → 2 (the hardening of the money contract): money given as a JSON number, or as a decimal
@@ -55,6 +60,27 @@ def _money_as_decimal_strings(raw: dict[str, Any]) -> dict[str, Any]:
 UPCASTERS: tuple[tuple[int, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
     (1, _money_as_decimal_strings),
 )
+
+
+def version_problem(raw: dict[str, Any]) -> str | None:
+    """Why a body's declared `schema_version` cannot be read, or None."""
+    version = raw.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or not 1 <= version <= SCHEMA_VERSION:
+        return f"must be a whole number from 1 to {SCHEMA_VERSION}"
+    return None
+
+
+def stamped(body: str) -> str:
+    """A JSON object's text as stored: with the current `schema_version` first, the rest as
+    received, unless it declares a version of its own. Only for a body that validated as an
+    event (a non-empty JSON object: events refuse unknown fields, so none has the key by
+    accident; a `"schema_version"` inside a text value only leaves it unstamped, which reads
+    as version 1, harmless as upcasters change nothing in the current shape)."""
+    if '"schema_version"' in body:
+        return body
+    start = body.index("{")
+    return f'{{"schema_version":{SCHEMA_VERSION},{body[start + 1:]}'
 
 
 def upcast(raw: Any) -> Any:

@@ -46,6 +46,7 @@ from jiefeng.domain.scopes import (
     check_scope_command,
 )
 from jiefeng.domain.state import AccountState
+from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.feature_table import feature_row
@@ -509,14 +510,16 @@ def _parse(position: int, item: Any) -> tuple[Any, str] | ItemResult:
     """An item (JSON text or a decoded object) -> (event, body to store), or a rejection.
 
     JSON text is validated in one pass and stored as received; a decoded object is stored in
-    canonical form (sorted keys)."""
+    canonical form (sorted keys). Either is stamped with the schema version it was validated
+    in, unless it declares one (jiefeng.domain.upcasting)."""
     try:
         if isinstance(item, (str, bytes)):
             event = ev.parse_event_json(item)
-            body = item.strip() if isinstance(item, str) else item.strip().decode()
+            body = stamped(item.strip() if isinstance(item, str) else item.strip().decode())
         elif isinstance(item, dict):
             event = ev.parse_event(item)
-            body = canonical_json(item)
+            body = canonical_json(item if "schema_version" in item
+                                  else {**item, "schema_version": SCHEMA_VERSION})
         else:
             return ItemResult(position, REJECTED, None, "(event)", "must be a JSON object")
     except ev.EventRejected as rejection:
