@@ -177,13 +177,38 @@ def _scan_peak_bytes(count: int) -> int:
 
 def test_memory_grows_by_a_few_int64_a_line_not_by_the_lines(monkeypatch) -> None:
     """Indexing and reading back 80,000 lines of about 130 bytes costs under 64 bytes more a
-    line than 20,000 (the index: four int64 a line, and the id hashes until the repeats are
+    line than 20,000 (the index: 20 bytes a line, and the id hashes until the repeats are
     settled, with the arrays' spare room), not the lines' bytes, and not the ~300 bytes a
     line that a list of them took."""
     monkeypatch.setattr(event_file, "SCAN_BLOCK_BYTES", 64 * 1024)  # both files span blocks
     _scan_peak_bytes(5_000)  # first: what importing pyarrow allocates
     small, large = _scan_peak_bytes(20_000), _scan_peak_bytes(80_000)
     assert large - small < 60_000 * 64, (small, large)
+
+
+def test_the_index_keeps_line_numbers_only_once_a_blank_line_shifts_them(monkeypatch) -> None:
+    """Without blank lines a line's number is its position plus one and is not stored; from
+    the first blank line on, numbers are. A line too long for a uint32 length turns the
+    lengths into int64 (the limit made small here)."""
+    lines = [f'{{"event_id":"e{n}","type":"login","account_id":"A{n % 7}",'
+             f'"at":"2026-01-01T00:{n // 60:02d}:{n % 60:02d}+08:00"}}'.encode()
+             for n in range(300)]
+    plain = b"\n".join(lines) + b"\n"
+    with scan(io.BytesIO(plain)) as indexed:
+        assert indexed.numbers is None and indexed.lengths.typecode == "I"
+        assert indexed.items() == event_lines(plain)
+    shifted = b"\n".join(lines[:120] + [b"", b" \t"] + lines[120:]) + b"\n"
+    with scan(io.BytesIO(shifted)) as indexed:
+        assert indexed.numbers is not None and list(indexed.numbers[118:122]) == [
+            119, 120, 123, 124]
+        assert indexed.items() == event_lines(shifted)
+        assert [list(b) for b in indexed.batches(BATCH)] == [
+            list(b) for b in decision_batches(event_lines(shifted), BATCH)]
+    monkeypatch.setattr(event_file, "LENGTH_LIMIT", len(lines[0]) + 5)
+    long = b"\n".join(lines[:50] + [lines[50] + b" " * 40] + lines[51:]) + b"\n"
+    with scan(io.BytesIO(long)) as indexed:
+        assert indexed.lengths.typecode == "q"
+        assert indexed.items() == event_lines(long)
 
 
 def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:

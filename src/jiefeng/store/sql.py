@@ -40,10 +40,14 @@ SNAPSHOT_FORMAT = 8  # bump when AccountState changes shape; older snapshots are
 # 5: declined purchases remember amount, merchant and codes; score holds keep their numbers
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
-# touches; a time-ordered file touches most accounts in every batch, so bigger transactions
-# (still bounded) cost fewer row writes and commits per event. Measured against 10,000 and
-# 40,000 on a pipelined 100,000-event import: 20,000 took the least time.
-FILE_BATCH_EVENTS = 20_000
+# touches, so bigger transactions (still bounded) cost fewer row writes and commits per event;
+# but a batch's buffers (its events parsed, their rows, effects and write set, three batches in
+# flight) and, on a time-ordered file, the states of the accounts it touches (up to one an
+# event) are held at once. Measured with the pipelined `jiefeng ingest` (bench/README.md):
+# 10,000 took no longer than 20,000 (6.5 s against 6.8 s for 100,000 events of 1,000
+# accounts; 94 s against 95 s for 1,000,000 of 29,000) and peaked 55 to 75 MB lower; 5,000
+# saved 40 MB more on the second file for twice the row writes of the first.
+FILE_BATCH_EVENTS = 10_000
 SQLITE_DEFAULT_PATH = "jiefeng.db"
 HEAD_REVISION = "0006"  # the newest migration (tests keep it equal to Alembic's head)
 
