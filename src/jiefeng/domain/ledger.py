@@ -33,6 +33,7 @@ interest, installments, allocation, late fees); the causes only call it.
 from __future__ import annotations
 
 import datetime as dt
+import marshal
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -177,8 +178,10 @@ class Ledger:
     late_fee_units: int = 0  # late fees accrued, not yet billed
     accrued_through: dt.date | None = None  # interest and fees counted before this local day
     months_revolving: int = 0  # consecutive judged statements not paid in full
-    # Settled, judged statements, newest last (at most MAX_STATEMENT_HISTORY); never change.
-    history: list[Statement] = field(default_factory=list)
+    # Settled, judged statements, oldest first (at most MAX_STATEMENT_HISTORY): they never
+    # change, so they are kept packed (`pack_statement`, about 170 bytes against 470 as
+    # objects: a sixth of a cached state); `history` unpacks them.
+    settled: list[bytes] = field(default_factory=list)
     # Lifetime totals, for the books to balance (jiefeng.domain.invariants): everything that
     # became owed (purchases; fees, interest and installment fees once billed, or paid before
     # their bill) and everything that reduced it (repayments and refunds). Owed less credit
@@ -196,10 +199,15 @@ class Ledger:
             self.late_fee_units,
             self.accrued_through,
             self.months_revolving,
-            self.history.copy(),  # its statements never change: shared
+            self.settled.copy(),  # packed, never change: shared
             self.charged_fen,
             self.credited_fen,
         )
+
+    @property
+    def history(self) -> list[Statement]:
+        """The settled statements, oldest first (new objects: changing them changes nothing)."""
+        return [unpack_statement(packed) for packed in self.settled]
 
     def recent_statements(self, limit: int = MAX_STATEMENT_HISTORY) -> list[Statement]:
         """Settled and open statements together, oldest first, the last `limit` of them."""
@@ -207,7 +215,8 @@ class Ledger:
         return merged[-limit:]
 
     def latest_statement(self) -> Statement | None:
-        return max(self.statements[-1:] + self.history[-1:], key=lambda s: s.statement_date,
+        last_settled = [unpack_statement(self.settled[-1])] if self.settled else []
+        return max(self.statements[-1:] + last_settled, key=lambda s: s.statement_date,
                    default=None)
 
     # --- what is owed ---------------------------------------------------------------------
@@ -434,9 +443,49 @@ def retire_settled(ledger: Ledger) -> None:
     if not statements or not any(_settled(s) for s in statements):
         return
     ledger.statements = [s for s in statements if not _settled(s)]
-    history = ledger.history + [s for s in statements if _settled(s)]
-    history.sort(key=lambda s: s.statement_date)
-    ledger.history = history[-MAX_STATEMENT_HISTORY:]
+    settled = ledger.settled + [pack_statement(s) for s in statements if _settled(s)]
+    settled.sort(key=_packed_statement_date)  # stable; a statement settles rarely
+    ledger.settled = settled[-MAX_STATEMENT_HISTORY:]
+
+
+# --- settled statements, packed ------------------------------------------------------------
+
+_STATEMENT_FIELDS = Statement.__slots__  # type: ignore[attr-defined]
+_DATE_FIELDS = frozenset({"statement_date", "due_date"})
+_INSTANT_FIELDS = frozenset({"overdue_since", "cured_at"})
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def pack_statement(statement: Statement) -> bytes:
+    """A statement as one bytes object (marshal of a tuple of ints, bools and None): dates as
+    ordinals, instants (UTC, as the fold keeps them) as microseconds since the epoch."""
+    values = []
+    for name in _STATEMENT_FIELDS:
+        value = getattr(statement, name)
+        if value is not None:
+            if name in _DATE_FIELDS:
+                value = value.toordinal()
+            elif name in _INSTANT_FIELDS:
+                value = (value - _EPOCH) // _MICROSECOND
+        values.append(value)
+    return marshal.dumps(tuple(values))
+
+
+def unpack_statement(packed: bytes) -> Statement:
+    values = []
+    for name, value in zip(_STATEMENT_FIELDS, marshal.loads(packed), strict=True):
+        if value is not None:
+            if name in _DATE_FIELDS:
+                value = dt.date.fromordinal(value)
+            elif name in _INSTANT_FIELDS:
+                value = _EPOCH + value * _MICROSECOND
+        values.append(value)
+    return Statement(*values)
+
+
+def _packed_statement_date(packed: bytes) -> int:
+    return marshal.loads(packed)[0]  # statement_date comes first
 
 
 def _settled(statement: Statement) -> bool:
