@@ -59,3 +59,41 @@ def test_a_clone_copies_the_windows_and_shares_their_items() -> None:
     copy.recent_purchases.append((T0 + MINUTE, "p2"))
     assert state.recent_purchases == [(T0, "p1")]
     assert copy.recent_purchases[0] is state.recent_purchases[0]
+
+
+# --- settled statements are kept packed ------------------------------------------------------
+
+
+def test_a_packed_statement_unpacks_to_an_equal_statement() -> None:
+    from jiefeng.domain.ledger import Statement, pack_statement, unpack_statement
+
+    full = Statement(dt.date(2026, 1, 1), dt.date(2026, 1, 9), 12, 345, 6_789, 1_234_567,
+                     12, 345, 6_789, 1_234_567, 1_240_000, 124_000, 1_234_567, 0, 7_146,
+                     1_300_000, True, False, T0 + MINUTE,
+                     dt.datetime(2026, 2, 3, 4, 5, 6, 789, tzinfo=dt.UTC), True, False)
+    bare = Statement(dt.date(2026, 2, 1), dt.date(2026, 2, 9))
+    for statement in (full, bare):
+        back = unpack_statement(pack_statement(statement))
+        assert back == statement
+        assert back.cured_at is None or back.cured_at.tzinfo is dt.UTC
+    assert sys.getsizeof(pack_statement(full)) < 250  # against about 470 as an object
+
+
+def test_settled_statements_stay_in_date_order_and_bounded() -> None:
+    from jiefeng.domain.ledger import (
+        MAX_STATEMENT_HISTORY,
+        Ledger,
+        Statement,
+        retire_settled,
+    )
+
+    ledger = Ledger()
+    months = [dt.date(2025 + (m - 1) // 12, (m - 1) % 12 + 1, 1) for m in range(1, 16)]
+    # Settled out of order: a later statement first, then the earlier ones.
+    for batch in (months[10:], months[:10]):
+        ledger.statements = [Statement(d, d + dt.timedelta(days=8), judged=True,
+                                       paid_in_full=True) for d in batch]
+        retire_settled(ledger)
+    assert ledger.statements == []
+    assert [s.statement_date for s in ledger.history] == months[-MAX_STATEMENT_HISTORY:]
+    assert ledger.latest_statement().statement_date == months[-1]
