@@ -265,3 +265,16 @@ def test_a_cache_smaller_than_the_accounts_in_flight_changes_nothing_but_speed(
     assert _rejected(report.results) == _rejected(expected_report.results)
     assert _contents(small)["events"] == _contents(expected)["events"]
     assert small.replay(write=False).mismatched == []
+
+
+def test_the_sort_keys_are_dropped_once_the_order_is_known() -> None:
+    """Only the order is needed after it is computed: the keys (8 bytes a line) go, and asking
+    again gives the same order (sorted or not)."""
+    data = _file_bytes(seed=5)
+    with scan(io.BytesIO(data)) as lines:
+        assert len(lines.keys) == len(lines)
+        first = list(lines.decision_order(BATCH))
+        assert len(lines.keys) == 0
+        assert list(lines.decision_order(BATCH)) == first
+        assert [list(b) for b in lines.batches(BATCH)] == [
+            list(b) for b in decision_batches(event_lines(data), BATCH)]
