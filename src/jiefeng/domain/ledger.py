@@ -36,6 +36,7 @@ import datetime as dt
 import marshal
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from operator import attrgetter
 
 DAY = dt.timedelta(days=1)
 UNITS_PER_FEN = 10_000  # interest and late fees accrue in 1/10,000 fen (basis points of a fen)
@@ -451,8 +452,9 @@ def retire_settled(ledger: Ledger) -> None:
 # --- settled statements, packed ------------------------------------------------------------
 
 _STATEMENT_FIELDS = Statement.__slots__  # type: ignore[attr-defined]
-_DATE_FIELDS = frozenset({"statement_date", "due_date"})
-_INSTANT_FIELDS = frozenset({"overdue_since", "cured_at"})
+_statement_values = attrgetter(*_STATEMENT_FIELDS)  # one C call for the whole tuple
+_DATE_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("statement_date", "due_date"))
+_INSTANT_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("overdue_since", "cured_at"))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -460,27 +462,22 @@ _MICROSECOND = dt.timedelta(microseconds=1)
 def pack_statement(statement: Statement) -> bytes:
     """A statement as one bytes object (marshal of a tuple of ints, bools and None): dates as
     ordinals, instants (UTC, as the fold keeps them) as microseconds since the epoch."""
-    values = []
-    for name in _STATEMENT_FIELDS:
-        value = getattr(statement, name)
-        if value is not None:
-            if name in _DATE_FIELDS:
-                value = value.toordinal()
-            elif name in _INSTANT_FIELDS:
-                value = (value - _EPOCH) // _MICROSECOND
-        values.append(value)
+    values = list(_statement_values(statement))
+    for index in _DATE_INDEXES:
+        values[index] = values[index].toordinal()
+    for index in _INSTANT_INDEXES:
+        if values[index] is not None:
+            values[index] = (values[index] - _EPOCH) // _MICROSECOND
     return marshal.dumps(tuple(values))
 
 
 def unpack_statement(packed: bytes) -> Statement:
-    values = []
-    for name, value in zip(_STATEMENT_FIELDS, marshal.loads(packed), strict=True):
-        if value is not None:
-            if name in _DATE_FIELDS:
-                value = dt.date.fromordinal(value)
-            elif name in _INSTANT_FIELDS:
-                value = _EPOCH + value * _MICROSECOND
-        values.append(value)
+    values = list(marshal.loads(packed))
+    for index in _DATE_INDEXES:
+        values[index] = dt.date.fromordinal(values[index])
+    for index in _INSTANT_INDEXES:
+        if values[index] is not None:
+            values[index] = _EPOCH + values[index] * _MICROSECOND
     return Statement(*values)
 
 
@@ -564,9 +561,11 @@ def issue_statement(ledger: Ledger, statement_date: dt.date, due_date: dt.date,
     earlier_owed_fen = ledger.billed_owed_fen
     if billed_fen <= 0 and earlier_owed_fen <= 0:
         return None
-    previous = ledger.latest_statement()
-    if previous is not None and not any(s is previous for s in ledger.statements):
-        previous = None  # settled: nothing of its minimum is unpaid
+    # The latest statement, if still open (a settled one has nothing of its minimum unpaid).
+    previous = ledger.statements[-1] if ledger.statements else None
+    if previous is not None and ledger.settled \
+            and _packed_statement_date(ledger.settled[-1]) > previous.statement_date.toordinal():
+        previous = None
     statement = Statement(statement_date, due_date, fees_fen, interest_fen, installments_fen,
                           principal_fen)
     if ledger.credit_balance_fen:
