@@ -109,3 +109,17 @@ def test_version_is_required():
 
 def test_not_toml():
     assert refused("version = ").problems[0][0] == "(file)"
+
+
+def test_only_holds_that_lift_on_review_may_be_appealable():
+    """An approved appeal releases the hold: a code whose cause does not declare `review`
+    (overdue lifts when the past-due minimum is paid) or no hold code at all is refused."""
+    base = 'appealable_codes = ["cash_out_suspected", "account_security", "score_below_threshold", "policy_tightening", "external_overdue", "dormant", "manual_review"]'  # noqa: E501
+    assert base in default_policy_text()
+    error = refused(default_policy_text().replace(base, 'appealable_codes = ["overdue"]'))
+    assert error.problems[0][0] == "appeals.appealable_codes"
+    assert "does not lift on review" in error.problems[0][1]
+    error = refused(default_policy_text().replace(base, 'appealable_codes = ["frozen"]'))
+    assert "not a hold code" in error.problems[0][1]
+    assert parse_policy_text(default_policy_text().replace(
+        base, 'appealable_codes = ["dormant"]')).appeals.appealable_codes == {"dormant"}

@@ -156,6 +156,21 @@ class Appeals(_Section):
     fast_sla_codes: frozenset[str] = frozenset({"cash_out_suspected", "account_security"})
     appealable_codes: frozenset[str] = frozenset()
 
+    @field_validator("appealable_codes")
+    @classmethod
+    def _appealable_on_review(cls, codes: frozenset[str]) -> frozenset[str]:
+        # An approved appeal lifts the hold: only a hold whose cause declares that it lifts on
+        # review may be appealed (the causes' declarations, jiefeng.domain.causes).
+        from jiefeng.domain import holds as H
+
+        for code in sorted(codes):
+            if code not in H.RELEASE_PATHS:
+                raise ValueError(f"{code!r} is not a hold code")
+            if H.RELEASE_REVIEW not in H.RELEASE_PATHS[code]:
+                raise ValueError(f"{code!r} cannot be appealed: its hold does not lift on "
+                                 "review")
+        return codes
+
 
 class Ingest(_Section):
     """Which event times ingest accepts (new events only: stored ones always replay).
