@@ -522,12 +522,13 @@ def parse_event(raw: Any, *, stored: bool = False) -> Any:
     criteria limits) are not applied again, so a replay never fails on it."""
     if not isinstance(raw, dict):
         raise EventRejected([("(event)", "must be a JSON object")])
-    if "schema_version" in raw:
+    declared = "schema_version" in raw
+    if declared:
         problem = version_problem(raw)
         if problem is not None:
             event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
             raise EventRejected([("schema_version", problem)], event_id)
-    if stored or "schema_version" in raw:
+    if stored or declared:
         # An event stored under an older contract still replays; a new one may declare the
         # older shape it was written in.
         raw = upcast(raw)
