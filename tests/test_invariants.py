@@ -128,9 +128,27 @@ def test_a_window_out_of_time_order_is_caught(world: World) -> None:
     account = world.account()
     account.purchase(T0 + MINUTE, "10.00")
     account.purchase(T0 + 2 * MINUTE, "11.00")
+    account.repay(T0 + 3 * MINUTE, "1.00")
+    account.repay(T0 + 4 * MINUTE, "2.00")
     state = account.state.clone()
-    state.recent_purchases.reverse()
-    with pytest.raises(InvariantViolation, match="recent_purchases"):
+    state.recent_repayments.reverse()
+    with pytest.raises(InvariantViolation, match="recent_repayments"):
+        check_invariants(state)
+
+
+def test_remembered_purchases_out_of_time_order_are_caught(world: World) -> None:
+    """A snapshot whose remembered purchases lost their order (or their instants) is not
+    trusted: the 90-day window and refunds read them by time."""
+    account = world.account()
+    account.purchase(T0 + MINUTE, "10.00")
+    account.purchase(T0 + 2 * MINUTE, "11.00")
+    state = account.state.clone()
+    state.purchases._at_us.reverse()
+    with pytest.raises(InvariantViolation, match="remembered purchases: not in time order"):
+        check_invariants(state)
+    state = account.state.clone()
+    state.purchases._at_us.pop()
+    with pytest.raises(InvariantViolation, match="2 purchases but 1 instants"):
         check_invariants(state)
 
 

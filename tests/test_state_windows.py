@@ -6,10 +6,14 @@ is a property users rely on (issue 10 §4): a bound on memory, not a timing."""
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import sys
 
+import pytest
+
 from jiefeng.domain.holdbook import trim
-from jiefeng.domain.state import MAX_WINDOW_ITEMS, AccountState
+from jiefeng.domain.remembered import RememberedPurchases
+from jiefeng.domain.state import MAX_WINDOW_ITEMS, AccountState, PurchaseRecord
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -54,11 +58,87 @@ def test_a_new_accounts_empty_windows_cost_little_memory() -> None:
 
 def test_a_clone_copies_the_windows_and_shares_their_items() -> None:
     state = AccountState("A1")
-    state.recent_purchases.append((T0, "p1"))
+    state.recent_repayments.append((T0, 100, "r1"))
     copy = state.clone()
-    copy.recent_purchases.append((T0 + MINUTE, "p2"))
-    assert state.recent_purchases == [(T0, "p1")]
-    assert copy.recent_purchases[0] is state.recent_purchases[0]
+    copy.recent_repayments.append((T0 + MINUTE, 200, "r2"))
+    assert state.recent_repayments == [(T0, 100, "r1")]
+    assert copy.recent_repayments[0] is state.recent_repayments[0]
+
+
+def test_a_clone_copies_the_remembered_purchases() -> None:
+    state = AccountState("A1")
+    state.purchases["p1"] = PurchaseRecord("p1", T0, 1_000, "M1")
+    copy = state.clone()
+    copy.purchases["p2"] = PurchaseRecord("p2", T0 + MINUTE, 2_000, "M2")
+    copy.purchases["p1"] = PurchaseRecord("p1", T0, 1_000, "M1", refunded_fen=400)
+    assert list(state.purchases) == ["p1"] and state.purchases["p1"].refunded_fen == 0
+    assert list(copy.purchases) == ["p1", "p2"] and copy.purchases["p1"].refunded_fen == 400
+
+
+# --- remembered purchases are kept packed ----------------------------------------------------
+
+
+def _records(count: int, step: dt.timedelta = dt.timedelta(hours=7)) -> list[PurchaseRecord]:
+    return [PurchaseRecord(f"p{n}", T0 + n * step + n * dt.timedelta(microseconds=13),
+                           100 + n, f"M{n % 3}", n % 2 * 50, "plan-1" if n % 5 == 0 else None)
+            for n in range(count)]
+
+
+def test_remembered_purchases_read_back_the_records_stored() -> None:
+    records = _records(40)
+    purchases = RememberedPurchases()
+    for record in records:
+        purchases[record.event_id] = record
+    assert len(purchases) == 40 and "p7" in purchases and "p40" not in purchases
+    assert purchases["p7"] == records[7]
+    assert purchases.get("p40") is None and purchases.get("p40", "none") == "none"
+    assert purchases.values() == records
+    assert purchases == {r.event_id: r for r in records}
+    assert purchases.oldest_at() == records[0].at
+    purchases.forget_oldest()
+    assert list(purchases)[0] == "p1" and purchases.oldest_at() == records[1].at
+
+
+def test_remembered_purchases_answer_time_windows_as_the_records_would() -> None:
+    records = _records(60)
+    purchases = RememberedPurchases({r.event_id: r for r in records})
+    for since in (T0 - MINUTE, records[0].at, records[17].at, records[17].at + MINUTE,
+                  records[-1].at, records[-1].at + MINUTE):
+        inside = [(r.at, r.event_id) for r in records if r.at >= since]
+        assert purchases.since(since) == inside
+        assert purchases.count_since(since) == len(inside)
+        assert purchases.first_at_since(since) == (inside[0][0] if inside else None)
+    assert list(purchases.newest_first()) == [(r.at, r.event_id) for r in reversed(records)]
+
+
+def test_remembered_purchases_survive_a_snapshot_and_compare_packed() -> None:
+    for count in (0, 1, 25):
+        purchases = RememberedPurchases({r.event_id: r for r in _records(count)})
+        restored = pickle.loads(pickle.dumps(purchases, protocol=5))
+        assert restored == purchases and restored.values() == purchases.values()
+        assert restored.since(T0) == purchases.since(T0)
+
+
+def test_remembered_purchases_refuse_what_a_fold_never_does() -> None:
+    """Purchases are approved in time order and a refund or plan replaces a record at its
+    instant: anything else would break the windows read from them, so it is refused."""
+    purchases = RememberedPurchases()
+    purchases["p2"] = PurchaseRecord("p2", T0 + MINUTE, 100, "M1")
+    with pytest.raises(ValueError, match="older than the last"):
+        purchases["p1"] = PurchaseRecord("p1", T0, 100, "M1")
+    with pytest.raises(ValueError, match="keeps its instant"):
+        purchases["p2"] = PurchaseRecord("p2", T0 + 2 * MINUTE, 100, "M1")
+    with pytest.raises(ValueError, match="stored under"):
+        purchases["p3"] = PurchaseRecord("p4", T0 + 2 * MINUTE, 100, "M1")
+    assert list(purchases) == ["p2"] and purchases.problem(T0 + MINUTE) is None
+
+
+def test_a_remembered_purchase_is_a_fraction_of_a_record_object() -> None:
+    """A record object with its datetime and ints was about 290 bytes a purchase, and the
+    90-day window kept each purchase a second time."""
+    purchases = RememberedPurchases({r.event_id: r for r in _records(35)})
+    packed_bytes = sum(sys.getsizeof(p) for p in purchases._packed.values())
+    assert packed_bytes / 35 <= 100
 
 
 # --- settled statements are kept packed ------------------------------------------------------

@@ -122,13 +122,10 @@ def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, sco
     )
     # Purchases are remembered for refunds and appeals, within a horizon and a count.
     horizon = at - REMEMBERED_PURCHASES_SPAN
-    while state.purchases and (
-        len(state.purchases) > MAX_REMEMBERED_PURCHASES
-        or next(iter(state.purchases.values())).at < horizon
-    ):
-        del state.purchases[next(iter(state.purchases))]
-    state.recent_purchases.append((at, event.event_id))
-    trim(state.recent_purchases, at - PURCHASES_WINDOW)
+    purchases = state.purchases
+    while purchases and (len(purchases) > MAX_REMEMBERED_PURCHASES
+                         or purchases.oldest_at() < horizon):
+        purchases.forget_oldest()
 
 
 def on_refund(state: AccountState, event: ev.Refund, policy: Policy, scopes: Scopes,

@@ -7,10 +7,10 @@ import datetime as dt
 from typing import Any
 
 from jiefeng.domain.clock import local_date
-from jiefeng.domain.state import AccountState
+from jiefeng.domain.state import PURCHASES_WINDOW, AccountState
 from jiefeng.policy.schema import Policy
 
-PURCHASES_WINDOW = dt.timedelta(days=90)
+__all__ = ["PURCHASES_WINDOW", "features"]
 
 
 def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, Any]:
@@ -36,6 +36,6 @@ def features(state: AccountState, at: dt.datetime, policy: Policy) -> dict[str, 
         "account_age_days": (today - local_date(state.opened_at, tz)).days
         if state.opened_at
         else 0,
-        "purchases_90d": sum(1 for t, _ in state.recent_purchases if t >= cutoff),
+        "purchases_90d": state.purchases.count_since(cutoff),
         "segment": state.segment,
     }

@@ -24,7 +24,7 @@ from jiefeng.domain.state import AccountState
 ENABLED = False  # set by the tests and by the service's debug switch
 
 # The state's sliding windows: time-ordered, trimmed by time (so far below this bound).
-WINDOWS = ("recent_purchases", "declined_purchases", "recent_repayments", "activities",
+WINDOWS = ("declined_purchases", "recent_repayments", "activities",
            "overdue_starts", "suspicious_purchases", "quick_refunds", "brushing_cycles",
            "cash_out_signals", "new_devices", "bank_card_changes", "phone_changes")
 MAX_WINDOW_ENTRIES = 10_000
@@ -65,6 +65,9 @@ def check_invariants(state: AccountState) -> None:
             if at > clock or (previous is not None and at < previous):
                 _fail(state, f"window {name} is not in time order up to the clock ({at})")
             previous = at
+    problem = state.purchases.problem(clock)
+    if problem is not None:
+        _fail(state, f"remembered purchases: {problem}")
     ledger = state.ledger
     if ledger.credit_balance_fen < 0 or ledger.unbilled_fen < 0:
         _fail(state, "a negative credit balance or unbilled amount")

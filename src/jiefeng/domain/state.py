@@ -15,26 +15,18 @@ from typing import Any, NamedTuple
 
 from jiefeng.domain.holds import Hold
 from jiefeng.domain.ledger import Ledger, Statement
+from jiefeng.domain.remembered import PurchaseRecord, RememberedPurchases
 
 __all__ = ["AccountState", "Appeal", "BureauFact", "DeclinedPurchase", "PurchaseRecord",
            "Statement"]
 
 MAX_WINDOW_ITEMS = 512  # cap on any window of recent events (TigerStyle: a limit on everything)
-MAX_REMEMBERED_PURCHASES = 500  # approved purchases kept for refunds and appeals
+# Approved purchases kept for refunds, plans and appeals: as many as any window keeps, so the
+# 90-day window read from them (`AccountState.recent_purchases`) is the window itself.
+MAX_REMEMBERED_PURCHASES = MAX_WINDOW_ITEMS
 REMEMBERED_PURCHASE_DAYS = 180
+PURCHASES_WINDOW = dt.timedelta(days=90)  # what "recent purchases" means, for features too
 MAX_APPEALS = 100
-
-
-# Not frozen, for the speed of building one per approved purchase (see effects.Effect); a
-# refund or an installment plan replaces the record, never changes it.
-@dataclass(slots=True)
-class PurchaseRecord:
-    event_id: str
-    at: dt.datetime
-    amount_fen: int
-    merchant_id: str
-    refunded_fen: int = 0
-    plan_id: str | None = None  # the installment plan it was converted into
 
 
 class DeclinedPurchase(NamedTuple):
@@ -94,8 +86,7 @@ class AccountState:
     repayments_total_fen: int = 0
 
     # remembered activity
-    purchases: dict[str, PurchaseRecord] = field(default_factory=dict)
-    recent_purchases: list = field(default_factory=list)  # (at, event_id), last 90 days
+    purchases: RememberedPurchases = field(default_factory=RememberedPurchases)
     last_purchase_at: dt.datetime | None = None
     declined_purchases: list = field(default_factory=list)  # DeclinedPurchase, 180 days
     recent_repayments: list = field(default_factory=list)  # (at, amount_fen, event_id), 90 days
@@ -143,10 +134,19 @@ class AccountState:
             value = getattr(self, name)
             if isinstance(value, (list, dict, set)):  # containers copy, items are shared
                 value = value.copy()
-            elif name == "ledger":
+            elif name in ("ledger", "purchases"):
                 value = value.copy()
             setattr(copy, name, value)
         return copy
+
+    @property
+    def recent_purchases(self) -> list[tuple[dt.datetime, str]]:
+        """(at, event_id) of the approved purchases in the PURCHASES_WINDOW up to the last one,
+        oldest first: read from the remembered purchases, which hold them all (a window of its
+        own kept a second copy, a sixth of a state)."""
+        if self.last_purchase_at is None:
+            return []
+        return self.purchases.since(self.last_purchase_at - PURCHASES_WINDOW)
 
     # --- ledger views -------------------------------------------------------------------------
 

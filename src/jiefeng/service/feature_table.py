@@ -60,9 +60,9 @@ def stable_until(state: AccountState, policy: Policy, scopes: Scopes) -> dt.date
     candidates = [rules.next_deadline(state, scopes.policy_for(clock, policy), scopes)]
     candidates.append(_next_accrual(state, zone(scopes.policy_for(clock, policy).timezone)))
     window = PURCHASES_WINDOW
-    inside = [at for at, _ in state.recent_purchases if at >= clock - window]
-    if inside:
-        candidates.append(min(inside) + window + _EPSILON)  # it stops counting after that
+    oldest_inside = state.purchases.first_at_since(clock - window)
+    if oldest_inside is not None:
+        candidates.append(oldest_inside + window + _EPSILON)  # it stops counting after that
     later = [a.at for a in scopes.policy_activations if a.at > clock]
     if later:
         candidates.append(min(later))

@@ -122,7 +122,7 @@ def on_repayment(state: AccountState, event: ev.Repayment, policy: Policy, scope
     rules = policy.cash_out
     window_start = at - dt.timedelta(minutes=rules.brushing_repay_minutes)
     counted = {purchase_id for _, purchase_id in state.brushing_cycles}
-    for purchase_at, purchase_id in reversed(state.recent_purchases):
+    for purchase_at, purchase_id in state.purchases.newest_first():
         if purchase_at < window_start:
             break
         record = state.purchases.get(purchase_id)
