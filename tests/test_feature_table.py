@@ -135,3 +135,25 @@ def test_every_write_keeps_the_row(tmp_path, portfolio_events):
         again = {row.account_id: row._asdict() for row in
                  connection.execute(account_features.select())}
     assert again == rows
+
+
+def test_a_row_as_the_writers_carry_it_is_the_table_in_column_order(tmp_path, portfolio_events):
+    """Writers carry a row as a tuple (a sweep's batch carries one per account): its values
+    line up with the table's columns, and the named row is the same values."""
+    from jiefeng.service.feature_table import feature_values
+    from jiefeng.store.features import FEATURE_ROW_COLUMNS
+
+    assert FEATURE_ROW_COLUMNS == tuple(c.name for c in account_features.columns)
+    engine = Engine(SqlStore(str(tmp_path / "f.db")))
+    engine.ingest_events(portfolio_events[:2000])
+    scopes = engine.scopes()
+    with engine.store.read() as connection:
+        account_ids = engine.store.account_ids(connection)
+    for account_id in account_ids[:10]:
+        state, _, _ = engine.state_at(account_id)
+        values = feature_values(state, engine.base_policy, scopes)
+        assert values is not None and len(values) == len(FEATURE_ROW_COLUMNS)
+        assert feature_row(state, engine.base_policy, scopes) == dict(
+            zip(FEATURE_ROW_COLUMNS, values, strict=True))
+        assert values[0] == account_id and values[1] == state.clock.isoformat(
+            timespec="microseconds")

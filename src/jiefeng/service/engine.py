@@ -15,7 +15,7 @@ from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy, default_policy
 from jiefeng.service.event_file import EventFile
-from jiefeng.service.feature_table import feature_row
+from jiefeng.service.feature_table import feature_values
 from jiefeng.service.ingest import (
     FileReport,
     IngestReport,
@@ -281,7 +281,7 @@ class Engine:
                         state, core.H.derive_status(holds), tuple(h.code for h in holds),
                         scopes.policy_for(state.clock, self.base_policy).version,
                         (row.revision if row else 0) + 1, True, True,
-                        feature_row(state, self.base_policy, scopes)))
+                        feature_values(state, self.base_policy, scopes)))
                     all_effects.extend(e for e in effects if e.kind != "purchase_decided")
                 self.store.save_accounts(connection, writes)
                 self.store.append_effects(connection, all_effects)
@@ -316,7 +316,7 @@ class Engine:
                             state, core.H.derive_status(holds), tuple(h.code for h in holds),
                             scopes.policy_for(now, self.base_policy).version,
                             rows[account_id].revision + 1, False, False,
-                            feature_row(state, self.base_policy, scopes)))
+                            feature_values(state, self.base_policy, scopes)))
                     self.store.save_accounts(connection, writes)
                     self.store.append_effects(connection, effects)
             except BaseException:

@@ -32,10 +32,15 @@ from jiefeng.domain.state import AccountState
 from jiefeng.policy.criteria import FEATURES
 from jiefeng.policy.schema import Policy
 from jiefeng.store import schema as t
+from jiefeng.store.features import FEATURE_ROW_COLUMNS
 
 # Features read from the row as stored; the time-only ones are computed in the query.
 TIME_ONLY_FEATURES = ("account_age_days", "days_past_due")
 STORED_FEATURES = tuple(name for name in FEATURES if name not in TIME_ONLY_FEATURES)
+# feature_values builds its tuple in this order: the table's columns.
+assert FEATURE_ROW_COLUMNS == ("account_id", "clock_utc", "stable_until_utc", "own_status",
+                               "hold_codes", "opened_ordinal", "past_due_ordinal",
+                               *STORED_FEATURES), "feature_values is out of step with the table"
 _EPSILON = dt.timedelta(microseconds=1)
 
 
@@ -70,8 +75,9 @@ def stable_until(state: AccountState, policy: Policy, scopes: Scopes) -> dt.date
     return min(present) if present else None
 
 
-def feature_row(state: AccountState, policy: Policy, scopes: Scopes) -> dict[str, Any] | None:
-    """The account's `account_features` row, or None for an account not open."""
+def feature_values(state: AccountState, policy: Policy, scopes: Scopes) -> tuple | None:
+    """The account's `account_features` row as the writers carry it (a tuple in
+    FEATURE_ROW_COLUMNS order), or None for an account not open."""
     if not state.opened or state.clock is None:
         return None
     clock = state.clock
@@ -80,20 +86,22 @@ def feature_row(state: AccountState, policy: Policy, scopes: Scopes) -> dict[str
     values = features(state, clock, current)
     until = stable_until(state, policy, scopes)
     oldest = state.ledger.oldest_past_due()
-    codes = sorted(state.holds)
-    row: dict[str, Any] = {
-        "account_id": state.account_id,
-        "clock_utc": t.utc_text(clock),
-        "stable_until_utc": t.utc_text(until) if until is not None else None,
-        "own_status": H.derive_status(list(state.holds.values())),
-        "hold_codes": ",".join(codes),
-        "opened_ordinal": local_date(state.opened_at, tz).toordinal() if state.opened_at
-        else None,
-        "past_due_ordinal": oldest.due_date.toordinal() if oldest is not None else None,
-    }
-    for name in STORED_FEATURES:
-        row[name] = values[name]
-    return row
+    return (
+        state.account_id,
+        t.utc_text(clock),
+        t.utc_text(until) if until is not None else None,
+        H.derive_status(list(state.holds.values())),
+        ",".join(sorted(state.holds)),
+        local_date(state.opened_at, tz).toordinal() if state.opened_at else None,
+        oldest.due_date.toordinal() if oldest is not None else None,
+        *[values[name] for name in STORED_FEATURES],
+    )
+
+
+def feature_row(state: AccountState, policy: Policy, scopes: Scopes) -> dict[str, Any] | None:
+    """The account's `account_features` row by column name, or None for an account not open."""
+    values = feature_values(state, policy, scopes)
+    return None if values is None else dict(zip(FEATURE_ROW_COLUMNS, values, strict=True))
 
 
 def own_status_at(row_status: str, segment: str | None, account_id: str, at: dt.datetime,

@@ -49,7 +49,7 @@ from jiefeng.domain.state import AccountState
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
-from jiefeng.service.feature_table import feature_row
+from jiefeng.service.feature_table import feature_values
 from jiefeng.service.late_events import Replayed, replay_account
 from jiefeng.service.states import (
     SNAPSHOT_EVERY_EVENTS,
@@ -452,7 +452,7 @@ class BatchIngest:
                 state, core.H.derive_status(holds), tuple(h.code for h in holds),
                 self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
                 account_id in self.rebuilt or snapshot_due,
-                feature_row(state, self.policy, self.scopes)))
+                feature_values(state, self.policy, self.scopes)))
             write_set.base_revisions[account_id] = row.revision if row else None
             self.cache_updates.append((account_id, revision, state))
             self.new_rows[account_id] = AccountRow(

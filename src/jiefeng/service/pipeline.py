@@ -201,6 +201,7 @@ def _writer_main(url: str, connection: Any) -> None:
             if not message:
                 break
             number, write_set = pickle.loads(message)
+            del message  # a sweep's batch is tens of MB: not held twice while it is written
             if failed:
                 connection.send((SKIPPED, number, None))
                 continue
@@ -235,7 +236,7 @@ def _writer_main(url: str, connection: Any) -> None:
                 connection.send((FAILED, number, f"{type(error).__name__}: {error}"))
             else:
                 connection.send((COMMITTED, number, None))
-            del message, write_set
+            del write_set
             _give_back_freed_memory()
     except (EOFError, KeyboardInterrupt):
         pass

@@ -92,8 +92,9 @@ class AccountWrite:
     revision: int
     is_new: bool
     with_snapshot: bool
-    # Its account_features row (jiefeng.service.feature_table), None: leave the row as it is.
-    features: dict[str, Any] | None = None
+    # Its account_features row (jiefeng.service.feature_table.feature_values, a tuple in
+    # FEATURE_ROW_COLUMNS order), None: leave the row as it is.
+    features: tuple | None = None
 
 
 _ROW_COLUMNS = ("revision", "events_applied", "clock_utc", "status", "segment", "hold_codes",
@@ -116,7 +117,7 @@ class AccountValues:
     inserts: list[dict[str, Any]]
     updates: list[tuple]  # _ROW_COLUMNS values, then account_id
     blob_updates: list[tuple]  # _ROW_COLUMNS + _BLOB_COLUMNS values, then account_id
-    features: list[dict[str, Any]] = field(default_factory=list)  # account_features rows
+    features: list[tuple] = field(default_factory=list)  # account_features rows (tuples)
 
 
 def account_values(writes: Sequence[AccountWrite]) -> AccountValues:
