@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from backends import db_url  # noqa: F401  (fixture)
 from backtest_portfolio import backtest, candidate_text, stored  # noqa: F401  (fixture)
 from jiefeng.batch import backtest as B
 from jiefeng.domain import holds as H
@@ -130,3 +131,35 @@ def test_spark_engine_without_pyspark_names_the_extra(stored, tmp_path, monkeypa
     assert result.exit_code == 2
     assert "jiefeng[spark]" in result.output
     assert not (tmp_path / "out" / "backtest.json").exists()
+
+
+@pytest.fixture(scope="module")
+def portfolio_events() -> list[dict]:
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    return generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=29))
+
+
+def test_a_chunk_of_accounts_reads_each_ones_events_in_order(db_url, portfolio_events):  # noqa: F811
+    """A backtest reads its accounts a chunk at a time: each account's bodies come as the
+    per-account read gives them, in (time, arrival) order, up to the window's end, on both
+    stores; an account without events is absent."""
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.schema import parse_utc_text
+
+    engine = Engine(SqlStore(db_url))
+    engine.ingest_events(portfolio_events[:1500])
+    store = engine.store
+    with store.read() as connection:
+        account_ids = store.account_ids(connection)[:7] + ["NO-SUCH-ACCOUNT"]
+        middle = parse_utc_text(connection.exec_driver_sql(
+            "SELECT at_utc FROM events ORDER BY at_utc LIMIT 1 OFFSET 700").scalar())
+        for until in (None, middle):
+            chunk = store.accounts_event_bodies(connection, account_ids, until=until)
+            assert "NO-SUCH-ACCOUNT" not in chunk
+            for account_id in account_ids[:7]:
+                one = [body for body, _ in
+                       store.account_event_records(connection, account_id, until=until)]
+                assert chunk.get(account_id, []) == one
+            assert any(len(bodies) > 1 for bodies in chunk.values())
+    store.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from jiefeng.explain.render import render_text
 from jiefeng.explain.structured import build_explanation
 from jiefeng.policy.criteria import CompiledCriteria, compile_criteria
 from jiefeng.policy.schema import Policy
-from jiefeng.service.states import parse_recorded
+from jiefeng.service.states import parse_recorded, parse_stored
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
@@ -86,9 +86,13 @@ def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:
     """Each account's runs under both policies; None for an account left out by the criteria."""
     context: BacktestContext = _worker["context"]
     criteria = _worker["criteria"]
+    store: SqlStore = _worker["store"]
+    with store.read() as connection:
+        bodies = store.accounts_event_bodies(connection, account_ids, until=context.window.end)
     results: list[Pair | None] = []
     for account_id in account_ids:
-        events = _account_events(account_id)
+        # Bodies only: each policy decides purchases anew, the recorded decisions are not read.
+        events = [parse_stored(body, account_id) for body in bodies.get(account_id, ())]
         if events:  # an account whose first event comes after the window is not compared
             results.append(compare_account(account_id, events, context, criteria))
     return results
@@ -201,9 +205,35 @@ def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: i
         # spawn: a fresh interpreter per worker, no database connection inherited by a fork.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(context,)) as pool:
-            for chunk, results in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
-                collect(chunk, results)
+            _init_worker(context)
+            _share_with_workers(pool, workers, chunks, collect)
     return pairs, left_out
+
+
+def _share_with_workers(pool: ProcessPoolExecutor, workers: int,
+                        chunks: Sequence[Sequence[str]],
+                        collect: Callable[[Sequence[str], list[Pair | None]], None]) -> None:
+    """Hand the chunks to the pool a few at a time, and fold one here whenever none of those
+    handed out is done: the workers' interpreters take about a second to start, and this
+    process, idle otherwise, folds meanwhile (and keeps up if a worker falls behind)."""
+    ahead = 2 * workers  # queued per worker: none waits for work, few wait for the end
+    pending: dict[Any, Sequence[str]] = {}
+    next_chunk = 0
+    while next_chunk < len(chunks) or pending:
+        while next_chunk < len(chunks) and len(pending) < ahead:
+            chunk = chunks[next_chunk]
+            pending[pool.submit(_run_chunk, chunk)] = chunk
+            next_chunk += 1
+        done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+        if not done and next_chunk < len(chunks):
+            chunk = chunks[next_chunk]  # the workers are busy: this one is folded here
+            next_chunk += 1
+            collect(chunk, _run_chunk(chunk))
+            continue
+        if not done:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            collect(pending.pop(future), future.result())
 
 
 def _side_by_side(account_id: str, context: BacktestContext) -> dict[str, Any]:

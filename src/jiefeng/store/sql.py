@@ -337,6 +337,26 @@ class SqlStore:
         query = query.order_by(t.events.c.at_utc, t.events.c.seq)
         return [(row.body, row.outcome) for row in connection.execute(query)]
 
+    def accounts_event_bodies(self, connection: Connection, account_ids: Sequence[str],
+                              until: dt.datetime | None = None) -> dict[str, list[str]]:
+        """The stored bodies of several accounts' events, each account's in (time, arrival)
+        order, in one query (a backtest reads its accounts a chunk at a time; one query an
+        account was a twelfth of its time). Accounts without events are absent."""
+        if not account_ids:
+            return {}
+        marker = "?" if self.dialect == "sqlite" else "%s"
+        sql = (f"SELECT account_id, body FROM events WHERE account_id IN "
+               f"({', '.join([marker] * len(account_ids))})")
+        parameters: list[Any] = list(account_ids)
+        if until is not None:
+            sql += f" AND at_utc <= {marker}"
+            parameters.append(t.utc_text(until))
+        sql += " ORDER BY account_id, at_utc, seq"
+        bodies: dict[str, list[str]] = {}
+        for account_id, body in connection.exec_driver_sql(sql, tuple(parameters)):
+            bodies.setdefault(account_id, []).append(body)
+        return bodies
+
     def account_events_page(self, connection: Connection, account_id: str, after_seq: int,
                             limit: int) -> list[tuple[int, str]]:
         query = (
