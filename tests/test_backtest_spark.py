@@ -3,6 +3,7 @@ the same pure fold, and writes the same backtest.json as the local engine, byte 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -58,3 +59,22 @@ def test_spark_reads_a_given_export_and_refuses_a_folder_without_one(stored, tmp
     empty = backtest(db, candidate, tmp_path / "out2", "--engine", "spark",
                      "--input", str(tmp_path / "nothing"))
     assert empty.exit_code == 2 and "--input" in empty.output
+
+
+@pytest.mark.parametrize("pushed", [True, False], ids=["filtered-in-plan", "filtered-after"])
+def test_spark_backtests_a_sample_as_local_does(stored, tmp_path, monkeypatch, pushed):  # noqa: F811
+    """A sample's accounts are filtered in Spark's plan (small selections) or after the fold
+    (every account, where a filter costs more than it saves): the same backtest.json either
+    way, and the same as local."""
+    from jiefeng.service import backtest_spark
+
+    if not pushed:
+        monkeypatch.setattr(backtest_spark, "MAX_PUSHED_ACCOUNTS", 0)
+    db, candidate = stored
+    local = backtest(db, candidate, tmp_path / "local", "--sample", "2")
+    spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark", "--sample", "2")
+    assert local.exit_code == 0 and spark.exit_code == 0, (local.output, spark.output)
+    data = json.loads((tmp_path / "local" / "backtest.json").read_text(encoding="utf-8"))
+    assert data["accounts"]["compared"] == 2
+    assert (tmp_path / "local" / "backtest.json").read_bytes() == \
+        (tmp_path / "spark" / "backtest.json").read_bytes()
