@@ -7,13 +7,14 @@ target is >= 0.70 of the in-process fold rate per worker. Engines measured: loca
 process, local with two, and Spark (local session, two cores, reading an export made
 beforehand) when PySpark and Java are installed.
 
-Usage: python bench/bench_backtest.py [--events 100000]
+Usage: python bench/bench_backtest.py [--events 100000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -50,6 +51,9 @@ def timed_backtest(db: str, workers: int, engine=None) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds; each measures the fold again, and the median ratio is "
+                             "reported (these machines are shared: use 3 or more)")
     args = parser.parse_args()
     from jiefeng.service.engine import Engine
     from jiefeng.store.sql import SqlStore
@@ -62,12 +66,7 @@ def main() -> None:
         with engine.store.read() as connection:
             account_events = connection.exec_driver_sql(
                 "SELECT count(*) FROM events WHERE account_id IS NOT NULL").scalar_one()
-        fold = fold_rate(events)
-        rows = [("fold (pure core, one core: the baseline)", fold, 1)]
-        for workers in (1, 2):
-            elapsed, _ = timed_backtest(db, workers)
-            rows.append((f"backtest local, {workers} worker(s)",
-                         2 * account_events / elapsed / workers, workers))
+        spark_engine = None
         try:
             import pyspark  # noqa: F401
 
@@ -77,19 +76,31 @@ def main() -> None:
             export_events(engine, Path(tmp) / "export")
             spark_engine = spark_pairs_from(Path(tmp) / "export", None)
             timed_backtest(db, 2, spark_engine)  # warm-up: the JVM and the session start
-            elapsed, _ = timed_backtest(db, 2, spark_engine)
-            rows.append(("backtest spark (local session), 2 workers",
-                         2 * account_events / elapsed / 2, 2))
         except ImportError:
-            rows.append(("backtest spark: PySpark not installed, skipped", 0.0, 0))
+            pass
+        folds: list[float] = []
+        ratios: dict[str, list[float]] = {}
+        rates: dict[str, list[float]] = {}
+        runs = [(f"backtest local, {w} worker(s)", w, None) for w in (1, 2)]
+        if spark_engine is not None:
+            runs.append(("backtest spark (local session), 2 workers", 2, spark_engine))
+        for _ in range(args.repeat):
+            fold = fold_rate(events)
+            folds.append(fold)
+            for label, workers, engine_function in runs:
+                elapsed, _ = timed_backtest(db, workers, engine_function)
+                rate = 2 * account_events / elapsed / workers
+                rates.setdefault(label, []).append(rate)
+                ratios.setdefault(label, []).append(rate / fold)
     print(f"events: {account_events} account events ({len(events)} in all), "
-          f"cpu count {os.cpu_count()}")
-    for label, rate, _ in rows:
-        if rate:
-            print(f"{label:44}: {rate:10,.0f} events/s per worker   ratio {rate / fold:.2f}"
-                  f"{'' if label.startswith('fold') else ' of the fold (target >= 0.70)'}")
-        else:
-            print(label)
+          f"cpu count {os.cpu_count()}, rounds {args.repeat} (medians)")
+    print(f"{'fold (pure core, one core: the baseline)':44}: "
+          f"{statistics.median(folds):10,.0f} events/s            ratio 1.00")
+    for label, _, _ in runs:
+        print(f"{label:44}: {statistics.median(rates[label]):10,.0f} events/s per worker   "
+              f"ratio {statistics.median(ratios[label]):.2f} of the fold (target >= 0.70)")
+    if spark_engine is None:
+        print("backtest spark: PySpark not installed, skipped")
 
 
 if __name__ == "__main__":
