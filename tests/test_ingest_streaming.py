@@ -278,3 +278,37 @@ def test_the_sort_keys_are_dropped_once_the_order_is_known() -> None:
         assert list(lines.decision_order(BATCH)) == first
         assert [list(b) for b in lines.batches(BATCH)] == [
             list(b) for b in decision_batches(event_lines(data), BATCH)]
+
+
+def test_a_file_with_more_possible_repeats_than_a_dict_should_hold_gives_the_same_batches(
+        monkeypatch) -> None:
+    """Past MAX_REPEAT_CANDIDATES (a file sent twice), repeats are settled by arrow, whose
+    memory is bounded by the largest group: the same order and cuts."""
+    monkeypatch.setattr(event_file, "MAX_REPEAT_CANDIDATES", 0)
+    data = _file_bytes(seed=5)
+    with scan(io.BytesIO(data)) as lines:
+        assert [list(b) for b in lines.batches(BATCH)] == [
+            list(b) for b in decision_batches(event_lines(data), BATCH)]
+
+
+def test_a_file_in_time_order_is_ingested_without_arrow(tmp_path: Path) -> None:
+    """Arrow (about 45 MB resident once imported) sorts a file out of time order; a file in
+    order (a repeat takes its first line's time) needs none of it."""
+    import subprocess
+    import sys
+
+    lines = [json.dumps({"event_id": f"e{n}", "type": "login", "account_id": "A",
+                         "at": f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}+08:00",
+                         "device_id": "d1"}) for n in range(1_200)]
+    lines.insert(6, lines[5])  # a repeat, right after its first line: the file stays in order
+    path = tmp_path / "ordered.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    probe = (
+        "import sys\n"
+        "from jiefeng.service import event_file\n"
+        f"with event_file.scan(open({str(path)!r}, 'rb')) as lines:\n"
+        "    cuts = [len(batch) for batch in lines.batches(500)]\n"
+        "print(sum(cuts), 'pyarrow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["1201", "False"]

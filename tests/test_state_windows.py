@@ -177,3 +177,23 @@ def test_settled_statements_stay_in_date_order_and_bounded() -> None:
     assert ledger.statements == []
     assert [s.statement_date for s in ledger.history] == months[-MAX_STATEMENT_HISTORY:]
     assert ledger.latest_statement().statement_date == months[-1]
+
+
+def test_remembering_a_purchase_forgets_by_horizon_and_by_count() -> None:
+    """The fold's path: a new purchase is remembered, then those older than the span before
+    it or beyond the count are forgotten, oldest first."""
+    purchases = RememberedPurchases()
+    step = dt.timedelta(days=1)
+    for n in range(30):
+        purchases.remember(f"p{n}", T0 + n * step, 100 + n, "M1", span=10 * step,
+                           keep_at_most=25)
+    assert list(purchases) == [f"p{n}" for n in range(19, 30)]  # within 10 days of p29
+    assert purchases["p19"] == PurchaseRecord("p19", T0 + 19 * step, 119, "M1")
+    for n in range(30, 60):
+        purchases.remember(f"p{n}", T0 + 29 * step, 100, "M1", span=10 * step, keep_at_most=25)
+    assert len(purchases) == 25 and list(purchases)[-1] == "p59"
+    with pytest.raises(ValueError, match="older than the last"):
+        purchases.remember("late", T0, 100, "M1", span=10 * step, keep_at_most=25)
+    with pytest.raises(ValueError, match="already remembered"):
+        purchases.remember("p59", T0 + 29 * step, 100, "M1", span=10 * step, keep_at_most=25)
+    assert purchases.problem(T0 + 29 * step) is None

@@ -9,7 +9,6 @@ runs once every cause has reacted (a purchase is decided after the signals it co
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from typing import Any
 
 from jiefeng.domain import causes
@@ -115,17 +114,9 @@ def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, sco
     L.post_purchase(state.ledger, event.amount_fen)
     state.purchases_total_fen += event.amount_fen
     state.last_purchase_at = at
-    # A customer buys from few merchants again and again: one string per merchant, not per
-    # remembered purchase.
-    state.purchases[event.event_id] = PurchaseRecord(
-        event.event_id, at, event.amount_fen, sys.intern(event.merchant_id)
-    )
     # Purchases are remembered for refunds and appeals, within a horizon and a count.
-    horizon = at - REMEMBERED_PURCHASES_SPAN
-    purchases = state.purchases
-    while purchases and (len(purchases) > MAX_REMEMBERED_PURCHASES
-                         or purchases.oldest_at() < horizon):
-        purchases.forget_oldest()
+    state.purchases.remember(event.event_id, at, event.amount_fen, event.merchant_id,
+                             REMEMBERED_PURCHASES_SPAN, MAX_REMEMBERED_PURCHASES)
 
 
 def on_refund(state: AccountState, event: ev.Refund, policy: Policy, scopes: Scopes,

@@ -18,6 +18,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 
@@ -111,6 +112,30 @@ class RememberedPurchases:
         return [(record.event_id, record) for record in self.values()]
 
     # --- what the fold needs cheaply ----------------------------------------------------------
+
+    def remember(self, event_id: str, at: dt.datetime, amount_fen: int, merchant_id: str,
+                 span: dt.timedelta, keep_at_most: int) -> None:
+        """A newly approved purchase (not refunded, in no plan), then forget the oldest ones
+        beyond `keep_at_most` or older than `span` before it. The fold's path, once per
+        approved purchase: no record object, one subtraction for the instants."""
+        at_us = (at - _EPOCH) // _MICROSECOND
+        at_list = self._at_us
+        if at_list and at_us < at_list[-1]:
+            raise ValueError(f"purchase {event_id} is older than the last one remembered")
+        if event_id in self._packed:
+            raise ValueError(f"purchase {event_id} is already remembered")
+        self._packed[event_id] = marshal.dumps((at_us, amount_fen, merchant_id, 0, None))
+        at_list.append(at_us)
+        horizon_us = at_us - span // _MICROSECOND
+        drop = 0
+        count = len(at_list)
+        while count - drop > keep_at_most or at_list[drop] < horizon_us:
+            drop += 1
+        if drop:
+            packed = self._packed
+            for event_id_gone in list(islice(packed, drop)):
+                del packed[event_id_gone]
+            del at_list[:drop]
 
     def oldest_at(self) -> dt.datetime | None:
         """The instant of the oldest remembered purchase."""

@@ -26,10 +26,12 @@ A stream (stdin) is spooled to a temporary file first: the second read needs off
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import shutil
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from typing import IO, Any
 
 from jiefeng.service.ingest import _UNREADABLE, _order_key, transaction_batches
@@ -45,6 +47,8 @@ SPOOL_BLOCK_BYTES = 1024 * 1024
 READ_GAP_BYTES = 4 * 1024
 READ_RUN_BYTES = 8 * 1024 * 1024
 
+# Lines whose id may repeat, grouped in a dict; more go through arrow (bounded memory).
+MAX_REPEAT_CANDIDATES = 500_000
 LENGTH_LIMIT = 2**32 - 1  # a line's length as a uint32 of the index
 TIE_RANKS = 4  # `tie_rank` is 0, 1 or 2: two bits of a packed key
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -139,9 +143,6 @@ class EventFile:
     def decision_order(self, batch_events: int) -> Sequence[int]:
         """Line indices in the order `decision_batches` takes the lines: in time order
         (`in_time_order`) if the file is more than one transaction, else as they are."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         count = len(self)
         if count <= batch_events or count < 2:
             return range(count)  # one transaction sorts itself
@@ -150,19 +151,15 @@ class EventFile:
         if self.hashes is not None:
             _settle_repeats(self, self.hashes)
             self.hashes = None
-        keys = _int64(self.keys)
-        order: Sequence[int] = range(count)  # already in order, as most files are
-        if not pc.all(pc.less_equal(keys.slice(0, count - 1), keys.slice(1))).as_py():
-            indices = pc.sort_indices(keys)  # stable: ties keep line order
-            # memoryview slices share the buffer: a batch's indices are never copied twice.
-            order = memoryview(indices.buffers()[1]).cast("B").cast("Q")[indices.offset:][:count]
+        keys = self.keys
+        # Most files are already in order: checked here, and pyarrow (about 45 MB resident for
+        # the rest of the process) is imported only to sort one that is not.
+        in_order = all(map(operator.le, keys, islice(keys, 1, None)))
+        order: Sequence[int] = range(count) if in_order else _sorted_order(keys)
         # The keys served only to order the lines (40 MB for 5,000,000): the order is kept.
         del keys
         self.keys = array("q")
         self.order = order
-        # Arrow's allocator keeps what the settling and sorting freed (46 MB for 5,000,000
-        # lines) for arrow alone: given back, the ingest that follows can use it.
-        pa.default_memory_pool().release_unused()
         return order
 
     def batches(self, batch_events: int) -> Batches:
@@ -272,16 +269,63 @@ def scan(source: IO[bytes], keep: Callable[[bytes], bool] | None = None) -> Even
     return file
 
 
+def _sorted_order(keys: array) -> Sequence[int]:
+    """The line indices sorted by key, stably (ties keep line order), sorted by arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    indices = pc.sort_indices(_int64(keys))  # stable: ties keep line order
+    # memoryview slices share the buffer: a batch's indices are never copied twice.
+    order = memoryview(indices.buffers()[1]).cast("B").cast("Q")[indices.offset:][:len(keys)]
+    # Arrow's allocator keeps what the sorting freed for arrow alone: given back, the ingest
+    # that follows can use it.
+    pa.default_memory_pool().release_unused()
+    return order
+
+
 def _settle_repeats(file: EventFile, hashes: array) -> None:
     """Give every repeat of an event_id the key of its first line, as `in_time_order` does.
 
-    Only lines whose id hash occurs more than once are read again, a group of equal hashes
-    at a time, so memory is bounded by the largest group, not by the repeats in the file."""
-    import pyarrow.compute as pc
-
+    The hashes that may occur more than once are found with a bitmap of two bytes a line (a
+    hash whose bit is already set is a candidate: every repeat, and a few percent of the
+    rest); a second pass groups the candidates' lines, and a group of more than one line is
+    read again (the ids are compared, so a hash collision changes nothing). Most files have
+    none. A file with very many candidates (a file sent twice) goes through arrow, whose
+    memory is bounded by the largest group."""
     count = len(hashes)
     if count < 2:
         return
+    bits = 1 << max(16, (count * 16 - 1).bit_length())  # at least 16 bits a line
+    mask = bits - 1
+    seen = bytearray(bits >> 3)
+    candidates: set[int] = set()
+    for value in hashes:
+        slot = value & mask
+        bit = 1 << (slot & 7)
+        if seen[slot >> 3] & bit:
+            candidates.add(value)
+            if len(candidates) > MAX_REPEAT_CANDIDATES:
+                del seen, candidates
+                _settle_repeats_by_arrow(file, hashes)
+                return
+        else:
+            seen[slot >> 3] |= bit
+    del seen
+    if not candidates:
+        return
+    groups: dict[int, list[int]] = {}
+    for index, value in enumerate(hashes):
+        if value in candidates:
+            groups.setdefault(value, []).append(index)  # in line order
+    for indices in groups.values():
+        if len(indices) > 1:
+            _settle_group(file, indices)
+
+
+def _settle_repeats_by_arrow(file: EventFile, hashes: array) -> None:
+    import pyarrow.compute as pc
+
+    count = len(hashes)
     by_hash = pc.sort_indices(_int64(hashes))  # stable: a group is in line order
     ordered = pc.take(_int64(hashes), by_hash)
     same = pc.equal(ordered.slice(0, count - 1), ordered.slice(1))
