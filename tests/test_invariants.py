@@ -144,7 +144,7 @@ def test_remembered_purchases_out_of_time_order_are_caught(world: World) -> None
     account.purchase(T0 + 2 * MINUTE, "11.00")
     state = account.state.clone()
     state.purchases._at_us.reverse()
-    with pytest.raises(InvariantViolation, match="remembered purchases: not in time order"):
+    with pytest.raises(InvariantViolation, match="remembered purchases: instants out of step"):
         check_invariants(state)
     state = account.state.clone()
     state.purchases._at_us.pop()

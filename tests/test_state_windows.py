@@ -16,6 +16,8 @@ from jiefeng.domain.remembered import RememberedPurchases
 from jiefeng.domain.state import MAX_WINDOW_ITEMS, AccountState, PurchaseRecord
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+YEAR_US = 365 * 86_400 * 1_000_000
+TEN_DAYS_US = 10 * 86_400 * 1_000_000
 MINUTE = dt.timedelta(minutes=1)
 
 
@@ -135,10 +137,14 @@ def test_remembered_purchases_refuse_what_a_fold_never_does() -> None:
 
 def test_a_remembered_purchase_is_a_fraction_of_a_record_object() -> None:
     """A record object with its datetime and ints was about 290 bytes a purchase, and the
-    90-day window kept each purchase a second time."""
+    90-day window kept each purchase a second time; ids included, now under 100."""
     purchases = RememberedPurchases({r.event_id: r for r in _records(35)})
-    packed_bytes = sum(sys.getsizeof(p) for p in purchases._packed.values())
-    assert packed_bytes / 35 <= 100
+    hot = purchases._hot
+    held_bytes = (sys.getsizeof(purchases._cold) + sum(map(sys.getsizeof, purchases._cold))
+                  + sys.getsizeof(hot) + sum(sys.getsizeof(k) for k in hot)
+                  + sum(sys.getsizeof(v) + sum(map(sys.getsizeof, v)) for v in hot.values())
+                  + sys.getsizeof(purchases._at_us))
+    assert held_bytes / 35 <= 100, held_bytes
 
 
 # --- settled statements are kept packed ------------------------------------------------------
@@ -185,15 +191,54 @@ def test_remembering_a_purchase_forgets_by_horizon_and_by_count() -> None:
     purchases = RememberedPurchases()
     step = dt.timedelta(days=1)
     for n in range(30):
-        purchases.remember(f"p{n}", T0 + n * step, 100 + n, "M1", span=10 * step,
+        purchases.remember(f"p{n}", T0 + n * step, 100 + n, "M1", span_us=TEN_DAYS_US,
                            keep_at_most=25)
     assert list(purchases) == [f"p{n}" for n in range(19, 30)]  # within 10 days of p29
     assert purchases["p19"] == PurchaseRecord("p19", T0 + 19 * step, 119, "M1")
     for n in range(30, 60):
-        purchases.remember(f"p{n}", T0 + 29 * step, 100, "M1", span=10 * step, keep_at_most=25)
+        purchases.remember(f"p{n}", T0 + 29 * step, 100, "M1", span_us=TEN_DAYS_US, keep_at_most=25)
     assert len(purchases) == 25 and list(purchases)[-1] == "p59"
     with pytest.raises(ValueError, match="older than the last"):
-        purchases.remember("late", T0, 100, "M1", span=10 * step, keep_at_most=25)
+        purchases.remember("late", T0, 100, "M1", span_us=TEN_DAYS_US, keep_at_most=25)
     with pytest.raises(ValueError, match="already remembered"):
-        purchases.remember("p59", T0 + 29 * step, 100, "M1", span=10 * step, keep_at_most=25)
+        purchases.remember("p59", T0 + 29 * step, 100, "M1", span_us=TEN_DAYS_US, keep_at_most=25)
     assert purchases.problem(T0 + 29 * step) is None
+
+
+def test_older_purchases_packed_together_read_and_change_as_the_newest_do() -> None:
+    """The newest HOT_PURCHASES are packed one by one, the older ones together: a refund or a
+    plan on either, forgetting across both and a snapshot give what a dict of records
+    would."""
+    from jiefeng.domain.remembered import HOT_PURCHASES
+
+    step = dt.timedelta(hours=5)
+    purchases = RememberedPurchases()
+    plain: dict[str, PurchaseRecord] = {}
+    for n in range(3 * HOT_PURCHASES + 3):
+        purchases.remember(f"p{n}", T0 + n * step, 100 + n, f"M{n % 4}",
+                           span_us=YEAR_US, keep_at_most=512)
+        plain[f"p{n}"] = PurchaseRecord(f"p{n}", T0 + n * step, 100 + n, f"M{n % 4}")
+    assert purchases._cold and len(purchases._hot) <= HOT_PURCHASES
+    for event_id in ("p2", f"p{3 * HOT_PURCHASES + 1}"):  # one packed together, one alone
+        changed = PurchaseRecord(event_id, plain[event_id].at, plain[event_id].amount_fen,
+                                 plain[event_id].merchant_id, refunded_fen=40, plan_id="PL")
+        purchases[event_id] = plain[event_id] = changed
+    assert purchases == plain and purchases.values() == list(plain.values())
+    assert purchases.get("p2").refunded_fen == 40 and "p2" in purchases
+    # Forget the five oldest (a count bound), across the packed-together ones.
+    purchases.remember("new", T0 + 40 * step, 1, "M0", span_us=YEAR_US,
+                       keep_at_most=len(plain) - 4)
+    plain["new"] = PurchaseRecord("new", T0 + 40 * step, 1, "M0")
+    for event_id in list(plain)[:5]:
+        del plain[event_id]
+    assert list(purchases) == list(plain) and purchases == plain
+    assert purchases.get("p0") is None and "p4" not in purchases
+    assert purchases.since(T0) == [(r.at, r.event_id) for r in plain.values()]
+    restored = pickle.loads(pickle.dumps(purchases, protocol=5))
+    assert restored == purchases and restored.problem(T0 + 40 * step) is None
+    copy = purchases.copy()
+    copy.remember("later", T0 + 41 * step, 1, "M0", span_us=YEAR_US,
+                  keep_at_most=512)
+    assert "later" in copy and "later" not in purchases
+    assert [at for at, _ in purchases.newest_first()] == sorted(
+        (r.at for r in plain.values()), reverse=True)

@@ -41,6 +41,7 @@ from jiefeng.policy.schema import Policy
 
 IGNORED = True  # what a `before` handler returns when the event does not apply
 REMEMBERED_PURCHASES_SPAN = DAY * REMEMBERED_PURCHASE_DAYS
+REMEMBERED_PURCHASES_SPAN_US = REMEMBERED_PURCHASES_SPAN // dt.timedelta(microseconds=1)
 
 
 def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Policy,
@@ -116,7 +117,7 @@ def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, sco
     state.last_purchase_at = at
     # Purchases are remembered for refunds and appeals, within a horizon and a count.
     state.purchases.remember(event.event_id, at, event.amount_fen, event.merchant_id,
-                             REMEMBERED_PURCHASES_SPAN, MAX_REMEMBERED_PURCHASES)
+                             REMEMBERED_PURCHASES_SPAN_US, MAX_REMEMBERED_PURCHASES)
 
 
 def on_refund(state: AccountState, event: ev.Refund, policy: Policy, scopes: Scopes,
