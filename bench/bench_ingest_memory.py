@@ -15,9 +15,10 @@ each, with distinct seeds and their ids prefixed, each written to disk as it is 
 then merged in time order into one file (or, with `--order concatenated`, one after the
 other, so that ingest sorts it): no file is ever held in memory. Linux only (/proc).
 
-What grows with a file is mostly its accounts: each keeps a state of about 30 KB in the
-folding process's cache (bounded at 50,000 accounts, `JIEFENG_CACHE_ACCOUNTS`), so the output
-names the accounts of each file.
+What grows with a file is mostly its accounts: each keeps a state of about 10 KB (about twice
+that resident) in the folding process's cache (bounded at 50,000 accounts,
+`JIEFENG_CACHE_ACCOUNTS`), growing with its history, so the output names the accounts of each
+file.
 
 Usage: python bench/bench_ingest_memory.py [--events 1000000] [--compare-up-to 1000000]
            [--order merged|concatenated]

@@ -35,10 +35,11 @@ SNAPSHOT_EVERY_EVENTS = 64  # bounds a reader's catch-up fold on a cache miss
 # Bulk file ingest snapshots less often: pickling states was a tenth of its CPU. A reader that
 # misses its cache after an import folds at most this many events once, then caches the state.
 FILE_SNAPSHOT_EVERY_EVENTS = 256
-# Accounts whose states a cache keeps (LRU). A state is about 30 KB once an account has 18
-# months of history (statements, holds, appeals), so 50,000 accounts are up to about 1.5 GB a
-# cache; `JIEFENG_CACHE_ACCOUNTS` lowers it on a small machine, at the cost of reloading
-# (snapshot plus catch-up fold) the accounts it lets go.
+# Accounts whose states a cache keeps (LRU). A state is about 10 KB once an account has 18
+# months of history (statements, holds, appeals, purchases packed), about twice that resident
+# with the allocator's overheads, so 50,000 accounts are up to about 1 GB a cache;
+# `JIEFENG_CACHE_ACCOUNTS` lowers it on a small machine, at the cost of reloading (snapshot
+# plus catch-up fold) the accounts it lets go.
 MAX_CACHED_ACCOUNTS = 50_000
 CACHE_ACCOUNTS_ENV = "JIEFENG_CACHE_ACCOUNTS"
 MIN_CACHED_ACCOUNTS = 100
