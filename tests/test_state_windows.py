@@ -96,9 +96,9 @@ def test_remembered_purchases_read_back_the_records_stored() -> None:
     assert purchases.get("p40") is None and purchases.get("p40", "none") == "none"
     assert purchases.values() == records
     assert purchases == {r.event_id: r for r in records}
-    assert purchases.oldest_at() == records[0].at
-    purchases.forget_oldest()
-    assert list(purchases)[0] == "p1" and purchases.oldest_at() == records[1].at
+    assert purchases.since(T0)[0] == (records[0].at, "p0")
+    purchases.remember("p40", records[-1].at, 1, "M0", span_us=YEAR_US, keep_at_most=40)
+    assert list(purchases)[0] == "p1" and purchases.since(T0)[0] == (records[1].at, "p1")
 
 
 def test_remembered_purchases_answer_time_windows_as_the_records_would() -> None:

@@ -205,14 +205,6 @@ class RememberedPurchases:
             del self._hot[event_id]
         del self._at_us[:count]
 
-    def oldest_at(self) -> dt.datetime | None:
-        """The instant of the oldest remembered purchase."""
-        return _EPOCH + self._at_us[0] * _MICROSECOND if self._at_us else None
-
-    def forget_oldest(self) -> None:
-        if self._at_us:
-            self._forget(1)
-
     def count_since(self, since: dt.datetime) -> int:
         """How many remembered purchases happened at or after `since`."""
         return len(self._at_us) - bisect_left(self._at_us, _micros(since))
