@@ -4,9 +4,9 @@ An account remembers up to 180 days of approved purchases: about 35 for a typica
 and they were the largest part of a cached state (a record object, its datetime and its ints
 cost about 290 bytes each, and a window of the last 90 days kept (instant, id) pairs of the same
 purchases again). A remembered purchase changes only on a refund or a conversion into an
-installment plan, and is read only then (and by explanations), so the newest few are kept as
-one bytes object each (marshal of a tuple of ints, strings and None) and the older ones as one
-bytes object together, unpacked on access. Their instants are also kept in one array of int64,
+installment plan, and is read only then (and by explanations), so only the newest few are
+kept as small tuples and the older ones are marshal-packed eight at a time, unpacked on
+access. Their instants are also kept in one array of int64,
 in the same (time) order, so counting or listing the purchases since an instant (the 90-day
 window) builds no record.
 """
@@ -43,9 +43,13 @@ def _micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-# The newest purchases are kept one bytes object each (the fold adds one per approved purchase,
-# a refund or a plan usually concerns a recent one); each time this many have come, they are
-# packed into one bytes object together (a chunk), so older ones cost about 35 bytes each.
+def _instant(at_us: int) -> dt.datetime:
+    return _EPOCH + at_us * _MICROSECOND
+
+
+# The newest purchases are kept as tuples (the fold adds one per approved purchase, a refund or
+# a plan usually concerns a recent one); each time this many have come, they are packed into
+# one bytes object together (a chunk), so older ones cost about 35 bytes each.
 HOT_PURCHASES = 8
 
 _Entry = tuple  # (event_id, at_us, amount_fen, merchant_id, refunded_fen, plan_id)
@@ -57,7 +61,7 @@ class RememberedPurchases:
 
     Reads and writes whole records, as a dict of records would: a refund or a plan replaces
     the record (same instant, same place); nothing changes a record in place. The newest
-    (fewer than HOT_PURCHASES) are packed one by one; the older ones in chunks of
+    (at most HOT_PURCHASES) are tuples; the older ones are packed in chunks of
     HOT_PURCHASES entries, one marshal each (about 35 bytes a purchase against 180), the first
     `_cold_skip` entries of the first chunk already forgotten."""
 
@@ -148,7 +152,7 @@ class RememberedPurchases:
         return isinstance(event_id, str) and self._find(event_id) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter([entry[0] for entry in self._entries()])
+        return iter(self.keys())
 
     def __len__(self) -> int:
         return len(self._at_us)
@@ -212,23 +216,22 @@ class RememberedPurchases:
     def first_at_since(self, since: dt.datetime) -> dt.datetime | None:
         """The instant of the oldest purchase at or after `since`, if any."""
         first = bisect_left(self._at_us, _micros(since))
-        return _EPOCH + self._at_us[first] * _MICROSECOND if first < len(self._at_us) else None
+        return _instant(self._at_us[first]) if first < len(self._at_us) else None
 
     def newest_first(self) -> Iterator[tuple[dt.datetime, str]]:
         """(instant, event id) of every remembered purchase, newest first (the older ones
         are unpacked only if the caller reads past the newest)."""
         for event_id, values in reversed(self._hot.items()):
-            yield _EPOCH + values[0] * _MICROSECOND, event_id
+            yield _instant(values[0]), event_id
         for entry in reversed(self._cold_entries()):
-            yield _EPOCH + entry[1] * _MICROSECOND, entry[0]
+            yield _instant(entry[1]), entry[0]
 
     def since(self, since: dt.datetime) -> list[tuple[dt.datetime, str]]:
         """(instant, event id) of the purchases at or after `since`, oldest first."""
         first = bisect_left(self._at_us, _micros(since))
         if first == len(self._at_us):
             return []
-        return [(_EPOCH + entry[1] * _MICROSECOND, entry[0])
-                for entry in self._entries()[first:]]
+        return [(_instant(entry[1]), entry[0]) for entry in self._entries()[first:]]
 
     def problem(self, clock: dt.datetime | None) -> str | None:
         """What is wrong with it (for the invariants), or None."""
@@ -280,5 +283,5 @@ class RememberedPurchases:
 
 def _record(entry: _Entry) -> PurchaseRecord:
     event_id, at_us, amount_fen, merchant_id, refunded_fen, plan_id = entry
-    return PurchaseRecord(event_id, _EPOCH + at_us * _MICROSECOND, amount_fen, merchant_id,
-                          refunded_fen, plan_id)
+    return PurchaseRecord(event_id, _instant(at_us), amount_fen, merchant_id, refunded_fen,
+                          plan_id)

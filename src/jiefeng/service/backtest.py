@@ -24,7 +24,7 @@ from jiefeng.explain.render import render_text
 from jiefeng.explain.structured import build_explanation
 from jiefeng.policy.criteria import CompiledCriteria, compile_criteria
 from jiefeng.policy.schema import Policy
-from jiefeng.service.states import parse_recorded, parse_stored
+from jiefeng.service.states import parse_stored
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
@@ -74,25 +74,25 @@ def _init_worker(context: BacktestContext) -> None:
     _worker["criteria"] = compile_criteria(context.criteria) if context.criteria else None
 
 
-def _account_events(account_id: str) -> list[Any]:
+def _accounts_events(account_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """These accounts' events up to the window's end, read in one query; bodies only: each
+    policy decides purchases anew, the recorded decisions are not read."""
     context: BacktestContext = _worker["context"]
     store: SqlStore = _worker["store"]
     with store.read() as connection:
-        records = store.account_event_records(connection, account_id, until=context.window.end)
-    return B.bare(parse_recorded(record, account_id) for record in records)
+        bodies = store.accounts_event_bodies(connection, account_ids, until=context.window.end)
+    return {account_id: [parse_stored(body, account_id) for body in account_bodies]
+            for account_id, account_bodies in bodies.items()}
 
 
 def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:
     """Each account's runs under both policies; None for an account left out by the criteria."""
     context: BacktestContext = _worker["context"]
     criteria = _worker["criteria"]
-    store: SqlStore = _worker["store"]
-    with store.read() as connection:
-        bodies = store.accounts_event_bodies(connection, account_ids, until=context.window.end)
+    by_account = _accounts_events(account_ids)
     results: list[Pair | None] = []
     for account_id in account_ids:
-        # Bodies only: each policy decides purchases anew, the recorded decisions are not read.
-        events = [parse_stored(body, account_id) for body in bodies.get(account_id, ())]
+        events = by_account.get(account_id)
         if events:  # an account whose first event comes after the window is not compared
             results.append(compare_account(account_id, events, context, criteria))
     return results
@@ -249,7 +249,7 @@ def _share_with_workers(pool: ProcessPoolExecutor, workers: int,
 
 def _side_by_side(account_id: str, context: BacktestContext) -> dict[str, Any]:
     """One differing account: each policy's outcome and the customer's explanation under it."""
-    events = _account_events(account_id)
+    events = _accounts_events([account_id]).get(account_id, [])
     view: dict[str, Any] = {"account_id": account_id}
     for side, policy in (("baseline", context.baseline), ("candidate", context.candidate)):
         run, state = B.run_account(account_id, events, policy, context.scopes, context.window)

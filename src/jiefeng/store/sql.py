@@ -300,6 +300,11 @@ class SqlStore:
             found.update({event_id: body for event_id, body in rows})
         return found
 
+    @property
+    def placeholder(self) -> str:
+        """The driver's parameter marker, for SQL handed straight to it."""
+        return "?" if self.dialect == "sqlite" else "%s"
+
     def _executemany(self, connection: Connection, sql: str, rows: list[tuple]) -> None:
         """Hand rows straight to the driver's executemany: on the ingest path SQLAlchemy's
         per-row parameter processing cost more than the insert itself."""
@@ -344,7 +349,7 @@ class SqlStore:
         account was a twelfth of its time). Accounts without events are absent."""
         if not account_ids:
             return {}
-        marker = "?" if self.dialect == "sqlite" else "%s"
+        marker = self.placeholder
         sql = (f"SELECT account_id, body FROM events WHERE account_id IN "
                f"({', '.join([marker] * len(account_ids))})")
         parameters: list[Any] = list(account_ids)
@@ -374,7 +379,7 @@ class SqlStore:
         # The log is append-only, so the largest seq of those types changes exactly when
         # one is added.
         kinds = sorted(types)
-        placeholder = "?" if self.dialect == "sqlite" else "%s"
+        placeholder = self.placeholder
         union = " UNION ALL ".join(
             f"SELECT max(seq) AS newest FROM events WHERE account_id IS NULL AND type = "
             f"{placeholder}" for _ in kinds)
@@ -452,7 +457,7 @@ class SqlStore:
         """The small columns of each account row (no snapshot blob)."""
         ids = list(dict.fromkeys(account_ids))
         found: dict[str, AccountRow] = {}
-        placeholder = "?" if self.dialect == "sqlite" else "%s"
+        placeholder = self.placeholder
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join([placeholder] * len(chunk))
