@@ -39,6 +39,7 @@ def place(
     `trace`: the decision (rule, policy version, parameters, facts); a refresh without one
     keeps the hold's."""
     current = state.holds.get(code)
+    state.deadline_floor = None  # the hold's own lifting, or its cause's next step
     if current is None:
         state.holds[code] = H.Hold(code, at, cause, evidence, releases_at, actor, trace)
         effects.append(
@@ -73,6 +74,7 @@ def release(
     hold = state.holds.pop(code, None)
     if hold is None:
         return False
+    state.deadline_floor = None  # a cause may start counting again (dormancy, ...)
     effects.append(
         Effect(
             HOLD_RELEASED,

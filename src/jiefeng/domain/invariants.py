@@ -9,6 +9,8 @@ it reaches the fold.
 - a pending appeal names a hold the account holds;
 - every sliding window (recent purchases, signals, device and card changes...) is in time
   order, nothing in it is after the clock, and it is trimmed (bounded);
+- the state's deadline floor, when it has one, is not after the next deadline (an advance
+  before the floor skips the deadlines: one it hid would never fire);
 - the ledger's amounts are consistent: nothing is negative, no statement has more paid of a
   kind than it billed, and the books balance: what is owed less any credit equals everything
   ever charged (purchases, billed fees, interest and installment fees) plus what accrued and
@@ -36,6 +38,18 @@ class InvariantViolation(AssertionError):
 
 def _fail(state: AccountState, what: str) -> None:
     raise InvariantViolation(f"account {state.account_id} at {state.clock}: {what}")
+
+
+def check_deadline_floor(state: AccountState) -> None:
+    floor = state.deadline_floor
+    if floor is None:
+        return
+    from jiefeng.domain.rules import next_deadline  # the rules import the state, not this
+
+    floor_at, policy, scopes = floor
+    upcoming = next_deadline(state, policy, scopes)
+    if upcoming is not None and (floor_at is None or upcoming < floor_at):
+        _fail(state, f"the deadline floor ({floor_at}) hides a deadline at {upcoming}")
 
 
 def check_invariants(state: AccountState) -> None:
@@ -68,6 +82,7 @@ def check_invariants(state: AccountState) -> None:
     problem = state.purchases.problem(clock)
     if problem is not None:
         _fail(state, f"remembered purchases: {problem}")
+    check_deadline_floor(state)
     ledger = state.ledger
     if ledger.credit_balance_fen < 0 or ledger.unbilled_fen < 0:
         _fail(state, "a negative credit balance or unbilled amount")

@@ -128,6 +128,22 @@ class AccountState:
     appeals: dict[str, Appeal] = field(default_factory=dict)
     sweeps_seen: int = 0  # number of portfolio sweeps already evaluated for this account
 
+    # Not part of what the account is: a lower bound on the next deadline, as (instant or
+    # None for none at all, policy, scopes) it was computed under, so that an advance before
+    # it skips computing the deadline (`core.advance_to`). Never pickled nor compared; reset
+    # to None by whatever may bring a deadline earlier (see `core.KEEPS_DEADLINE_FLOOR`).
+    deadline_floor: tuple | None = field(default=None, compare=False, repr=False)
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # The slots' default pickling, without the deadline floor: snapshots stay as they were
+        # and never hold a policy.
+        return None, {name: getattr(self, name) for name in _PICKLED_SLOTS}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
+        self.deadline_floor = None
+
     def clone(self) -> AccountState:
         copy = AccountState.__new__(AccountState)
         for name in AccountState.__slots__:  # type: ignore[attr-defined]
@@ -187,3 +203,7 @@ class AccountState:
             "installment_balance_fen": ledger.installment_balance_fen,
             "total_owed_fen": ledger.total_owed_fen,
         }
+
+
+_PICKLED_SLOTS = tuple(name for name in AccountState.__slots__  # type: ignore[attr-defined]
+                       if name != "deadline_floor")
