@@ -20,8 +20,14 @@ that resident) in the folding process's cache (bounded at 50,000 accounts,
 `JIEFENG_CACHE_ACCOUNTS`), growing with its history, so the output names the accounts of each
 file.
 
+With `--cache-accounts N` the ingest runs with `JIEFENG_CACHE_ACCOUNTS=N`: a cache smaller than
+the file's accounts shows what "flat past the cache size" means. A batch (one transaction of
+10,000 events) still holds the states of the accounts it touches, so the bound is the cache
+plus one batch's accounts; a time-ordered file then reloads most accounts at every batch
+(snapshot and catch-up fold), which is slower.
+
 Usage: python bench/bench_ingest_memory.py [--events 1000000] [--compare-up-to 1000000]
-           [--order merged|concatenated]
+           [--order merged|concatenated] [--cache-accounts N]
        (--events 5000000 adds the 5M file; sizes are 100k, 1M, 5M up to --events)
 """
 
@@ -149,11 +155,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def measure(command: list[str]) -> dict[str, float]:
+def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run `command`; peak RSS (bytes) of the process, of its largest child, of both at once
     (sampled), and the seconds it took."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=env)
     peaks: dict[int, int] = {}
     together = 0
     while process.poll() is None:
@@ -198,7 +205,12 @@ def main() -> None:
                         help="merged: the file in time order (the common case); "
                              "concatenated: portfolio after portfolio, so ingest sorts it")
     parser.add_argument("--tmp", default=None, help="folder for the files (default: $TMPDIR)")
+    parser.add_argument("--cache-accounts", type=int, default=None,
+                        help="run the ingest with JIEFENG_CACHE_ACCOUNTS set to this")
     args = parser.parse_args()
+    env = None
+    if args.cache_accounts is not None:
+        env = {**os.environ, "JIEFENG_CACHE_ACCOUNTS": str(args.cache_accounts)}
     jiefeng = str(Path(sys.executable).with_name("jiefeng"))
     sizes = sizes_for(args.events)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -227,7 +239,7 @@ def main() -> None:
                 runs.append(("list path", [sys.executable, "-c", LIST_PATH, str(path),
                                            str(folder / f"list-{size}.db")]))
             for name, command in runs:
-                figures = measure(command)
+                figures = measure(command, env)
                 first.setdefault(name, figures["together"])
                 print(f"{name:9} {size:>9,} events, {accounts[size]:6,} accounts "
                       f"({path.stat().st_size / MB:5,.0f} MB file): "
@@ -240,7 +252,9 @@ def main() -> None:
                       flush=True)
             (folder / f"stream-{size}.db").unlink(missing_ok=True)
             (folder / f"list-{size}.db").unlink(missing_ok=True)
-        print("target: ingest flat past the state cache (50,000 accounts), "
+        cache = args.cache_accounts or 50_000
+        print(f"target: ingest flat past the state cache ({cache:,} accounts"
+              f"{', JIEFENG_CACHE_ACCOUNTS' if args.cache_accounts else ''}), "
               "5,000,000 events below 1 GB (1024 MB)")
 
 

@@ -398,3 +398,59 @@ def test_a_database_at_head_opens_without_migrating(db_url: str, monkeypatch) ->
     with store.transaction() as connection:  # leave the database as the fixture found it
         connection.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{HEAD_REVISION}'")
     store.close()
+
+
+def test_a_sweep_writes_every_account_a_chunk_at_a_time(db_url: str, monkeypatch) -> None:
+    """The accounts a sweep batch does not otherwise hold are loaded, advanced and written a
+    chunk at a time, never all at once; each ends as a refold says, with its feature row and
+    its appeals (one lapses on the way) up to date."""
+    from jiefeng.service import ingest
+    from jiefeng.store.features import account_features
+
+    monkeypatch.setattr(ingest, "SWEEP_CHUNK_ACCOUNTS", 2)
+    accounts = [f"A{n}" for n in range(1, 8)]
+    setup = engine_for(db_url)
+    setup.ingest_events(
+        [opened(a) for a in accounts]
+        + [ev(f"{a}-score", "score_update", T0 + DAY, a, score=600 if n % 2 else 700)
+           for n, a in enumerate(accounts)]
+        # A3: a cash-out hold lifting after 60 quiet days, appealed: the appeal lapses then.
+        + [ev("A3-transfer", "purchase", T0 + 2 * DAY, "A3", amount="50.00",
+              merchant_id="M1", kind="transfer"),
+           ev("A3-appeal", "appeal_submitted", T0 + 3 * DAY, "A3", appeal_id="ap-3",
+              hold_code="cash_out_suspected", statement="it was rent")])
+    loaded: list[int] = []
+    load_states = ingest.load_states
+
+    def counted(store, connection, account_ids, *args, **kwargs):
+        account_ids = list(account_ids)
+        loaded.append(len(account_ids))
+        return load_states(store, connection, account_ids, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "load_states", counted)
+    engine = engine_for(db_url)  # a new process cache: every state comes from the store
+    sweep_at = T0 + 90 * DAY
+    sweep = {"event_id": "sw1", "type": "policy_sweep", "at": sweep_at.isoformat(),
+             "actor": "ops.alice", "sweep_id": "tighten-1", "criteria": "score < 650",
+             "reopen_criteria": "score >= 680"}
+    assert engine.ingest_events([sweep]).accepted == 1
+    assert loaded and max(loaded) <= 2 and sum(loaded) >= len(accounts)
+
+    with engine.store.read() as connection:
+        rows = {r.account_id: r for r in connection.execute(select(t.accounts))}
+        features = {r.account_id: r for r in connection.execute(select(account_features))}
+        appeal = connection.execute(select(t.appeals.c.status)
+                                    .where(t.appeals.c.appeal_id == "ap-3")).scalar_one()
+    for n, account_id in enumerate(accounts):
+        swept = n % 2 == 1
+        assert ("policy_tightening" in rows[account_id].hold_codes) is swept, account_id
+        assert rows[account_id].status == ("closed" if swept else "active"), account_id
+        assert rows[account_id].clock_utc == t.utc_text(sweep_at)
+        assert features[account_id].hold_codes == rows[account_id].hold_codes
+        assert features[account_id].clock_utc == t.utc_text(sweep_at)
+    assert "cash_out_suspected" not in rows["A3"].hold_codes
+    assert appeal == "lapsed"
+    assert engine.replay(write=False).mismatched == []
+    # The next batch finds them as written.
+    engine.ingest_events([ev("A2-later", "score_update", sweep_at + DAY, "A2", score=690)])
+    assert engine.state_at("A2", sweep_at + 91 * DAY)[0].sweeps_seen == 1

@@ -65,11 +65,16 @@ from jiefeng.store.sql import (
     MAX_BATCH_EVENTS,
     SNAPSHOT_FORMAT,
     AccountRow,
+    AccountValues,
     AccountWrite,
     SqlStore,
     account_values,
     effect_rows,
 )
+
+# Accounts a sweep loads, advances and writes at a time when the batch does not hold them: a
+# bound on the states in memory at once, whatever the portfolio's size.
+SWEEP_CHUNK_ACCOUNTS = 500
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -254,6 +259,9 @@ class BatchIngest:
         self.missing: set[str] = set()  # account ids the store has no row for
         self.exclusive = False  # the batch changed the portfolio's scopes
         self.new_rows: dict[str, AccountRow] = {}  # the rows write_set leaves, by account
+        self.base_revisions: dict[str, int | None] = {}  # of the rows written, as read
+        self.streamed: list[AccountValues] = []  # rows of accounts only a sweep moved
+        self.streamed_appeals: list[dict[str, Any]] = []  # their appeals' rows
         # Purchases this batch decided, by event id: stored with them, reused by its replays.
         self.outcomes: dict[str, Outcome] = {}
 
@@ -369,7 +377,9 @@ class BatchIngest:
             self._replay_deferred(account_id, results,
                                   self.stale_from if account_id in stale else None)
         for sweep in sweeps:
-            self._advance_everyone_to(sweep.at)
+            self._advance_loaded_to(sweep.at)
+        if sweeps:
+            self._advance_the_rest_to(max(sweep.at for sweep in sweeps))
         self.exclusive = bool(sweeps) or any(c.event.type in SCOPE_TYPES for c in candidates)
         return results
 
@@ -416,17 +426,60 @@ class BatchIngest:
             if isinstance(event, ev.AppealSubmitted):
                 self.appeal_accounts.pop(event.appeal_id, None)
 
-    def _advance_everyone_to(self, at: dt.datetime) -> None:
-        """A sweep applies to every account at its time, not only those that send events."""
-        behind = [a for a in self.store.account_ids(self.connection) if a not in self.states]
-        for start in range(0, len(behind), 500):
-            self._load(behind[start : start + 500])
+    def _advance_loaded_to(self, at: dt.datetime) -> None:
+        """A sweep applies to every account at its time, not only those that send events:
+        first the accounts this batch holds."""
         for account_id, state in self.states.items():
             if state.opened and state.clock is not None and state.clock < at:
                 effects: list[Effect] = []
                 core.advance_to(state, at, self.policy, self.scopes, effects)
                 self.effects.extend(effects)
                 self.touched.add(account_id)
+
+    def _advance_the_rest_to(self, at: dt.datetime) -> None:
+        """Then every other account, a chunk at a time: each chunk is loaded, advanced (the
+        sweeps are deadlines, so one advance to the last applies them all in order), turned
+        into its rows and let go. The portfolio's states never sit in memory together, whatever
+        the cache's size; the cache does not take these (a later batch reloads them)."""
+        behind = [a for a in self.store.account_ids(self.connection)
+                  if a not in self.states and a not in self.rows]
+        for start in range(0, len(behind), SWEEP_CHUNK_ACCOUNTS):
+            states, rows = load_states(self.store, self.connection,
+                                       behind[start : start + SWEEP_CHUNK_ACCOUNTS],
+                                       self.policy, self.scopes, self.cache)
+            self.rows.update(rows)
+            writes = []
+            for account_id, state in states.items():
+                if not (state.opened and state.clock is not None and state.clock < at):
+                    continue
+                start_effects = len(self.effects)
+                core.advance_to(state, at, self.policy, self.scopes, self.effects)
+                writes.append(self._account_write(account_id, state))
+                for effect in self.effects[start_effects:]:  # a sweep may lapse an appeal
+                    if effect.kind in (APPEAL_RECORDED, APPEAL_DECIDED):
+                        self.streamed_appeals.extend(self._appeal_row(effect, state))
+            self.streamed.append(account_values(writes))
+
+    def _account_write(self, account_id: str, state: AccountState) -> AccountWrite:
+        """The account's row (and snapshot when due) as this batch leaves it."""
+        row = self.rows.get(account_id)
+        holds = core.active_holds(state, state.clock, self.scopes)
+        revision = (row.revision if row else 0) + 1
+        # A new account gets its first snapshot once it has that many events, like any
+        # other: until then a reader folds its few events from the log.
+        snapshot_events = row.snapshot_events if row else 0
+        snapshot_due = state.events_applied - snapshot_events >= self.snapshot_every
+        write = AccountWrite(
+            state, core.H.derive_status(holds), tuple(h.code for h in holds),
+            self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
+            account_id in self.rebuilt or snapshot_due,
+            feature_values(state, self.policy, self.scopes))
+        self.base_revisions[account_id] = row.revision if row else None
+        self.new_rows[account_id] = AccountRow(
+            revision, state.events_applied,
+            state.events_applied if write.with_snapshot else snapshot_events,
+            SNAPSHOT_FORMAT, state.clock)
+        return write
 
     def write_set(self) -> WriteSet:
         """Everything this batch writes; `cache_updates` lists the states it leaves."""
@@ -441,25 +494,12 @@ class BatchIngest:
             state = self.states[account_id]
             if state.clock is None:
                 continue
-            row = self.rows.get(account_id)
-            holds = core.active_holds(state, state.clock, self.scopes)
-            revision = (row.revision if row else 0) + 1
-            # A new account gets its first snapshot once it has that many events, like any
-            # other: until then a reader folds its few events from the log.
-            snapshot_events = row.snapshot_events if row else 0
-            snapshot_due = state.events_applied - snapshot_events >= self.snapshot_every
-            writes.append(AccountWrite(
-                state, core.H.derive_status(holds), tuple(h.code for h in holds),
-                self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
-                account_id in self.rebuilt or snapshot_due,
-                feature_values(state, self.policy, self.scopes)))
-            write_set.base_revisions[account_id] = row.revision if row else None
-            self.cache_updates.append((account_id, revision, state))
-            self.new_rows[account_id] = AccountRow(
-                revision, state.events_applied,
-                state.events_applied if writes[-1].with_snapshot else snapshot_events,
-                SNAPSHOT_FORMAT, state.clock)
+            writes.append(self._account_write(account_id, state))
+            self.cache_updates.append((account_id, writes[-1].revision, state))
         write_set.accounts = account_values(writes)
+        for values in self.streamed:  # accounts a sweep advanced, already turned into rows
+            write_set.accounts.extend(values)
+        write_set.base_revisions = self.base_revisions
         write_set.rebuilt = sorted(self.rebuilt)
         write_set.effects_kept = self.effects_kept
         write_set.checkpoints = self.checkpoints
@@ -470,31 +510,34 @@ class BatchIngest:
         return write_set
 
     def _appeal_rows(self) -> list[dict[str, Any]]:
-        rows = []
+        rows = list(self.streamed_appeals)
         for effect in self.effects:
-            if effect.kind not in (APPEAL_RECORDED, APPEAL_DECIDED):
-                continue
             state = self.states.get(effect.account_id)
-            appeal = state.appeals.get(effect.data["appeal_id"]) if state else None
-            if appeal is None:
-                continue
-            rules = self.scopes.policy_for(appeal.submitted_at, self.policy).appeals
-            fast = appeal.hold_code in rules.fast_sla_codes
-            sla = (dt.timedelta(hours=rules.fast_sla_hours) if fast
-                   else dt.timedelta(days=rules.sla_days))
-            rows.append({
-                "appeal_id": appeal.appeal_id,
-                "account_id": effect.account_id,
-                "hold_code": appeal.hold_code,
-                "submitted_at_utc": t.utc_text(appeal.submitted_at),
-                "sla_due_at_utc": t.utc_text(appeal.submitted_at + sla),
-                "status": appeal.status,
-                "statement": appeal.statement,
-                "decided_at_utc": t.utc_text(appeal.decided_at) if appeal.decided_at else None,
-                "decided_by": appeal.decided_by,
-                "reason": appeal.reason or None,
-            })
+            if state is not None and effect.kind in (APPEAL_RECORDED, APPEAL_DECIDED):
+                rows.extend(self._appeal_row(effect, state))
         return rows
+
+    def _appeal_row(self, effect: Effect, state: AccountState) -> list[dict[str, Any]]:
+        """The appeal an effect recorded or decided, as its row now stands (none if gone)."""
+        appeal = state.appeals.get(effect.data["appeal_id"])
+        if appeal is None:
+            return []
+        rules = self.scopes.policy_for(appeal.submitted_at, self.policy).appeals
+        fast = appeal.hold_code in rules.fast_sla_codes
+        sla = (dt.timedelta(hours=rules.fast_sla_hours) if fast
+               else dt.timedelta(days=rules.sla_days))
+        return [{
+            "appeal_id": appeal.appeal_id,
+            "account_id": effect.account_id,
+            "hold_code": appeal.hold_code,
+            "submitted_at_utc": t.utc_text(appeal.submitted_at),
+            "sla_due_at_utc": t.utc_text(appeal.submitted_at + sla),
+            "status": appeal.status,
+            "statement": appeal.statement,
+            "decided_at_utc": t.utc_text(appeal.decided_at) if appeal.decided_at else None,
+            "decided_by": appeal.decided_by,
+            "reason": appeal.reason or None,
+        }]
 
 
 def _route(store: SqlStore, connection: Connection, event: Any) -> Any:

@@ -119,6 +119,12 @@ class AccountValues:
     blob_updates: list[tuple]  # _ROW_COLUMNS + _BLOB_COLUMNS values, then account_id
     features: list[tuple] = field(default_factory=list)  # account_features rows (tuples)
 
+    def extend(self, other: AccountValues) -> None:
+        self.inserts.extend(other.inserts)
+        self.updates.extend(other.updates)
+        self.blob_updates.extend(other.blob_updates)
+        self.features.extend(other.features)
+
 
 def account_values(writes: Sequence[AccountWrite]) -> AccountValues:
     inserts, updates, blob_updates, features = [], [], [], []
