@@ -5,7 +5,9 @@ A backtest folds every selected account twice (baseline and candidate policy), r
 events from the store; the figure counts both folds: (2 x events) / seconds / workers. The
 target is >= 0.70 of the in-process fold rate per worker. Engines measured: local with one
 process, local with two, and Spark (local session, two cores, reading an export made
-beforehand) when PySpark and Java are installed.
+beforehand) when PySpark and Java are installed. For reference, the pure fold is also run in
+two processes at once: what the machine's two cores give each of two workers before any
+backtest overhead (two virtual cores may share a physical one).
 
 Usage: python bench/bench_backtest.py [--events 100000] [--repeat 3]
 """
@@ -48,6 +50,31 @@ def timed_backtest(db: str, workers: int, engine=None) -> tuple[float, int]:
     return elapsed, result["accounts"]["compared"]
 
 
+def _fold_in_child(events: list[dict], start, results) -> None:
+    start.wait()  # both children fold at the same time
+    results.put(fold_rate(events))
+
+
+def concurrent_fold_rate(events: list[dict], processes: int = 2) -> float:
+    """The pure fold in `processes` processes at once, events/s per process: what this
+    machine's cores give each of that many workers with no backtest overhead at all (two
+    virtual cores may share one physical core, and memory bandwidth is shared). A reference
+    for the per-worker ratios of the multi-worker runs, not their baseline."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # this process has threads (the JVM gateway)
+    start, results = context.Event(), context.Queue()
+    children = [context.Process(target=_fold_in_child, args=(events, start, results))
+                for _ in range(processes)]
+    for child in children:
+        child.start()
+    start.set()
+    rates = [results.get() for _ in children]
+    for child in children:
+        child.join()
+    return statistics.mean(rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -79,6 +106,7 @@ def main() -> None:
         except ImportError:
             pass
         folds: list[float] = []
+        ceilings: list[float] = []
         ratios: dict[str, list[float]] = {}
         rates: dict[str, list[float]] = {}
         runs = [(f"backtest local, {w} worker(s)", w, None) for w in (1, 2)]
@@ -87,6 +115,7 @@ def main() -> None:
         for _ in range(args.repeat):
             fold = fold_rate(events)
             folds.append(fold)
+            ceilings.append(concurrent_fold_rate(events) / fold)
             for label, workers, engine_function in runs:
                 elapsed, _ = timed_backtest(db, workers, engine_function)
                 rate = 2 * account_events / elapsed / workers
@@ -96,6 +125,9 @@ def main() -> None:
           f"cpu count {os.cpu_count()}, rounds {args.repeat} (medians)")
     print(f"{'fold (pure core, one core: the baseline)':44}: "
           f"{statistics.median(folds):10,.0f} events/s            ratio 1.00")
+    print(f"{'two pure folds at once (no backtest at all)':44}: "
+          f"{statistics.median(ceilings) * statistics.median(folds):10,.0f} events/s per process "
+          f"ratio {statistics.median(ceilings):.2f} of the fold (what 2 cores give 2 workers)")
     for label, _, _ in runs:
         print(f"{label:44}: {statistics.median(rates[label]):10,.0f} events/s per worker   "
               f"ratio {statistics.median(ratios[label]):.2f} of the fold (target >= 0.70)")

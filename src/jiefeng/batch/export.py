@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from jiefeng.domain import core
 from jiefeng.domain.features import features
-from jiefeng.policy.criteria import FEATURES
+from jiefeng.policy.feature_catalog import FEATURES
 from jiefeng.service.engine import Engine
 from jiefeng.service.states import parse_recorded
 from jiefeng.store import schema as t

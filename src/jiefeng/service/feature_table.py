@@ -29,7 +29,7 @@ from jiefeng.domain.clock import DAY, local_date, local_midnight, zone
 from jiefeng.domain.features import PURCHASES_WINDOW, features
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
-from jiefeng.policy.criteria import FEATURES
+from jiefeng.policy.feature_catalog import FEATURES
 from jiefeng.policy.schema import Policy
 from jiefeng.store import schema as t
 from jiefeng.store.features import FEATURE_ROW_COLUMNS

@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
 )
 
-from jiefeng.policy.criteria import FEATURES
+from jiefeng.policy.feature_catalog import FEATURES
 from jiefeng.store.schema import ID, TIME, accounts, metadata, utc_text
 
 TIME_ONLY = ("account_age_days", "days_past_due")
