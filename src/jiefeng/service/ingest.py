@@ -310,7 +310,10 @@ class BatchIngest:
         """Keep the outcome the fold gave `event` (its effects are from `start` on)."""
         if type(event) is not ev.Purchase:
             return
-        for effect in effects[start:]:
+        # From the end, without copying: the decision is the purchase's last effect but for
+        # the checks that run after any event.
+        for index in range(len(effects) - 1, start - 1, -1):
+            effect = effects[index]
             if effect.kind == PURCHASE_DECIDED and effect.cause == event.event_id:
                 self.outcomes.setdefault(event.event_id, outcome_from_data(effect.data))
                 return
