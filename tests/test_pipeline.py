@@ -361,3 +361,28 @@ def test_a_command_batch_is_folded_again_when_another_writer_moves_an_account_pa
     assert moved and report.accepted == len(ours)
     assert "opened or moved past an operator command meanwhile" in caplog.text
     assert engine.replay(write=False).mismatched == []
+
+
+def test_a_sweep_that_writes_accounts_a_chunk_at_a_time_keeps_the_pipe_going(
+        db_url, second_url, monkeypatch, caplog) -> None:  # noqa: F811
+    """A sweep's batch advances the accounts it does not hold a chunk at a time and hands
+    them to the cache: the batches after it, folded while it is in flight, read them there
+    (not from the store, whose rows are older): the pipe goes on, and stores what the
+    sequential path stores."""
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+    from jiefeng.service import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "SWEEP_CHUNK_ACCOUNTS", 7)
+    events = generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=7))
+    sweep_at = next(i for i, e in enumerate(events) if e["type"] == "policy_sweep")
+    lines = list(enumerate((json.dumps(e, ensure_ascii=False)
+                            for e in events[: sweep_at + 1_500]), start=1))
+    sequential, expected = _sequential(db_url, lines)
+    with caplog.at_level("WARNING", logger=pipeline.log.name):
+        pipelined, report = _pipelined(second_url, lines)
+    assert not [r for r in caplog.records if "stops at batch" in r.getMessage()]
+    assert _results(report) == _results(expected)
+    assert _contents(pipelined) == _contents(sequential)
+    swept = [row for row in _contents(pipelined)["accounts"] if "policy_tightening" in row[5]]
+    assert swept  # the sweep closed some lines
+    assert pipelined.replay(write=False).mismatched == []

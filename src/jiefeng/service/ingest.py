@@ -442,8 +442,10 @@ class BatchIngest:
     def _advance_the_rest_to(self, at: dt.datetime) -> None:
         """Then every other account, a chunk at a time: each chunk is loaded, advanced (the
         sweeps are deadlines, so one advance to the last applies them all in order), turned
-        into its rows and let go. The portfolio's states never sit in memory together, whatever
-        the cache's size; the cache does not take these (a later batch reloads them)."""
+        into its rows and handed to the cache at once, not kept by the batch: the portfolio's
+        states are never in memory together beyond the cache's bound. The cache takes them
+        before the commit, as the pipeline does with every batch's states (the next batches
+        read accounts in flight from it); a failed batch clears it."""
         behind = [a for a in self.store.account_ids(self.connection)
                   if a not in self.states and a not in self.rows]
         for start in range(0, len(behind), SWEEP_CHUNK_ACCOUNTS):
@@ -458,6 +460,7 @@ class BatchIngest:
                 start_effects = len(self.effects)
                 core.advance_to(state, at, self.policy, self.scopes, self.effects)
                 writes.append(self._account_write(account_id, state))
+                self.cache.put(account_id, writes[-1].revision, state)
                 for effect in self.effects[start_effects:]:  # a sweep may lapse an appeal
                     if effect.kind in (APPEAL_RECORDED, APPEAL_DECIDED):
                         self.streamed_appeals.extend(self._appeal_row(effect, state))
