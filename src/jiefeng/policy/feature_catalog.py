@@ -20,7 +20,7 @@ class FeatureSpec:
 
     @property
     def max_abs(self) -> int:
-        """The largest absolute value the feature can take (see MAX_MAGNITUDE)."""
+        """The largest absolute value the feature can take (see criteria.MAX_MAGNITUDE)."""
         return _MAX_ABS_BY_UNIT[self.unit]
 
 

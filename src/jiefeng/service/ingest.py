@@ -260,7 +260,7 @@ class BatchIngest:
         self.exclusive = False  # the batch changed the portfolio's scopes
         self.new_rows: dict[str, AccountRow] = {}  # the rows write_set leaves, by account
         self.base_revisions: dict[str, int | None] = {}  # of the rows written, as read
-        self.streamed: list[AccountValues] = []  # rows of accounts only a sweep moved
+        self.streamed = AccountValues([], [], [])  # rows of accounts only a sweep moved
         self.streamed_appeals: list[dict[str, Any]] = []  # their appeals' rows
         # Purchases this batch decided, by event id: stored with them, reused by its replays.
         self.outcomes: dict[str, Outcome] = {}
@@ -462,9 +462,10 @@ class BatchIngest:
                 writes.append(self._account_write(account_id, state))
                 self.cache.put(account_id, writes[-1].revision, state)
                 for effect in self.effects[start_effects:]:  # a sweep may lapse an appeal
-                    if effect.kind in (APPEAL_RECORDED, APPEAL_DECIDED):
-                        self.streamed_appeals.extend(self._appeal_row(effect, state))
-            self.streamed.append(account_values(writes))
+                    row = self._appeal_row(effect, state)
+                    if row is not None:
+                        self.streamed_appeals.append(row)
+            self.streamed.extend(account_values(writes))
 
     def _account_write(self, account_id: str, state: AccountState) -> AccountWrite:
         """The account's row (and snapshot when due) as this batch leaves it."""
@@ -503,8 +504,7 @@ class BatchIngest:
             writes.append(self._account_write(account_id, state))
             self.cache_updates.append((account_id, writes[-1].revision, state))
         write_set.accounts = account_values(writes)
-        for values in self.streamed:  # accounts a sweep advanced, already turned into rows
-            write_set.accounts.extend(values)
+        write_set.accounts.extend(self.streamed)  # accounts a sweep advanced, already rows
         write_set.base_revisions = self.base_revisions
         write_set.rebuilt = sorted(self.rebuilt)
         write_set.effects_kept = self.effects_kept
@@ -519,20 +519,24 @@ class BatchIngest:
         rows = list(self.streamed_appeals)
         for effect in self.effects:
             state = self.states.get(effect.account_id)
-            if state is not None and effect.kind in (APPEAL_RECORDED, APPEAL_DECIDED):
-                rows.extend(self._appeal_row(effect, state))
+            row = self._appeal_row(effect, state) if state is not None else None
+            if row is not None:
+                rows.append(row)
         return rows
 
-    def _appeal_row(self, effect: Effect, state: AccountState) -> list[dict[str, Any]]:
-        """The appeal an effect recorded or decided, as its row now stands (none if gone)."""
+    def _appeal_row(self, effect: Effect, state: AccountState) -> dict[str, Any] | None:
+        """The row of the appeal an effect recorded or decided, as it now stands; None for
+        another effect, or an appeal no longer kept."""
+        if effect.kind not in (APPEAL_RECORDED, APPEAL_DECIDED):
+            return None
         appeal = state.appeals.get(effect.data["appeal_id"])
         if appeal is None:
-            return []
+            return None
         rules = self.scopes.policy_for(appeal.submitted_at, self.policy).appeals
         fast = appeal.hold_code in rules.fast_sla_codes
         sla = (dt.timedelta(hours=rules.fast_sla_hours) if fast
                else dt.timedelta(days=rules.sla_days))
-        return [{
+        return {
             "appeal_id": appeal.appeal_id,
             "account_id": effect.account_id,
             "hold_code": appeal.hold_code,
@@ -543,7 +547,7 @@ class BatchIngest:
             "decided_at_utc": t.utc_text(appeal.decided_at) if appeal.decided_at else None,
             "decided_by": appeal.decided_by,
             "reason": appeal.reason or None,
-        }]
+        }
 
 
 def _route(store: SqlStore, connection: Connection, event: Any) -> Any:
