@@ -215,3 +215,31 @@ def test_two_purchases_repaid_in_full_are_two_cycles(account):
     account.repay(T + 2 * MINUTE, "88.00")
     account.repay(T + 3 * MINUTE, "88.00")
     assert len(account.state.brushing_cycles) == 2
+
+
+def test_the_signal_and_the_decision_judge_the_credit_available_before_the_purchase(account):
+    """Computed once before the causes react, read by the cash-out check and by the decision,
+    and gone once the purchase is decided (never pickled, never compared)."""
+    import pickle
+
+    from jiefeng.domain.invariants import InvariantViolation, check_invariants
+
+    account.purchase(T, "1000.00", "M-A")
+    account.purchase(T + 5 * HOUR, "2000.00", "M-A")
+    available_fen = account.state.available_credit_fen
+    third = account.purchase(T + 6 * HOUR, "1000.00", "M-A")
+    facts = account.state.holds[CASH_OUT_SUSPECTED].trace.facts
+    assert facts["available_fen"] == available_fen
+    assert third.data["codes"] == [CASH_OUT_SUSPECTED]  # not insufficient_credit
+    assert account.state.purchase_available_fen is None
+    # Too large for what is available: the decision reads the same figure.
+    declined = account.purchase(T + 30 * DAY, f"{available_fen / 100 + 0.01:.2f}", "M-B")
+    assert "insufficient_credit" in declined.data["codes"]
+    assert account.state.purchase_available_fen is None
+
+    state = account.state.clone()
+    state.purchase_available_fen = 5
+    restored = pickle.loads(pickle.dumps(state))
+    assert restored.purchase_available_fen is None and restored == state
+    with pytest.raises(InvariantViolation, match="outlived its decision"):
+        check_invariants(state)

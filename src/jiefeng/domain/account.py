@@ -94,12 +94,23 @@ def purchase_outcome(
     return Outcome(False, (ISSUER_DECLINED,), True, tuple(codes))
 
 
+def on_purchase(state: AccountState, event: ev.Purchase, policy: Policy, scopes: Scopes,
+                effects: list[Effect]) -> bool:
+    """Before the causes react: the available credit they and the decision read (computing it
+    sums every open statement, and a purchase needed it twice)."""
+    state.purchase_available_fen = state.available_credit_fen
+    return False
+
+
 def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, scopes: Scopes,
                     effects: list[Effect], recorded: Outcome | None = None) -> None:
     """`recorded`: the outcome stored when the purchase was first decided, reused as it is."""
     at = event.at
     # The causes' signals never move the ledger, so this is the figure they saw too.
-    available_fen = state.available_credit_fen
+    available_fen = state.purchase_available_fen
+    if available_fen is None:  # called on its own, not through the core's dispatch
+        available_fen = state.available_credit_fen
+    state.purchase_available_fen = None
     # Decisions are facts: once made, a purchase's outcome is reused by every later fold.
     outcome = purchase_outcome(state, event, available_fen, scopes) if recorded is None \
         else recorded
@@ -243,6 +254,7 @@ def on_appeal_decided(state: AccountState, event: ev.AppealDecided, policy: Poli
 # Run before the causes (they may refuse the event), and after them.
 BEFORE: dict[type, Any] = {
     ev.AccountOpened: on_account_opened,
+    ev.Purchase: on_purchase,
     ev.Refund: on_refund,
     ev.Repayment: on_repayment,
     ev.InstallmentPlanCreated: on_installment_plan_created,

@@ -56,6 +56,8 @@ def check_invariants(state: AccountState) -> None:
     clock = state.clock
     if clock is None:
         return
+    if state.purchase_available_fen is not None:
+        _fail(state, "a purchase's available credit outlived its decision")
     for code, hold in state.holds.items():
         if hold.since > clock:
             _fail(state, f"hold {code} placed at {hold.since}, after the clock")

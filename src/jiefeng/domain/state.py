@@ -133,16 +133,22 @@ class AccountState:
     # it skips computing the deadline (`core.advance_to`). Never pickled nor compared; reset
     # to None by whatever may bring a deadline earlier (see `core.KEEPS_DEADLINE_FLOOR`).
     deadline_floor: tuple | None = field(default=None, compare=False, repr=False)
+    # Not part of what the account is either: the available credit while a purchase is being
+    # handled, computed once before the causes react (cash-out reads it) and read again by the
+    # decision; the causes' signals never move the ledger, so both see the same figure.
+    # None outside a purchase; never pickled nor compared.
+    purchase_available_fen: int | None = field(default=None, compare=False, repr=False)
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        # The slots' default pickling, without the deadline floor: snapshots stay as they were
-        # and never hold a policy.
+        # The slots' default pickling, without the deadline floor (snapshots stay as they were
+        # and never hold a policy) and the purchase's available credit.
         return None, {name: getattr(self, name) for name in _PICKLED_SLOTS}
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
         self.deadline_floor = None
+        self.purchase_available_fen = None
 
     def clone(self) -> AccountState:
         copy = AccountState.__new__(AccountState)
@@ -206,4 +212,4 @@ class AccountState:
 
 
 _PICKLED_SLOTS = tuple(name for name in AccountState.__slots__  # type: ignore[attr-defined]
-                       if name != "deadline_floor")
+                       if name not in ("deadline_floor", "purchase_available_fen"))
