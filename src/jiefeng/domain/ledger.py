@@ -33,10 +33,11 @@ interest, installments, allocation, late fees); the causes only call it.
 from __future__ import annotations
 
 import datetime as dt
-import marshal
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from operator import attrgetter
+
+from jiefeng.domain.packing import pack, unpack
 
 DAY = dt.timedelta(days=1)
 UNITS_PER_FEN = 10_000  # interest and late fees accrue in 1/10,000 fen (basis points of a fen)
@@ -105,6 +106,9 @@ class Statement:
     def copy(self) -> Statement:
         return replace(self)
 
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
 
 # --- installment plans ------------------------------------------------------------------------
 
@@ -163,6 +167,9 @@ class InstallmentPlan:
     def copy(self) -> InstallmentPlan:
         return replace(self)
 
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
 
 # --- the ledger -------------------------------------------------------------------------------
 
@@ -204,6 +211,9 @@ class Ledger:
             self.charged_fen,
             self.credited_fen,
         )
+
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
 
     @property
     def history(self) -> list[Statement]:
@@ -318,8 +328,9 @@ class Ledger:
         """The unpaid minimum of the latest statement (it includes every earlier one); none
         when the latest is settled."""
         latest = self.latest_statement()
-        is_open = latest is not None and any(s is latest for s in self.statements)
-        return self.unpaid_minimum_fen(latest) if is_open else 0
+        if latest is None or not any(s is latest for s in self.statements):
+            return 0
+        return self.unpaid_minimum_fen(latest)
 
 
 def minimum_payment_fen(revolving_fen: int, pct: Decimal, floor_fen: int) -> int:
@@ -449,9 +460,24 @@ def retire_settled(ledger: Ledger) -> None:
     ledger.settled = settled[-MAX_STATEMENT_HISTORY:]
 
 
+# --- pickling ---------------------------------------------------------------------------------
+
+_FIELD_VALUES = {cls: attrgetter(*(f.name for f in fields(cls)))
+                 for cls in (Statement, InstallmentPlan, Ledger)}
+
+
+def _by_fields(value: Statement | InstallmentPlan | Ledger) -> tuple:
+    """Pickled as the class called with its field values in order (snapshots hold ledgers):
+    the same bytes whether this module runs as Python or compiled (`make native`), which
+    pickle the default way differently and cannot read each other's."""
+    cls = type(value)
+    return cls, _FIELD_VALUES[cls](value)
+
+
 # --- settled statements, packed ------------------------------------------------------------
 
-_STATEMENT_FIELDS = Statement.__slots__  # type: ignore[attr-defined]
+# From the dataclass fields, not `__slots__`: a compiled class has none (`make native`).
+_STATEMENT_FIELDS = tuple(f.name for f in fields(Statement))
 _statement_values = attrgetter(*_STATEMENT_FIELDS)  # one C call for the whole tuple
 _DATE_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("statement_date", "due_date"))
 _INSTANT_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("overdue_since", "cured_at"))
@@ -468,11 +494,11 @@ def pack_statement(statement: Statement) -> bytes:
     for index in _INSTANT_INDEXES:
         if values[index] is not None:
             values[index] = (values[index] - _EPOCH) // _MICROSECOND
-    return marshal.dumps(tuple(values))
+    return pack(tuple(values))
 
 
 def unpack_statement(packed: bytes) -> Statement:
-    values = list(marshal.loads(packed))
+    values = list(unpack(packed))
     for index in _DATE_INDEXES:
         values[index] = dt.date.fromordinal(values[index])
     for index in _INSTANT_INDEXES:
@@ -482,7 +508,7 @@ def unpack_statement(packed: bytes) -> Statement:
 
 
 def _packed_statement_date(packed: bytes) -> int:
-    return marshal.loads(packed)[0]  # statement_date comes first
+    return unpack(packed)[0]  # statement_date comes first
 
 
 def _settled(statement: Statement) -> bool:

@@ -14,13 +14,14 @@ window) builds no record.
 from __future__ import annotations
 
 import datetime as dt
-import marshal
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
+
+from jiefeng.domain.packing import pack, unpack
 
 
 # Not frozen, for the speed of building one per approved purchase (see effects.Effect); a
@@ -82,12 +83,12 @@ class RememberedPurchases:
     def _cold_entries(self) -> list[_Entry]:
         entries: list[_Entry] = []
         for chunk in self._cold:
-            entries.extend(marshal.loads(chunk))
+            entries.extend(unpack(chunk))
         return entries[self._cold_skip:]
 
     def _spill(self) -> None:
         """The hot purchases (HOT_PURCHASES of them) become one chunk."""
-        self._cold.append(marshal.dumps(tuple(
+        self._cold.append(pack(tuple(
             (event_id, *values) for event_id, values in self._hot.items())))
         self._hot = {}
 
@@ -136,9 +137,9 @@ class RememberedPurchases:
             self._hot[event_id] = entry[1:]
             return
         for index, chunk in enumerate(self._cold):  # a refund or plan on an older purchase
-            entries = marshal.loads(chunk)
+            entries = unpack(chunk)
             if any(e[0] == event_id for e in entries):
-                self._cold[index] = marshal.dumps(
+                self._cold[index] = pack(
                     tuple(entry if e[0] == event_id else e for e in entries))
                 return
 
