@@ -123,8 +123,13 @@ def main() -> None:
             folds.append(fold_rate(events))
     floor, ingest, single, fold = (statistics.median(x)
                                    for x in (floors, ingests, singles, folds))
+    from jiefeng import native
+
+    compiled = native.compiled_modules()  # `make native`; JIEFENG_NATIVE=0 runs the sources
     print(f"events: {count} mixed (synthetic portfolio), repeat {args.repeat}, "
-          f"cpu count {os.cpu_count()}")
+          f"cpu count {os.cpu_count()}, domain: "
+          + (f"{len(compiled)} of {len(native.NATIVE_MODULES)} hot modules compiled"
+             if compiled else "Python sources"))
     print(f"floor  (json + sqlite insert, 1000/tx): {floor:12,.0f} events/s   ratio 1.00")
     print(f"ingest (jiefeng ingest, whole process): {ingest:12,.0f} events/s   "
           f"ratio {ingest / floor:.2f} of floor (target >= 0.50)")

@@ -16,6 +16,14 @@ invariants.ENABLED = True
 os.environ["JIEFENG_CHECK_INVARIANTS"] = "1"
 
 
+def pytest_report_header() -> str:
+    from jiefeng import native
+
+    compiled = native.compiled_modules()
+    return (f"jiefeng domain: {len(compiled)} of {len(native.NATIVE_MODULES)} hot modules "
+            "compiled (make native)" if compiled else "jiefeng domain: Python sources")
+
+
 @pytest.fixture
 def policy() -> Policy:
     return default_policy()
