@@ -48,8 +48,9 @@ print(json.dumps({"compiled": native.compiled_modules(), "states": states.hexdig
 def _fold_digests(**env: str) -> dict:
     import json
 
+    inherited = {k: v for k, v in os.environ.items() if k != native.NATIVE_ENV}
     result = subprocess.run([sys.executable, "-c", FOLD_DIGESTS], capture_output=True,
-                            text=True, env={**os.environ, **env})
+                            text=True, env={**inherited, **env})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -125,3 +126,19 @@ def test_clean_removes_the_extensions_and_the_group_library(tmp_path, monkeypatc
     assert set(native.clean()) == {extension, group}
     assert not extension.exists() and not group.exists()
     assert tmp_path.joinpath(*native.NATIVE_MODULES[0].split(".")).with_suffix(".py").exists()
+
+
+def test_a_failed_build_keeps_nothing_and_says_what_failed(tmp_path, monkeypatch) -> None:
+    extension = _fake_tree(tmp_path, monkeypatch, so_age_s=0)
+
+    def refused(*args, **kwargs):
+        extension.write_bytes(b"half built")  # what a failing build may leave behind
+        return subprocess.CompletedProcess(
+            args, 1, stdout="jiefeng/domain/ledger.py:9: error: Incompatible types\n"
+                            "Found 1 error in 1 file\n", stderr="")
+
+    monkeypatch.setattr(native.subprocess, "run", refused)
+    with pytest.raises(native.BuildFailed, match="ledger.py:9: error: Incompatible types"):
+        native.build()
+    assert not extension.exists()
+    assert not (tmp_path / "build").exists()

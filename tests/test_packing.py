@@ -49,3 +49,19 @@ def test_a_settled_statement_packs_the_same_after_a_round_trip() -> None:
     statement = _ledger().statements[0]
     packed = L.pack_statement(statement)
     assert L.pack_statement(L.unpack_statement(packed)) == packed
+
+
+def _settled_statement(day: int) -> L.Statement:
+    return L.Statement(dt.date(2026, day, 1), dt.date(2026, day, 20), principal_fen=100,
+                       paid_principal_fen=100, judged=True, paid_in_full=True)
+
+
+def test_settled_statements_stay_in_date_order_whichever_settles_first() -> None:
+    ledger = L.Ledger(statements=[_settled_statement(3), _settled_statement(4)])
+    ledger.settled.append(L.pack_statement(_settled_statement(2)))
+    L.retire_settled(ledger)  # in order: appended
+    assert [s.statement_date.month for s in ledger.history] == [2, 3, 4]
+    assert ledger.statements == []
+    ledger.statements = [_settled_statement(1)]  # an older one settles after newer ones
+    L.retire_settled(ledger)
+    assert [s.statement_date.month for s in ledger.history] == [1, 2, 3, 4]

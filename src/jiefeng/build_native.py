@@ -12,7 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "status"
     if command == "build":
-        native.build()
+        try:
+            native.build()
+        except native.BuildFailed as failure:
+            print(f"build failed; the Python sources run:\n{failure}", file=sys.stderr)
+            return 1
         command = "status"
     elif command == "clean":
         removed = native.clean()

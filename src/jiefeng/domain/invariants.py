@@ -88,6 +88,9 @@ def check_invariants(state: AccountState) -> None:
     ledger = state.ledger
     if ledger.credit_balance_fen < 0 or ledger.unbilled_fen < 0:
         _fail(state, "a negative credit balance or unbilled amount")
+    settled_dates = [s.statement_date for s in ledger.history]
+    if settled_dates != sorted(settled_dates):
+        _fail(state, "the settled statements are not in date order")
     for statement in ledger.statements:
         for billed, paid, kind in (
                 (statement.fees_fen, statement.paid_fees_fen, "fees"),

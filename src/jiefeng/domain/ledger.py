@@ -455,8 +455,13 @@ def retire_settled(ledger: Ledger) -> None:
     if not statements or not any(_settled(s) for s in statements):
         return
     ledger.statements = [s for s in statements if not _settled(s)]
-    settled = ledger.settled + [pack_statement(s) for s in statements if _settled(s)]
-    settled.sort(key=_packed_statement_date)  # stable; a statement settles rarely
+    newly = [s for s in statements if _settled(s)]  # oldest first, as the open ones are
+    settled = ledger.settled + [pack_statement(s) for s in newly]
+    if ledger.settled and _packed_statement_date(ledger.settled[-1]) > \
+            newly[0].statement_date.toordinal():
+        # An older statement settled after a newer one: back into date order (stable).
+        # Usually they settle in order and appending keeps it.
+        settled.sort(key=_packed_statement_date)
     ledger.settled = settled[-MAX_STATEMENT_HISTORY:]
 
 

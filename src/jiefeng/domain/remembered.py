@@ -224,8 +224,9 @@ class RememberedPurchases:
         are unpacked only if the caller reads past the newest)."""
         for event_id, values in reversed(self._hot.items()):
             yield _instant(values[0]), event_id
-        for entry in reversed(self._cold_entries()):
-            yield _instant(entry[1]), entry[0]
+        cold = self._cold_entries()
+        for index in range(len(cold) - 1, -1, -1):  # not reversed(): mypyc fails on it here
+            yield _instant(cold[index][1]), cold[index][0]
 
     def since(self, since: dt.datetime) -> list[tuple[dt.datetime, str]]:
         """(instant, event id) of the purchases at or after `since`, oldest first."""

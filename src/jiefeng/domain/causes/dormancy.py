@@ -98,6 +98,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
     if anchor is None:
         return None
     clock = state.clock
+    assert clock is not None  # deadlines are asked of an opened account
     dormant_at = anchor + DAY * policy.dormancy.days_since_open
     best: dt.datetime | None = None
     for t in (dormant_at,) if state.dormancy_notice_sent else (

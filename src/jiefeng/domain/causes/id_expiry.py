@@ -89,6 +89,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
     if expires_on is None or H.ID_EXPIRED in state.holds:
         return None
     clock = state.clock
+    assert clock is not None  # deadlines are asked of an opened account
     tz = policy.zone
     if state.id_notice_sent_for != expires_on:
         t = local_midnight_shifted(expires_on, -policy.id_expiry.notice_days, tz)

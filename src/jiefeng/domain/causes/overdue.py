@@ -281,6 +281,7 @@ def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime
     if not statements:
         return None
     clock = state.clock
+    assert clock is not None  # deadlines are asked of an opened account
     tz = policy.zone
     best: dt.datetime | None = None
     for statement in statements:
@@ -379,7 +380,7 @@ _CURE_SOURCE_FACTS = {
 def _cure_evidence(hold: H.Hold, ctx: ExplainContext) -> list[Item]:
     evidence = hold.evidence
     items: list[Item] = [
-        {"fact": _CURE_SOURCE_FACTS.get(evidence.get("source"), "overdue_repaid"),
+        {"fact": _CURE_SOURCE_FACTS.get(evidence.get("source") or "", "overdue_repaid"),
          "value": iso(evidence.get("cleared_at", hold.since))},
         {"fact": "probation_days", "value": evidence.get("probation_days")},
     ]

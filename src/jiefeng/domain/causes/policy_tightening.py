@@ -37,13 +37,15 @@ def on_account_opened(state: AccountState, event: ev.AccountOpened, policy: Poli
 
 def _apply_sweeps(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes,
                   effects: list[Effect]) -> None:
-    from jiefeng.policy.criteria import compile_stored_criteria
-
     while state.sweeps_seen < len(scopes.sweeps) and scopes.sweeps[state.sweeps_seen].at <= at:
         sweep = scopes.sweeps[state.sweeps_seen]
         state.sweeps_seen += 1
         if H.POLICY_TIGHTENING in state.holds:
             continue
+        # Imported here, when a sweep is due, not at every deadline: an import statement in a
+        # function runs each time (and costs most when compiled).
+        from jiefeng.policy.criteria import compile_stored_criteria
+
         criteria = compile_stored_criteria(sweep.criteria)
         snapshot = features(state, sweep.at, policy)
         if not criteria.matches(snapshot):
@@ -89,6 +91,7 @@ def on_time(state: AccountState, at: dt.datetime, policy: Policy, scopes: Scopes
 
 def deadline(state: AccountState, policy: Policy, scopes: Scopes) -> dt.datetime | None:
     clock = state.clock
+    assert clock is not None  # deadlines are asked of an opened account
     best: dt.datetime | None = None
     tightening = state.holds.get(H.POLICY_TIGHTENING)
     if tightening is not None:
