@@ -137,7 +137,7 @@ def test_a_failed_build_keeps_nothing_and_says_what_failed(tmp_path, monkeypatch
             args, 1, stdout="jiefeng/domain/ledger.py:9: error: Incompatible types\n"
                             "Found 1 error in 1 file\n", stderr="")
 
-    monkeypatch.setattr(native.subprocess, "run", refused)
+    monkeypatch.setattr(subprocess, "run", refused)
     with pytest.raises(native.BuildFailed, match="ledger.py:9: error: Incompatible types"):
         native.build()
     assert not extension.exists()

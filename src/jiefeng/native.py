@@ -29,8 +29,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,6 +151,9 @@ def clean() -> list[Path]:
 def build() -> None:
     """Compile NATIVE_MODULES in place with mypyc; its scratch files go to a directory that is
     removed afterwards."""
+    import shutil  # here, not at the top: every process imports this module, few build
+    import subprocess
+
     clean()
     sources = [str(_source(module).relative_to(SRC_DIR)) for module in NATIVE_MODULES]
     scratch = SRC_DIR / "build"
