@@ -165,28 +165,28 @@ def test_a_chunk_of_accounts_reads_each_ones_events_in_order(db_url, portfolio_e
     store.close()
 
 
-def test_a_chunk_folds_with_the_collector_paused_and_restores_it() -> None:
+def test_a_chunk_folds_with_thecollector_paused_and_restores_it() -> None:
     import gc
 
     from jiefeng.service import backtest as service_backtest
 
     seen = []
     assert gc.isenabled()
-    with service_backtest._collector_paused():
+    with service_backtest.collector_paused():
         seen.append(gc.isenabled())
-        with service_backtest._collector_paused():  # another chunk, in another thread
+        with service_backtest.collector_paused():  # another chunk, in another thread
             seen.append(gc.isenabled())
         seen.append(gc.isenabled())  # the inner one leaves it to the outer
     assert seen == [False, False, False] and gc.isenabled()
     try:
-        with service_backtest._collector_paused():
+        with service_backtest.collector_paused():
             raise RuntimeError("a chunk failed")
     except RuntimeError:
         pass
     assert gc.isenabled()  # a failed chunk does not leave it off
     gc.disable()
     try:
-        with service_backtest._collector_paused():
+        with service_backtest.collector_paused():
             pass
         assert not gc.isenabled()  # off before: left off
     finally:

@@ -91,7 +91,7 @@ def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:
     """Each account's runs under both policies; None for an account left out by the criteria."""
     context: BacktestContext = _worker["context"]
     criteria = _worker["criteria"]
-    with _collector_paused():
+    with collector_paused():
         by_account = _accounts_events(account_ids)
         results: list[Pair | None] = []
         for account_id in account_ids:
@@ -102,7 +102,7 @@ def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a chunk is decoded and folded: its events, states and
     runs stay alive until the chunk is done and hold few reference cycles, so the collections
     their allocations trigger walk them again and again to free almost nothing (a tenth of a

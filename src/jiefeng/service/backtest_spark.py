@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from jiefeng.batch import backtest as B
-from jiefeng.service.backtest import BacktestContext, BacktestError, Pair, compare_account
+from jiefeng.service.backtest import (
+    BacktestContext,
+    BacktestError,
+    Pair,
+    collector_paused,
+    compare_account,
+)
 
 SPARK_EXTRA_HINT = "the spark engine needs PySpark: pip install 'jiefeng[spark]'"
 _RESULT_SCHEMA = "account_id string, selected boolean, baseline string, candidate string"
@@ -74,13 +80,15 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
         events: list[Any] = []
         for batch in batches:
             columns = batch.to_pydict()
-            for account_id, body, outcome in zip(columns["account_id"], columns["body"],
-                                                 columns["outcome"], strict=True):
-                if account_id != current:
-                    finish(current, events)
-                    current, events = account_id, []
-                events.append(parse_recorded((body, outcome), account_id))
-        finish(current, events)
+            with collector_paused():  # as a local chunk: one Arrow batch at a time
+                for account_id, body, outcome in zip(columns["account_id"], columns["body"],
+                                                     columns["outcome"], strict=True):
+                    if account_id != current:
+                        finish(current, events)
+                        current, events = account_id, []
+                    events.append(parse_recorded((body, outcome), account_id))
+        with collector_paused():
+            finish(current, events)
         yield pa.RecordBatch.from_pydict(out)
 
     return fold
