@@ -32,7 +32,7 @@ NATIVE_TESTS = tests/test_native.py tests/test_packing.py tests/test_domain_*.py
 	tests/test_causes.py tests/test_deadline_floor.py tests/test_decisions_are_facts.py \
 	tests/test_replay_golden.py tests/test_scenarios.py tests/test_invariants.py \
 	tests/test_state_windows.py tests/test_store.py tests/test_pipeline.py \
-	tests/test_late_arrivals.py tests/test_backtest.py
+	tests/test_late_arrivals.py tests/test_backtest.py tests/test_feature_table.py
 
 test-native: native
 	JIEFENG_EXPECT_NATIVE=1 $(BIN)/pytest $(NATIVE_TESTS)

@@ -44,6 +44,7 @@ NATIVE_MODULES = (
     "jiefeng.domain.account",
     "jiefeng.domain.core",
     "jiefeng.domain.remembered",
+    "jiefeng.domain.features",
     # The causes' handlers, deadlines and checks (plain functions; their declarations and
     # tables, `causes/base.py` and `causes/__init__.py`, stay Python).
     "jiefeng.domain.causes.account_security",
