@@ -65,12 +65,14 @@ SRC_DIR = Path(__file__).resolve().parent.parent  # the directory that holds `ji
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
 
-def _source(module: str) -> Path:
+def source_path(module: str) -> Path:
+    """The `.py` of a jiefeng module, compiled or not (`__file__` of a compiled one names its
+    extension; tools that read the source, such as tests parsing a cause, read this)."""
     return SRC_DIR.joinpath(*module.split(".")).with_suffix(".py")
 
 
 def _extensions(module: str) -> list[Path]:
-    source = _source(module)
+    source = source_path(module)
     stem = source.with_suffix("")
     return [Path(f"{stem}{suffix}") for suffix in _EXTENSION_SUFFIXES
             if Path(f"{stem}{suffix}").is_file()]
@@ -86,7 +88,7 @@ def stale_modules() -> list[str]:
     stale = []
     for module in NATIVE_MODULES:
         extensions = _extensions(module)
-        if extensions and any(ext.stat().st_mtime < _source(module).stat().st_mtime
+        if extensions and any(ext.stat().st_mtime < source_path(module).stat().st_mtime
                               for ext in extensions):
             stale.append(module)
     return stale
@@ -99,7 +101,7 @@ class _SourcesOnly:
     def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in NATIVE_MODULES:
             return None
-        return importlib.util.spec_from_file_location(fullname, _source(fullname))
+        return importlib.util.spec_from_file_location(fullname, source_path(fullname))
 
 
 def use_sources() -> None:
@@ -156,7 +158,7 @@ def build() -> None:
     import subprocess
 
     clean()
-    sources = [str(_source(module).relative_to(SRC_DIR)) for module in NATIVE_MODULES]
+    sources = [str(source_path(module).relative_to(SRC_DIR)) for module in NATIVE_MODULES]
     scratch = SRC_DIR / "build"
     try:
         # mypyc type-checks the modules (a type error stops the build: compiled code relies
