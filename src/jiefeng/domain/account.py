@@ -107,9 +107,7 @@ def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, sco
     """`recorded`: the outcome stored when the purchase was first decided, reused as it is."""
     at = event.at
     # The causes' signals never move the ledger, so this is the figure they saw too.
-    available_fen = state.purchase_available_fen
-    if available_fen is None:  # called on its own, not through the core's dispatch
-        available_fen = state.available_credit_fen
+    available_fen = state.available_for_purchase_fen()
     state.purchase_available_fen = None
     # Decisions are facts: once made, a purchase's outcome is reused by every later fold.
     outcome = purchase_outcome(state, event, available_fen, scopes) if recorded is None \

@@ -452,10 +452,10 @@ def judgement(statement: Statement) -> str:
 def retire_settled(ledger: Ledger) -> None:
     """Move settled, judged statements that are not past due to the history."""
     statements = ledger.statements
-    if not statements or not any(_settled(s) for s in statements):
+    newly = [s for s in statements if _settled(s)]  # oldest first, as the open ones are
+    if not newly:
         return
     ledger.statements = [s for s in statements if not _settled(s)]
-    newly = [s for s in statements if _settled(s)]  # oldest first, as the open ones are
     settled = ledger.settled + [pack_statement(s) for s in newly]
     if ledger.settled and _packed_statement_date(ledger.settled[-1]) > \
             newly[0].statement_date.toordinal():
@@ -483,7 +483,7 @@ def _by_fields(value: Statement | InstallmentPlan | Ledger) -> tuple:
 
 # From the dataclass fields, not `__slots__`: a compiled class has none (`make native`).
 _STATEMENT_FIELDS = tuple(f.name for f in fields(Statement))
-_statement_values = attrgetter(*_STATEMENT_FIELDS)  # one C call for the whole tuple
+_statement_values = _FIELD_VALUES[Statement]  # one C call for the whole tuple
 _DATE_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("statement_date", "due_date"))
 _INSTANT_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("overdue_since", "cured_at"))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

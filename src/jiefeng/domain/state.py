@@ -192,6 +192,12 @@ class AccountState:
     def available_credit_fen(self) -> int:
         return self.ledger.available_fen(self.credit_limit_fen)
 
+    def available_for_purchase_fen(self) -> int:
+        """While a purchase is handled, the available credit computed once before the causes
+        reacted (`purchase_available_fen`); otherwise computed now."""
+        available_fen = self.purchase_available_fen
+        return self.available_credit_fen if available_fen is None else available_fen
+
     def past_due_statements(self) -> list[Statement]:
         return self.ledger.past_due_statements()
 

@@ -84,9 +84,7 @@ def on_purchase(state: AccountState, event: ev.Purchase, policy: Policy, scopes:
     if event.merchant_id in rules.high_risk_merchants:
         cash_out_signal(state, at, "high_risk_merchant", event.event_id, policy, effects,
                         {"merchant_id": event.merchant_id})
-    available_fen = state.purchase_available_fen
-    if available_fen is None:  # called on its own, not through the core's dispatch
-        available_fen = state.available_credit_fen
+    available_fen = state.available_for_purchase_fen()
     share_pct = rules.rapid_share_of_available_pct
     large = available_fen > 0 and event.amount_fen * 100 >= available_fen * share_pct
     if large or event.amount_fen % rules.round_amount_fen == 0:
