@@ -32,7 +32,7 @@ from jiefeng.domain.outcomes import (
 )
 from jiefeng.service import pipeline
 from jiefeng.service.engine import Engine, EngineCaches, fingerprint
-from jiefeng.service.ingest import in_time_order, ingest, tie_rank
+from jiefeng.service.ingest import decision_order, ingest, tie_rank
 from jiefeng.store import schema as t
 from jiefeng.store.sql import SqlStore
 
@@ -394,6 +394,7 @@ def _sequential(engine: Engine, lines: list[tuple[int, str]]):
 
 
 def test_a_file_is_taken_in_time_order_with_repeats_behind_their_first_line() -> None:
+    """The command first (the portfolio's lines), then the account's lines in time order."""
     lines = [
         (1, _json(purchase("p2", T0 + 2 * HOUR, "1.00"))),
         (2, "not json"),
@@ -404,7 +405,7 @@ def test_a_file_is_taken_in_time_order_with_repeats_behind_their_first_line() ->
                    "at": (T0 + HOUR).isoformat(), "window_id": "w",
                    "start": (T0 + HOUR).isoformat(), "end": (T0 + 2 * HOUR).isoformat()})),
     ]
-    assert [n for n, _ in in_time_order(lines)] == [2, 3, 6, 5, 1, 4]
+    assert [n for n, _ in decision_order(lines)] == [2, 6, 3, 5, 1, 4]
     assert tie_rank("maintenance_scheduled") < tie_rank("account_opened") < tie_rank("purchase")
 
 

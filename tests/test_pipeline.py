@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.domain.scopes import SCOPE_TYPES
 from jiefeng.service import pipeline
 from jiefeng.service.engine import Engine
-from jiefeng.service.ingest import REJECTED, ingest, transaction_batches
+from jiefeng.service.ingest import REJECTED, decision_batches, ingest, transaction_batches
 from jiefeng.store import schema as t
 from jiefeng.store.sql import SqlStore
 
@@ -145,28 +146,32 @@ def test_another_writer_meanwhile_stops_the_pipeline_and_nothing_is_lost(
     """Someone writes an account that a batch in flight also changed: the writer refuses
     that batch, and everything from it on goes through the locking path."""
     lines = _lines()
-    intruder = json.loads(lines[5][1])  # an early account's event, re-sent under a new id
-    intruder.update(event_id="intruder-1", type="login", device_id="D-intruder")
-    for key in list(intruder):
-        if key not in ("event_id", "type", "at", "account_id", "device_id"):
-            del intruder[key]
-    account = intruder["account_id"]
-    # Once batch DEPTH is computed, batch 0 has committed (at most DEPTH are ever in flight)
-    # and the batches after it are in flight.
-    computed = pipeline.PIPELINE_DEPTH + 1
-    first_at = max(json.loads(line)["at"] for _, line in lines[: BATCH * computed]
-                   if json.loads(line).get("account_id") == account)
-    intruder["at"] = first_at
+    # A file is decided account by account: the intruder writes to an account that batches
+    # DEPTH - 1 and DEPTH both hold, at its newest time in the first, once the writer has
+    # committed that batch and before this process computes the next (the earlier batch is
+    # still in flight here: its acknowledgement is taken later).
+    boundary = pipeline.PIPELINE_DEPTH - 1
+    batches = decision_batches(lines, BATCH)
+    earlier, last, following = ({e.get("account_id") for batch in parts for _, line in batch
+                                 if isinstance((e := json.loads(line)).get("account_id"), str)}
+                                for parts in (batches[:boundary], [batches[boundary]],
+                                              [batches[boundary + 1]]))
+    account = min((last & following) - earlier)  # its row appears when batch DEPTH - 1 commits
+    first_at = max(event["at"] for batch in batches[:boundary + 1] for _, line in batch
+                   if (event := json.loads(line)).get("account_id") == account)
+    intruder = {"event_id": "intruder-1", "type": "login", "at": first_at,
+                "account_id": account, "device_id": "D-intruder"}
     other = _engine(db_url)
     compute = pipeline._compute
-    calls = {"n": 0}
 
-    def compute_then_intrude(*args, **kwargs):
-        sent = compute(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == computed:
+    def compute_then_intrude(store, writer, number, *args, **kwargs):
+        if number == boundary + 1:
+            deadline = time.monotonic() + 60
+            while other.store.peek(account, SCOPE_TYPES)[1] is None:  # the writer commits alone
+                assert time.monotonic() < deadline, "batch DEPTH - 1 never committed"
+                time.sleep(0.01)
             assert other.ingest_events([intruder]).accepted == 1
-        return sent
+        return compute(store, writer, number, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_compute", compute_then_intrude)
     engine, report = _pipelined(db_url, lines)

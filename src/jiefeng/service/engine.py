@@ -131,10 +131,12 @@ class Engine:
         (counts, the rejected results and those of its kept lines), so memory does not grow
         with the file (see jiefeng.service.event_file)."""
         if isinstance(items, EventFile):
-            batches: Sequence[Sequence[tuple[int, Any]]] = items.batches(FILE_BATCH_EVENTS)
+            batches: Sequence[Sequence[tuple[int, Any]]] = items.batches(
+                FILE_BATCH_EVENTS, self.stored_appeal_accounts)
             report: IngestReport = FileReport(watched=frozenset(n for n, _ in items.kept))
         else:
-            batches, report = decision_batches(items, FILE_BATCH_EVENTS), IngestReport()
+            batches = decision_batches(items, FILE_BATCH_EVENTS, self.stored_appeal_accounts)
+            report = IngestReport()
         if pipelined and len(batches) > 1:
             ingest_batches_pipelined(self.store, batches, self.base_policy, self.now,
                                      self.cache, self.scope_cache, progress,
@@ -146,6 +148,17 @@ class Engine:
         if len(batches) > 1:
             report.results.sort(key=lambda result: result.position)  # as sent, not as decided
         return report
+
+    def stored_appeal_accounts(self, appeal_ids: list[str]) -> dict[str, str]:
+        """The accounts of these appeals that the store holds (a file's decisions sent
+        without an account_id are ordered with their account)."""
+        found: dict[str, str] = {}
+        with self.store.read() as connection:
+            for appeal_id in appeal_ids:
+                account_id = self.store.appeal_account(connection, appeal_id)
+                if account_id is not None:
+                    found[appeal_id] = account_id
+        return found
 
     def ingest_events(self, raws: Iterable[dict[str, Any]]) -> IngestReport:
         return self.ingest(list(enumerate(raws)))

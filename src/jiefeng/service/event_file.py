@@ -5,15 +5,18 @@ Reading a whole file, cutting it into a list of lines, ordering that list and ke
 per line made a 5,000,000-event file need several gigabytes. Here the file is read twice:
 
 1. `scan` reads it in blocks of SCAN_BLOCK_BYTES and keeps, per line that is not blank, its
-   byte offset and decision key (`packed_key`, the pair `in_time_order` sorts by) as int64,
-   its length as a uint32 (an int64 for a file with a line of 4 GiB or more), and its line
-   number only once a blank line has made numbers differ from positions (20 bytes a line
-   without blank lines, 28 with). Repeats of an event_id travel with their first line: they are
+   byte offset and time key (`packed_key`: time, then tie rank) as int64, its account's
+   group (`jiefeng.service.decision_order`) as an int32, its length as a uint32 (an int64
+   for a file with a line of 4 GiB or more), and its line number only once a blank line has
+   made numbers differ from positions (24 bytes a line without blank lines, 32 with), plus one
+   dict entry per account. Repeats of an event_id travel with their first line: they are
    found by a hash of the id (one more int64 a line, dropped once they are settled) and
    settled by reading again the ids of the lines whose hash repeats, so a hash collision
    changes nothing. A file of one transaction needs none of it (it sorts itself).
-2. `batches` cuts the lines, in decision order, where `transaction_batches` cuts, and reads a
-   batch's lines back by offset only when that batch is taken.
+2. `batches` puts the lines in decision order (account by account between barriers: a file
+   in time order is counted into place, in one int64 a line; another is sorted by arrow),
+   cuts them where `transaction_batches` cuts, and reads a batch's lines back by offset only
+   when that batch is taken.
 
 The lines are those `jiefeng.service.lines.event_lines` gives for the whole file (a BOM at the
 start skipped, cut on `\\n` only, blank lines skipped, bytes not decoded) and the order and
@@ -25,7 +28,6 @@ A stream (stdin) is spooled to a temporary file first: the second read needs off
 
 from __future__ import annotations
 
-import datetime as dt
 import operator
 import shutil
 import tempfile
@@ -34,7 +36,22 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
 
-from jiefeng.service.ingest import _UNREADABLE, _order_key, transaction_batches
+from jiefeng.domain.scopes import SCOPE_TYPES
+from jiefeng.service import decision_order as ordering
+from jiefeng.service.decision_order import (
+    BARRIER_TYPES,
+    PORTFOLIO,
+    int64_view,
+    packed_key,
+)
+from jiefeng.service.ingest import (
+    UNREADABLE_KEY,
+    AppealResolver,
+    _order_facts,
+    _order_key,
+    transaction_batches,
+    with_stored_appeals,
+)
 from jiefeng.service.lines import UTF8_BOM
 
 # Read at a time by `scan` (a longer line is carried over). A block is held about four times
@@ -50,28 +67,6 @@ READ_RUN_BYTES = 8 * 1024 * 1024
 # Lines whose id may repeat, grouped in a dict; more go through arrow (bounded memory).
 MAX_REPEAT_CANDIDATES = 500_000
 LENGTH_LIMIT = 2**32 - 1  # a line's length as a uint32 of the index
-TIE_RANKS = 4  # `tie_rank` is 0, 1 or 2: two bits of a packed key
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def packed_key(at: dt.datetime, rank: int) -> int:
-    """(at, rank) as one int64 that sorts as the pair does: microseconds since 1970 (UTC)
-    times TIE_RANKS, plus the rank. Years 1 to 9999 fit: |microseconds| < 2.6e17."""
-    assert 0 <= rank < TIE_RANKS
-    return ((at - _EPOCH) // _MICROSECOND) * TIE_RANKS + rank
-
-
-UNREADABLE_KEY = packed_key(*_UNREADABLE)
-
-
-def _int64(values: array) -> Any:
-    """An arrow view of an array('q') (no copy): arrow sorts and compares in C++. Imported
-    here: a file of one transaction never needs it (about 45 MB and 0.15 s to import)."""
-    import pyarrow as pa
-
-    assert values.itemsize == 8
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 class EventFile:
@@ -86,6 +81,14 @@ class EventFile:
         self.offsets = array("q")  # of the line's first byte
         self.lengths = array("I")  # without its "\n"; array("q") once one does not fit
         self.keys = array("q")  # decision key (`packed_key`), a repeat's that of its first line
+        # The line's account, as an index into `accounts` (PORTFOLIO for a command or a line
+        # whose account is unknown), a repeat's that of its first line; ranks once ordered.
+        self.groups = array("i")
+        self.accounts: dict[str, int] = {}  # account id -> index, in order of appearance
+        self.barrier_keys: list[int] = []  # of the lines that cut the file into segments
+        self.submitted: dict[str, int] = {}  # appeal id -> index of the account submitting it
+        # (line index, appeal id) of appeal decisions sent without an account_id
+        self.unrouted: list[tuple[int, str]] = []
         # Of each line's event_id (Python's hash, fixed within this process): until the
         # repeats are settled (`decision_order`), only files of more than one transaction.
         self.hashes: array | None = array("q")
@@ -140,33 +143,63 @@ class EventFile:
 
     # --- decision order ---------------------------------------------------------------------
 
-    def decision_order(self, batch_events: int) -> Sequence[int]:
-        """Line indices in the order `decision_batches` takes the lines: in time order
-        (`in_time_order`) if the file is more than one transaction, else as they are."""
+    def decision_order(self, batch_events: int,
+                       resolve_appeals: AppealResolver | None = None) -> Sequence[int]:
+        """Line indices in the order `decision_batches` takes the lines: in decision order
+        (`jiefeng.service.decision_order`) if the file is more than one transaction, else as
+        they are. `resolve_appeals` as for `decision_order`."""
         count = len(self)
         if count <= batch_events or count < 2:
             return range(count)  # one transaction sorts itself
         if self.order is not None:
             return self.order
+        self._route_appeals(resolve_appeals)
         if self.hashes is not None:
             _settle_repeats(self, self.hashes)
             self.hashes = None
+        ranks = ordering.account_ranks(list(self.accounts))
+        groups = self.groups
+        for index, group in enumerate(groups):
+            if group != ordering.PORTFOLIO:
+                groups[index] = ranks[group]
         keys = self.keys
-        # Most files are already in order: checked here, and pyarrow (about 45 MB resident for
-        # the rest of the process) is imported only to sort one that is not.
-        in_order = all(map(operator.le, keys, islice(keys, 1, None)))
-        order: Sequence[int] = range(count) if in_order else _sorted_order(keys)
-        # The keys served only to order the lines (40 MB for 5,000,000): the order is kept.
-        del keys
-        self.keys = array("q")
+        # Most files are in time order: counted into place, in one int64 a line; pyarrow
+        # (about 45 MB resident for the rest of the process) is imported only to sort one
+        # that is not.
+        order: Sequence[int]
+        if all(map(operator.le, keys, islice(keys, 1, None))):
+            order = ordering.account_order_of_timed(keys, groups, self.barrier_keys,
+                                                    len(ranks))
+        else:
+            order = ordering.arrow_account_order(keys, groups, self.barrier_keys)
+        # The keys and groups served only to order the lines (60 MB for 5,000,000): the
+        # order is kept.
+        del keys, groups
+        self.keys, self.groups, self.accounts = array("q"), array("i"), {}
         self.order = order
         return order
 
-    def batches(self, batch_events: int) -> Batches:
-        """The file's transactions, as `decision_batches(self.items(), batch_events)` cuts
-        them; each is read from the file when taken."""
-        return Batches(self, transaction_batches(self.decision_order(batch_events),
-                                                 batch_events))
+    def _route_appeals(self, resolve_appeals: AppealResolver | None) -> None:
+        """An appeal decision sent without an account_id joins its appeal's account: one
+        the file submits, else the store's (`resolve_appeals`); else it stays with the
+        portfolio's lines (and is rejected if the appeal is still unknown when it is taken)."""
+        if not self.unrouted:
+            return
+        names = list(self.accounts)
+        submitted = {appeal_id: names[index] for appeal_id, index in self.submitted.items()}
+        appeals = with_stored_appeals(submitted, (a for _, a in self.unrouted), resolve_appeals)
+        for index, appeal_id in self.unrouted:
+            account_id = appeals.get(appeal_id)
+            if account_id is not None:
+                self.groups[index] = self.accounts.setdefault(account_id, len(self.accounts))
+        self.unrouted = []
+
+    def batches(self, batch_events: int,
+                resolve_appeals: AppealResolver | None = None) -> Batches:
+        """The file's transactions, as `decision_batches(self.items(), batch_events,
+        resolve_appeals)` cuts them; each is read from the file when taken."""
+        return Batches(self, transaction_batches(
+            self.decision_order(batch_events, resolve_appeals), batch_events))
 
 
 class Batches(Sequence[list[tuple[int, bytes]]]):
@@ -234,6 +267,7 @@ def scan(source: IO[bytes], keep: Callable[[bytes], bool] | None = None) -> Even
     says yes are kept whole in `EventFile.kept` (the CLI keeps the commands it audits)."""
     file = EventFile(source)
     offsets, lengths, keys = file.offsets, file.lengths, file.keys
+    groups, accounts = file.groups, file.accounts
     numbers = None
     hashes = file.hashes
     assert hashes is not None
@@ -245,16 +279,33 @@ def scan(source: IO[bytes], keep: Callable[[bytes], bool] | None = None) -> Even
             offset += len(line) + 1
             if not line.strip():
                 continue
-            found = _order_key(line)
-            if found is None:
+            facts = _order_facts(line)
+            if facts is None:
                 keys.append(UNREADABLE_KEY)
+                groups.append(PORTFOLIO)
                 # Never a repeat: its own value, which a real id's hash may meet (then both
                 # are read again and found different).
                 hashes.append(~len(hashes))
             else:
-                event_id, (at, rank) = found
-                keys.append(packed_key(at, rank))
-                hashes.append(hash(event_id))
+                key = packed_key(facts.at, facts.rank)
+                keys.append(key)
+                hashes.append(hash(facts.event_id))
+                kind, account_id = facts.kind, facts.account_id
+                if kind in SCOPE_TYPES:
+                    groups.append(PORTFOLIO)
+                    if kind in BARRIER_TYPES:
+                        file.barrier_keys.append(key)
+                elif account_id is not None:
+                    group = accounts.get(account_id)
+                    if group is None:
+                        group = accounts[account_id] = len(accounts)
+                    groups.append(group)
+                    if kind == "appeal_submitted" and facts.appeal_id is not None:
+                        file.submitted.setdefault(facts.appeal_id, group)
+                else:
+                    groups.append(PORTFOLIO)
+                    if kind == "appeal_decided" and facts.appeal_id is not None:
+                        file.unrouted.append((len(groups) - 1, facts.appeal_id))
             if numbers is not None:
                 numbers.append(number)
             elif number != len(offsets) + 1:  # a blank line before: numbers are positions no more
@@ -269,22 +320,9 @@ def scan(source: IO[bytes], keep: Callable[[bytes], bool] | None = None) -> Even
     return file
 
 
-def _sorted_order(keys: array) -> Sequence[int]:
-    """The line indices sorted by key, stably (ties keep line order), sorted by arrow."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    indices = pc.sort_indices(_int64(keys))  # stable: ties keep line order
-    # memoryview slices share the buffer: a batch's indices are never copied twice.
-    order = memoryview(indices.buffers()[1]).cast("B").cast("Q")[indices.offset:][:len(keys)]
-    # Arrow's allocator keeps what the sorting freed for arrow alone: given back, the ingest
-    # that follows can use it.
-    pa.default_memory_pool().release_unused()
-    return order
-
-
 def _settle_repeats(file: EventFile, hashes: array) -> None:
-    """Give every repeat of an event_id the key of its first line, as `in_time_order` does.
+    """Give every repeat of an event_id the key and group of its first line, as
+    `decision_order` does.
 
     The hashes that may occur more than once are found with a bitmap of two bytes a line (a
     hash whose bit is already set is a candidate: every repeat, and a few percent of the
@@ -326,8 +364,8 @@ def _settle_repeats_by_arrow(file: EventFile, hashes: array) -> None:
     import pyarrow.compute as pc
 
     count = len(hashes)
-    by_hash = pc.sort_indices(_int64(hashes))  # stable: a group is in line order
-    ordered = pc.take(_int64(hashes), by_hash)
+    by_hash = pc.sort_indices(int64_view(hashes))  # stable: a group is in line order
+    ordered = pc.take(int64_view(hashes), by_hash)
     same = pc.equal(ordered.slice(0, count - 1), ordered.slice(1))
     starts = pc.indices_nonzero(same).to_pylist()  # ordered[j] == ordered[j + 1]
     del ordered, same
@@ -344,9 +382,12 @@ def _settle_repeats_by_arrow(file: EventFile, hashes: array) -> None:
 
 
 def _settle_group(file: EventFile, indices: list[int]) -> None:
-    """Lines of one id hash, in line order: those of one event_id take the first's key."""
+    """Lines of one id hash, in line order: those of one event_id take the first's key and
+    group."""
     first: dict[str, int] = {}
     for index, (_, line) in zip(indices, file.lines(indices), strict=True):
         found = _order_key(line)
         if found is not None:  # an unreadable line keeps UNREADABLE_KEY
-            file.keys[index] = first.setdefault(found[0], file.keys[index])
+            origin = first.setdefault(found[0], index)
+            file.keys[index] = file.keys[origin]
+            file.groups[index] = file.groups[origin]

@@ -12,9 +12,10 @@ order, with one exception that is the point: decisions are facts. A purchase is 
 when it is first folded; its outcome is stored with it and every replay reuses it (see
 jiefeng.domain.outcomes). A late purchase is decided at its place in time.
 
-A batch, and a file of many batches, is decided in time order whatever the order of its lines
-(`in_time_order`), so its stored outcomes depend on what arrived before it, not on how its
-lines were laid out.
+A batch is decided in time order; a file of many batches account by account between the
+portfolio's barriers (`decision_order`, see jiefeng.service.decision_order), which decides
+what one time order decides. Either way, whatever the order of its lines, so its stored
+outcomes depend on what arrived before it, not on how its lines were laid out.
 
 Why one long module: reading, deciding in time order and writing a batch share their
 locking and ordering rules; they are kept together until the pipelined writer is split out.
@@ -24,11 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
@@ -48,6 +47,7 @@ from jiefeng.domain.scopes import (
 from jiefeng.domain.state import AccountState
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.policy.schema import Policy
+from jiefeng.service import decision_order as ordering
 from jiefeng.service import writeset
 from jiefeng.service.feature_table import feature_values
 from jiefeng.service.late_events import Replayed, replay_account
@@ -603,54 +603,117 @@ def _same_event(body: str, other_body: str, event: Any) -> bool:
 
 
 _UNREADABLE = (dt.datetime.min.replace(tzinfo=dt.UTC), 0)  # rejected wherever it goes
+UNREADABLE_KEY = ordering.packed_key(*_UNREADABLE)
 
 
-def _order_key(raw: Any) -> tuple[str, tuple[dt.datetime, int]] | None:
-    """(event_id, (at in UTC, tie rank)) of a raw item, read without validating it; None if
-    it cannot be read."""
+class OrderFacts(NamedTuple):
+    """What deciding a raw item's place needs, read without validating it."""
+
+    event_id: str
+    at: dt.datetime  # in UTC
+    rank: int  # `tie_rank`
+    kind: str
+    account_id: str | None  # as sent (None if absent or not a string)
+    appeal_id: str | None  # of an appeal submission or decision
+
+
+def _order_facts(raw: Any) -> OrderFacts | None:
+    """The item's `OrderFacts`, or None if its time or id cannot be read."""
     try:
         fields = raw if isinstance(raw, dict) else orjson.loads(raw)
         at, event_id, kind = fields["at"], fields["event_id"], fields["type"]
         if isinstance(at, str) and isinstance(event_id, str) and isinstance(kind, str):
             instant = dt.datetime.fromisoformat(at)
             if instant.tzinfo is not None:
+                account_id, appeal_id = fields.get("account_id"), fields.get("appeal_id")
                 # One tzinfo for all: datetimes that share it compare several times faster.
-                return event_id, (instant.astimezone(dt.UTC), tie_rank(kind))
-    except (ValueError, TypeError, KeyError, OverflowError):  # Overflow: year 1 at +01:00
-        pass
+                return OrderFacts(
+                    event_id, instant.astimezone(dt.UTC), tie_rank(kind), kind,
+                    account_id if isinstance(account_id, str) else None,
+                    appeal_id if isinstance(appeal_id, str) else None)
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
+        pass  # Overflow: year 1 at +01:00; AttributeError: not an object (no .get)
     # What the quick read misses, validation may still accept: ask it (rare, so slow is fine).
     parsed = _parse(0, raw)
     if isinstance(parsed, ItemResult):
         return None
     event = parsed[0]
-    return event.event_id, (event.at, tie_rank(event.type))
+    fields = event.__dict__
+    return OrderFacts(event.event_id, event.at, tie_rank(event.type), event.type,
+                      fields.get("account_id"), fields.get("appeal_id"))
 
 
-def in_time_order(items: Sequence[tuple[int, Any]]) -> Sequence[tuple[int, Any]]:
-    """Items in the order their events are decided: time, then `tie_rank`, then as sent.
-
-    A file is folded in many transactions, cut by `transaction_batches`; cut in the order of
-    its lines, a repayment a few lines too late would reach a purchase only after it had been
-    decided, so a file's outcomes depended on how its lines were laid out. Repeats of an
-    event_id travel with its first line, so that line is the one taken, as within a batch; a
-    line whose time cannot be read is rejected wherever it goes, and goes first."""
-    first: dict[str, tuple[dt.datetime, int]] = {}
-    keys: list[tuple[dt.datetime, int]] = []
-    for _, raw in items:
-        found = _order_key(raw)
-        keys.append(_UNREADABLE if found is None else first.setdefault(found[0], found[1]))
-    if all(map(operator.le, keys, islice(keys, 1, None))):
-        return items  # already in order, as most files are
-    order = sorted(range(len(items)), key=keys.__getitem__)  # stable: ties keep line order
-    return [items[index] for index in order]
+def _order_key(raw: Any) -> tuple[str, tuple[dt.datetime, int]] | None:
+    """(event_id, (at in UTC, tie rank)) of a raw item, read without validating it; None if
+    it cannot be read."""
+    facts = _order_facts(raw)
+    return None if facts is None else (facts.event_id, (facts.at, facts.rank))
 
 
-def decision_batches(items: Sequence[tuple[int, Any]],
-                     batch_events: int) -> list[Sequence[tuple[int, Any]]]:
-    """The transactions a file or request is ingested in: in time order (`in_time_order`; one
-    transaction sorts itself), cut by `transaction_batches`."""
+def decision_order(items: Sequence[tuple[int, Any]],
+                   resolve_appeals: AppealResolver | None = None
+                   ) -> Sequence[tuple[int, Any]]:
+    """Items in the order a file of many transactions is decided in: account by account
+    between the portfolio's barriers (see jiefeng.service.decision_order), whatever the order
+    of its lines. `resolve_appeals` names the accounts of appeals the items do not submit
+    (the store's), for decisions sent without an account_id."""
+    facts = [_order_facts(raw) for _, raw in items]
+    submitted: dict[str, str] = {}
+    for fact in facts:
+        if (fact is not None and fact.kind == "appeal_submitted"
+                and fact.account_id is not None and fact.appeal_id is not None):
+            submitted.setdefault(fact.appeal_id, fact.account_id)
+    decided = (fact.appeal_id for fact in facts
+               if fact is not None and fact.kind == "appeal_decided"
+               and fact.account_id is None and fact.appeal_id is not None)
+    appeals = with_stored_appeals(submitted, decided, resolve_appeals)
+    accounts: dict[str, int] = {}
+    first: dict[str, tuple[int, int]] = {}  # event_id -> (key, group) of its first line
+    keys: list[int] = []
+    groups: list[int] = []
+    barriers: list[int] = []
+    for fact in facts:
+        if fact is None:
+            key, group = UNREADABLE_KEY, ordering.PORTFOLIO
+        else:
+            account_id = ordering.line_account(fact.kind, fact.account_id, fact.appeal_id, appeals)
+            group = (ordering.PORTFOLIO if account_id is None
+                     else accounts.setdefault(account_id, len(accounts)))
+            own_key = ordering.packed_key(fact.at, fact.rank)
+            if fact.kind in ordering.BARRIER_TYPES:
+                barriers.append(own_key)
+            key, group = first.setdefault(fact.event_id, (own_key, group))
+        keys.append(key)
+        groups.append(group)
+    ranks = ordering.account_ranks(list(accounts))
+    groups = [group if group == ordering.PORTFOLIO else ranks[group] for group in groups]
+    indices = ordering.account_order(keys, groups, barriers)
+    if isinstance(indices, range):
+        return items
+    return [items[index] for index in indices]
+
+
+AppealResolver = Callable[[list[str]], dict[str, str]]  # appeal ids -> their accounts
+
+
+def with_stored_appeals(submitted: dict[str, str], decided: Iterable[str],
+                        resolve_appeals: AppealResolver | None) -> dict[str, str]:
+    """`submitted` (appeal id -> account, from the items) plus what `resolve_appeals` knows
+    of the `decided` appeals (those that decisions without an account_id name) that the
+    items do not submit."""
+    unknown = sorted({appeal_id for appeal_id in decided if appeal_id not in submitted})
+    if resolve_appeals is None or not unknown:
+        return submitted
+    return {**resolve_appeals(unknown), **submitted}
+
+
+def decision_batches(items: Sequence[tuple[int, Any]], batch_events: int,
+                     resolve_appeals: AppealResolver | None = None
+                     ) -> list[Sequence[tuple[int, Any]]]:
+    """The transactions a file or request is ingested in: in decision order
+    (`decision_order`; one transaction sorts itself by time), cut by `transaction_batches`."""
     if len(items) > batch_events:
-        items = in_time_order(items)
+        items = decision_order(items, resolve_appeals)
     return transaction_batches(items, batch_events)
 
 
