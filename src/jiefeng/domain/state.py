@@ -147,8 +147,8 @@ class AccountState:
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
-        self.deadline_floor = None
-        self.purchase_available_fen = None
+        for name in _TRANSIENT_SLOTS:  # never pickled: they start empty
+            object.__setattr__(self, name, None)
 
     def clone(self) -> AccountState:
         copy = AccountState.__new__(AccountState)
@@ -217,5 +217,7 @@ class AccountState:
         }
 
 
+# Caches of one process or one decision: never pickled, never compared, None once unpickled.
+_TRANSIENT_SLOTS = ("deadline_floor", "purchase_available_fen")
 _PICKLED_SLOTS = tuple(name for name in AccountState.__slots__  # type: ignore[attr-defined]
-                       if name not in ("deadline_floor", "purchase_available_fen"))
+                       if name not in _TRANSIENT_SLOTS)
