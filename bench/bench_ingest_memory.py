@@ -23,8 +23,9 @@ file.
 With `--cache-accounts N` the ingest runs with `JIEFENG_CACHE_ACCOUNTS=N`: a cache smaller than
 the file's accounts shows what "flat past the cache size" means. A batch (one transaction of
 10,000 events) still holds the states of the accounts it touches, so the bound is the cache
-plus one batch's accounts; a time-ordered file then reloads most accounts at every batch
-(snapshot and catch-up fold), which is slower.
+plus the batches in flight; a file is decided account by account between sweeps, so an
+account is loaded about once per segment, whatever the cache (in one global time order a
+cache below the accounts reloaded most of them at every batch).
 
 Usage: python bench/bench_ingest_memory.py [--events 1000000] [--compare-up-to 1000000]
            [--order merged|concatenated] [--cache-accounts N]
