@@ -96,19 +96,55 @@ def test_an_appeal_of_the_store_joins_its_account() -> None:
     assert asked == [["P9"]]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(-1, 4)), min_size=2, max_size=60),
-       st.lists(st.integers(0, 50), max_size=3))
-def test_counting_lines_in_time_order_into_place_is_the_sort(lines, barriers) -> None:
-    """The file path counts lines already in time order into place (one int64 a line); it
-    gives what sorting by (segment, group, key) stably gives."""
-    keys = sorted(key * 4 for key, _ in lines)
+       st.lists(st.integers(0, 50), max_size=3), st.booleans())
+def test_counting_lines_in_time_order_into_place_is_the_sort(lines, barriers, globally) -> None:
+    """The file path counts lines in time order into place (one int64 a line): globally, or
+    only within each account (accounts interleaved, out of step with each other). It gives
+    what sorting by (segment, group, key) stably gives."""
+    if globally:
+        keys = sorted(key * 4 for key, _ in lines)
+    else:  # each group's keys sorted among its own lines only
+        by_group: dict[int, list[int]] = {}
+        for key, group in lines:
+            by_group.setdefault(group, []).append(key * 4)
+        taken = {group: iter(sorted(values)) for group, values in by_group.items()}
+        keys = [next(taken[group]) for _, group in lines]
     groups = [group for _, group in lines]
+    assert ordering.in_time_by_group(keys, groups, 5)
     barrier_keys = [b * 4 for b in barriers]
     expected = ordering.account_order(keys, groups, barrier_keys)
     counted = ordering.account_order_of_timed(array("q", keys), array("i", groups),
                                               barrier_keys, 5)
     assert list(counted) == list(expected)
+
+
+def test_a_group_that_goes_back_in_time_is_not_in_time() -> None:
+    # Group 1 goes back (8 then 4), though group 0 and the portfolio (-1) do not.
+    assert not ordering.in_time_by_group([0, 8, 2, 4, 9], [0, 1, -1, 1, 0], 2)
+    assert not ordering.in_time_by_group([5, 3], [-1, -1], 0)
+    assert ordering.in_time_by_group([5, 3], [-1, 0], 1)
+
+
+def test_a_file_in_time_order_but_for_ties_is_counted_not_sorted(monkeypatch) -> None:
+    """An account opened at the instant of another's purchase ranks before it (openings
+    first at an instant); the file is still in time order account by account."""
+    at = "2026-01-01T00:00:00+00:00"
+    lines = [{"event_id": "o-A", "type": "account_opened", "account_id": "A", "at": at,
+              "credit_limit": "100.00", "id_expires_on": "2030-01-01"},
+             {"event_id": "p-A", "type": "purchase", "account_id": "A", "at": at,
+              "amount": "1.00", "merchant_id": "M"},
+             {"event_id": "o-B", "type": "account_opened", "account_id": "B", "at": at,
+              "credit_limit": "100.00", "id_expires_on": "2030-01-01"},
+             {"event_id": "p-B", "type": "purchase", "account_id": "B", "at": at,
+              "amount": "1.00", "merchant_id": "M"}]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    monkeypatch.setattr(ordering, "arrow_account_order", None)  # never asked to sort
+    with scan(io.BytesIO(data)) as indexed:
+        assert list(indexed.decision_order(2)) == [0, 1, 2, 3]
+    numbered = [(n, json.dumps(line)) for n, line in enumerate(lines, start=1)]
+    assert [n for n, _ in decision_order(numbered)] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("sort_by", ["counting", "arrow"])

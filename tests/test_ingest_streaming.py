@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.cli import app
 from jiefeng.service import event_file
-from jiefeng.service.audit import AuditLog, mentions_command
+from jiefeng.service.audit import AuditLog
 from jiefeng.service.event_file import scan, spooled
 from jiefeng.service.ingest import REJECTED, FileReport, decision_batches, ingest
 from jiefeng.service.lines import UTF8_BOM, event_lines
@@ -42,6 +42,14 @@ def _file_bytes(seed: int = 7) -> bytes:
     lines.insert(3_000, b'{"event_id": "bad-\xff\xfe", "type": "login"}')
     lines.insert(3_500, lines[10])  # a repeat, far from its first line
     return UTF8_BOM + b"\n".join(lines) + b"\n\n"
+
+
+def _type_of(line: bytes) -> str | None:
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    return raw.get("type") if isinstance(raw, dict) else None
 
 
 def _rejected(results) -> list[tuple]:
@@ -86,10 +94,10 @@ def test_a_file_in_time_order_is_not_sorted_and_a_small_one_needs_no_index(monke
 
 def test_a_stream_is_spooled_and_read_as_the_file() -> None:
     data = _file_bytes()
-    with scan(spooled(io.BytesIO(data)), keep=mentions_command) as lines:
+    with scan(spooled(io.BytesIO(data)), keep_types=COMMAND_TYPES) as lines:
         assert lines.items() == event_lines(data)
         assert lines.kept == [(n, line) for n, line in event_lines(data)
-                              if mentions_command(line)]
+                              if _type_of(line) in COMMAND_TYPES]
         assert lines.kept  # the portfolio has operator commands and appeals
 
 
@@ -109,7 +117,7 @@ def test_a_file_stores_and_reports_what_the_list_of_its_lines_does(
                       expected_engine.now, expected_engine.cache, expected_engine.scope_cache,
                       BATCH, FILE_SNAPSHOT_EVERY_EVENTS, keep_effects=False)
     engine = _engine(db_url)
-    with path.open("rb") as source, scan(source, keep=mentions_command) as lines:
+    with path.open("rb") as source, scan(source, keep_types=COMMAND_TYPES) as lines:
         report = engine.ingest_file(lines, pipelined=pipelined)
     assert isinstance(report, FileReport)
     for status in ("accepted", "duplicate", "rejected"):

@@ -132,8 +132,8 @@ def progress_bar() -> Progress:
 
 def _audit_commands(store: Any, items: list[tuple[int, bytes]], report: Any) -> None:
     """Operator commands and appeals applied from a file go to the audit log (kind `cli`,
-    actor the OS user), as they do over HTTP. `items` needs only the lines that mention a
-    command (`mentions_command`); `report` must hold their results."""
+    actor the OS user), as they do over HTTP. `items` needs only the lines of commands
+    (`scan`'s `keep_types`); `report` must hold their results."""
     import getpass
 
     from jiefeng.service.audit import AuditLog, cli_command_entries
@@ -162,13 +162,13 @@ def ingest(
 
     The file is read twice, never held whole: once to index its lines, then one transaction
     at a time (stdin is copied to a temporary file first)."""
-    from jiefeng.service.audit import mentions_command
     from jiefeng.service.event_file import scan, spooled
+    from jiefeng.service.security import COMMAND_TYPES
 
     try:
         source = spooled(sys.stdin.buffer) if str(file) == "-" else file.open("rb")
         # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
-        lines = scan(source, keep=mentions_command)
+        lines = scan(source, keep_types=COMMAND_TYPES)
     except OSError as error:
         errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
         raise typer.Exit(2) from None

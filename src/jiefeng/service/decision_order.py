@@ -101,12 +101,25 @@ def account_ranks(account_ids: Sequence[str]) -> list[int]:
     return ranks
 
 
+def in_time_by_group(keys: Sequence[int], groups: Sequence[int], group_count: int) -> bool:
+    """Whether each group's lines are in time order (its keys non-decreasing), which is what
+    `account_order_of_timed` needs. A file in time order is, and so is one in time order but
+    for ties (an account opened at the instant of another's purchase comes after it) or one
+    written account after account. Groups are below `group_count`, or PORTFOLIO."""
+    last = [-_KEY_OFFSET] * (group_count + 1)  # PORTFOLIO's at 0
+    for key, group in zip(keys, groups, strict=True):
+        if key < last[group + 1]:
+            return False
+        last[group + 1] = key
+    return True
+
+
 def account_order_of_timed(keys: Sequence[int], groups: Sequence[int],
                            barrier_keys: Sequence[int], group_count: int) -> Sequence[int]:
-    """`account_order` for lines already in time order (`keys` non-decreasing), as most files
-    are: a stable counting sort by (segment, group), in two passes and one int64 a line
-    (`account_order` holds a Python int a line, a sort needs more). Groups are below
-    `group_count`, or PORTFOLIO."""
+    """`account_order` for lines already in time order within each group
+    (`in_time_by_group`), as most files are: a stable counting sort by (segment, group), in
+    two passes and one int64 a line (`account_order` holds a Python int a line, a sort needs
+    more). Groups are below `group_count`, or PORTFOLIO."""
     barriers = sorted(barrier_keys)
     buckets = group_count + 1  # PORTFOLIO first
     counts = [0] * ((len(barriers) + 1) * buckets)
@@ -127,21 +140,13 @@ def account_order_of_timed(keys: Sequence[int], groups: Sequence[int],
 
 def _buckets(keys: Sequence[int], groups: Sequence[int], barriers: list[int],
              buckets: int) -> Iterator[int]:
-    """Each line's (segment, group) as one number; keys non-decreasing, so the segment only
-    moves forward."""
+    """Each line's (segment, group) as one number."""
     if not barriers:
         for group in groups:
             yield group + 1
         return
-    segment, next_barrier = 0, barriers[0]
     for key, group in zip(keys, groups, strict=True):
-        while key >= next_barrier:
-            segment += 1
-            next_barrier = barriers[segment] if segment < len(barriers) else _NO_BARRIER
-        yield segment * buckets + group + 1
-
-
-_NO_BARRIER = 1 << 64  # above every int64 key
+        yield bisect_right(barriers, key) * buckets + group + 1
 
 
 def int64_view(values: array) -> Any:
