@@ -336,7 +336,9 @@ class BatchIngest:
             event = candidate.event
             try:
                 if not earliest <= event.at <= latest:
-                    raise DomainRejected(*admission.time_problem(event.at, *window_args))
+                    problem = admission.time_problem(event.at, *window_args)
+                    assert problem is not None  # outside the window: it says why
+                    raise DomainRejected(*problem)
                 if event.type in SCOPE_TYPES:
                     check_scope_command(self.scopes, event)
                     self.scopes = apply_scope_command(self.scopes, event)
@@ -470,7 +472,9 @@ class BatchIngest:
     def _account_write(self, account_id: str, state: AccountState) -> AccountWrite:
         """The account's row (and snapshot when due) as this batch leaves it."""
         row = self.rows.get(account_id)
-        holds = core.active_holds(state, state.clock, self.scopes)
+        clock = state.clock
+        assert clock is not None, "only an account with events is written"
+        holds = core.active_holds(state, clock, self.scopes)
         revision = (row.revision if row else 0) + 1
         # A new account gets its first snapshot once it has that many events, like any
         # other: until then a reader folds its few events from the log.
@@ -478,14 +482,14 @@ class BatchIngest:
         snapshot_due = state.events_applied - snapshot_events >= self.snapshot_every
         write = AccountWrite(
             state, core.H.derive_status(holds), tuple(h.code for h in holds),
-            self.scopes.policy_for(state.clock, self.policy).version, revision, row is None,
+            self.scopes.policy_for(clock, self.policy).version, revision, row is None,
             account_id in self.rebuilt or snapshot_due,
             feature_values(state, self.policy, self.scopes))
         self.base_revisions[account_id] = row.revision if row else None
         self.new_rows[account_id] = AccountRow(
             revision, state.events_applied,
             state.events_applied if write.with_snapshot else snapshot_events,
-            SNAPSHOT_FORMAT, state.clock)
+            SNAPSHOT_FORMAT, clock)
         return write
 
     def write_set(self) -> WriteSet:
