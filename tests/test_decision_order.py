@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends import db_url  # noqa: F401  (fixture)
+from jiefeng.domain.scopes import SCOPE_TYPES
 from jiefeng.service import decision_order as ordering
 from jiefeng.service.decision_order import PORTFOLIO
 from jiefeng.service.event_file import scan
@@ -172,6 +173,21 @@ def test_a_file_of_one_account_in_time_order_is_not_reordered(monkeypatch) -> No
     monkeypatch.setattr(ordering, "arrow_account_order", None)  # never asked to sort
     with scan(io.BytesIO("\n".join(lines).encode())) as indexed:
         assert indexed.decision_order(10) == range(40)
+
+
+def test_a_line_goes_to_its_account_its_appeal_or_the_portfolio() -> None:
+    """One rule for the file and the list path (`line_routing`)."""
+    assert ordering.line_routing("purchase", "A", None) == ("A", None)
+    assert ordering.line_routing("appeal_decided", None, "P1") == (None, "P1")  # routed later
+    assert ordering.line_routing("appeal_decided", "A", "P1") == ("A", None)
+    assert ordering.line_routing("maintenance_scheduled", None, None) == (None, None)
+    assert ordering.line_routing("manual_hold_placed", "A", None) == ("A", None)
+    assert ordering.line_routing("purchase", None, None) == (None, None)  # rejected later
+    # Commands that change the scopes are the portfolio's, even naming an account.
+    assert ordering.line_routing("migration_started", "A", None) == (None, None)
+    assert ordering.BARRIER_TYPES <= SCOPE_TYPES  # a barrier is a portfolio line
+    assert ordering.line_account("appeal_decided", None, "P1", {"P1": "B"}) == "B"
+    assert ordering.line_account("appeal_decided", None, "P2", {"P1": "B"}) is None
 
 
 def test_groups_do_not_depend_on_where_accounts_first_appear() -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from operator import le
 from typing import Any
@@ -53,19 +53,42 @@ def packed_key(at: dt.datetime, rank: int) -> int:
     return ((at - _EPOCH) // _MICROSECOND) * TIE_RANKS + rank
 
 
+def line_routing(kind: str, account_id: str | None,
+                 appeal_id: str | None) -> tuple[str | None, str | None]:
+    """Where a line goes, read without validating it: (its account, None); or (None, an
+    appeal id) for an appeal decision sent without an account_id, which joins its appeal's
+    account once that is known (`with_stored_appeals`); or (None, None) for the portfolio's
+    lines: operator commands, and lines whose account is not known (validation rejects most
+    of them)."""
+    if kind in SCOPE_TYPES:
+        return None, None
+    if account_id is not None:
+        return account_id, None
+    if kind == "appeal_decided" and appeal_id is not None:
+        return None, appeal_id
+    return None, None
+
+
 def line_account(kind: str, account_id: str | None, appeal_id: str | None,
                  appeals: Mapping[str, str]) -> str | None:
-    """The account whose group a line joins, or None for the portfolio's lines: operator
-    commands, and lines whose account is not known (validation rejects most of them). An
-    appeal decision sent without an account_id joins its appeal's account (`appeals`: appeal
-    id -> account, from the file's submissions and the store)."""
-    if kind in SCOPE_TYPES:
-        return None
-    if account_id is not None:
-        return account_id
-    if kind == "appeal_decided" and appeal_id is not None:
-        return appeals.get(appeal_id)
-    return None
+    """The account whose group a line joins (`line_routing`), or None for the portfolio's
+    lines; `appeals`: appeal id -> account, from the file's submissions and the store."""
+    account, appeal = line_routing(kind, account_id, appeal_id)
+    return account if appeal is None else appeals.get(appeal)
+
+
+AppealResolver = Callable[[list[str]], dict[str, str]]  # appeal ids -> their accounts
+
+
+def with_stored_appeals(submitted: dict[str, str], decided: Iterable[str],
+                        resolve_appeals: AppealResolver | None) -> dict[str, str]:
+    """`submitted` (appeal id -> account, from the items) plus what `resolve_appeals` knows
+    of the `decided` appeals (those that decisions without an account_id name) that the
+    items do not submit."""
+    unknown = sorted({appeal_id for appeal_id in decided if appeal_id not in submitted})
+    if resolve_appeals is None or not unknown:
+        return submitted
+    return {**resolve_appeals(unknown), **submitted}
 
 
 def segment_of(key: int, barrier_keys: Sequence[int]) -> int:

@@ -36,21 +36,21 @@ from collections.abc import Collection, Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
 
-from jiefeng.domain.scopes import SCOPE_TYPES
 from jiefeng.service import decision_order as ordering
 from jiefeng.service.decision_order import (
     BARRIER_TYPES,
     PORTFOLIO,
+    AppealResolver,
     int64_view,
+    line_routing,
     packed_key,
+    with_stored_appeals,
 )
 from jiefeng.service.ingest import (
     UNREADABLE_KEY,
-    AppealResolver,
     _order_facts,
     _order_key,
     transaction_batches,
-    with_stored_appeals,
 )
 from jiefeng.service.lines import UTF8_BOM
 
@@ -292,14 +292,13 @@ def scan(source: IO[bytes], keep_types: Collection[str] = ()) -> EventFile:
                 key = packed_key(facts.at, facts.rank)
                 keys.append(key)
                 hashes.append(hash(facts.event_id))
-                kind, account_id = facts.kind, facts.account_id
+                kind = facts.kind
                 if kind in keep_types:
                     file.kept.append((number, line))
-                if kind in SCOPE_TYPES:
-                    groups.append(PORTFOLIO)
-                    if kind in BARRIER_TYPES:
-                        file.barrier_keys.append(key)
-                elif account_id is not None:
+                if kind in BARRIER_TYPES:
+                    file.barrier_keys.append(key)
+                account_id, appeal_id = line_routing(kind, facts.account_id, facts.appeal_id)
+                if account_id is not None:
                     group = accounts.get(account_id)
                     if group is None:
                         group = accounts[account_id] = len(accounts)
@@ -308,8 +307,8 @@ def scan(source: IO[bytes], keep_types: Collection[str] = ()) -> EventFile:
                         file.submitted.setdefault(facts.appeal_id, group)
                 else:
                     groups.append(PORTFOLIO)
-                    if kind == "appeal_decided" and facts.appeal_id is not None:
-                        file.unrouted.append((len(groups) - 1, facts.appeal_id))
+                    if appeal_id is not None:  # joins its appeal's account once known
+                        file.unrouted.append((len(groups) - 1, appeal_id))
             if numbers is not None:
                 numbers.append(number)
             elif number != len(offsets) + 1:  # a blank line before: numbers are positions no more

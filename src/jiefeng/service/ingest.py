@@ -49,6 +49,7 @@ from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.policy.schema import Policy
 from jiefeng.service import decision_order as ordering
 from jiefeng.service import writeset
+from jiefeng.service.decision_order import AppealResolver
 from jiefeng.service.feature_table import feature_values
 from jiefeng.service.late_events import Replayed, replay_account
 from jiefeng.service.states import (
@@ -670,7 +671,7 @@ def decision_order(items: Sequence[tuple[int, Any]],
     decided = (fact.appeal_id for fact in facts
                if fact is not None and fact.kind == "appeal_decided"
                and fact.account_id is None and fact.appeal_id is not None)
-    appeals = with_stored_appeals(submitted, decided, resolve_appeals)
+    appeals = ordering.with_stored_appeals(submitted, decided, resolve_appeals)
     accounts: dict[str, int] = {}
     first: dict[str, tuple[int, int]] = {}  # event_id -> (key, group) of its first line
     keys: list[int] = []
@@ -695,20 +696,6 @@ def decision_order(items: Sequence[tuple[int, Any]],
     if isinstance(indices, range):
         return items
     return [items[index] for index in indices]
-
-
-AppealResolver = Callable[[list[str]], dict[str, str]]  # appeal ids -> their accounts
-
-
-def with_stored_appeals(submitted: dict[str, str], decided: Iterable[str],
-                        resolve_appeals: AppealResolver | None) -> dict[str, str]:
-    """`submitted` (appeal id -> account, from the items) plus what `resolve_appeals` knows
-    of the `decided` appeals (those that decisions without an account_id name) that the
-    items do not submit."""
-    unknown = sorted({appeal_id for appeal_id in decided if appeal_id not in submitted})
-    if resolve_appeals is None or not unknown:
-        return submitted
-    return {**resolve_appeals(unknown), **submitted}
 
 
 def decision_batches(items: Sequence[tuple[int, Any]], batch_events: int,
