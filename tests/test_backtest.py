@@ -191,3 +191,73 @@ def test_a_chunk_folds_with_thecollector_paused_and_restores_it() -> None:
         assert not gc.isenabled()  # off before: left off
     finally:
         gc.enable()
+
+
+# --- sharing the chunks between this process and the workers ----------------------------------
+
+
+def _share(monkeypatch, chunk_count: int, fold):
+    """Run `_share_with_workers` over `chunk_count` one-account chunks with a thread pool
+    standing in for the worker processes; `fold(chunk, thread_name)` folds one chunk."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jiefeng.service import backtest as service_backtest
+
+    monkeypatch.setattr(service_backtest, "_run_chunk",
+                        lambda chunk: fold(chunk, threading.current_thread().name))
+    collected: list[tuple[str, list]] = []
+    chunks = [[f"A{n:03d}"] for n in range(chunk_count)]
+    with ThreadPoolExecutor(2, thread_name_prefix="worker") as pool:
+        service_backtest._share_with_workers(
+            pool, 2, chunks, lambda chunk, results: collected.append((chunk[0], results)))
+    return chunks, collected
+
+
+def test_every_chunk_is_folded_once_by_this_process_or_a_worker(monkeypatch):
+    import time
+
+    folded_by: dict[str, str] = {}
+
+    def fold(chunk, thread_name):
+        time.sleep(0.002)  # long enough for the workers to take their share
+        folded_by[chunk[0]] = thread_name
+        return [chunk[0]]
+
+    chunks, collected = _share(monkeypatch, 60, fold)
+    assert sorted(account for account, _ in collected) == [chunk[0] for chunk in chunks]
+    assert all(results == [account] for account, results in collected)
+    assert {name.startswith("worker") for name in folded_by.values()} == {True, False}
+
+
+def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error(monkeypatch):
+    import time
+
+    def fold(chunk, thread_name):
+        if thread_name.startswith("worker"):
+            raise RuntimeError(f"worker failed on {chunk[0]}")
+        time.sleep(0.01)  # this process is slower: the workers take chunks first
+        return []
+
+    with pytest.raises(RuntimeError, match="worker failed on"):
+        _share(monkeypatch, 200, fold)
+
+
+def test_a_chunk_that_fails_here_stops_the_workers_too(monkeypatch):
+    import threading
+
+    taken_after_failure = []
+    failed = threading.Event()
+
+    def fold(chunk, thread_name):
+        if failed.is_set():
+            taken_after_failure.append(chunk[0])
+        if not thread_name.startswith("worker"):
+            failed.set()
+            raise ValueError("this process failed")
+        return []
+
+    with pytest.raises(ValueError, match="this process failed"):
+        _share(monkeypatch, 500, fold)
+    # At most the chunks the two workers had already taken when it failed.
+    assert len(taken_after_failure) <= 2

@@ -17,7 +17,7 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
@@ -27,8 +27,10 @@ from jiefeng.domain.features import features
 from jiefeng.domain.outcomes import Decided
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
-from jiefeng.policy.criteria import CompiledCriteria
 from jiefeng.policy.schema import Policy
+
+if TYPE_CHECKING:  # sqlglot, imported by the criteria, is needed only where some are compiled
+    from jiefeng.policy.criteria import CompiledCriteria
 
 BACKTEST_FORMAT = 1  # bumped when a key of backtest.json changes meaning
 RELEASE_KINDS = (H.RELEASE_TIME, H.RELEASE_CONDITION, H.RELEASE_EVENT, H.RELEASE_REVIEW)

@@ -12,26 +12,32 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import multiprocessing
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
 from jiefeng.batch import backtest as B
 from jiefeng.domain.scopes import Scopes
-from jiefeng.explain.render import render_text
-from jiefeng.explain.structured import build_explanation
-from jiefeng.policy.criteria import CompiledCriteria, compile_criteria
 from jiefeng.policy.schema import Policy
 from jiefeng.service.states import parse_stored
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
+if TYPE_CHECKING:
+    from jiefeng.policy.criteria import CompiledCriteria
+
+# The workers' fork server imports this module before the first worker can start: what only a
+# backtest with criteria (sqlglot) or the parent's sample of explanations needs is imported
+# where it is used.
+
 Pair = tuple[B.AccountRun, B.AccountRun]  # one account's runs: baseline, candidate
-ACCOUNTS_PER_TASK = 50  # small enough for a smooth progress bar, large enough to amortize
+ACCOUNTS_PER_TASK = 25  # small enough for a smooth progress bar, large enough to amortize
 DIFFERING_SAMPLE_SIZE = 10
 
 
@@ -73,7 +79,11 @@ _worker: dict[str, Any] = {}  # the context of this worker process (set by _init
 def _init_worker(context: BacktestContext) -> None:
     _worker["context"] = context
     _worker["store"] = SqlStore(context.db, upgrade=False)
-    _worker["criteria"] = compile_criteria(context.criteria) if context.criteria else None
+    _worker["criteria"] = None
+    if context.criteria:
+        from jiefeng.policy.criteria import compile_criteria
+
+        _worker["criteria"] = compile_criteria(context.criteria)
 
 
 def _accounts_events(account_ids: Sequence[str]) -> dict[str, list[Any]]:
@@ -162,6 +172,8 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
     if spec.sample is not None and spec.sample < 1:
         raise BacktestError("--sample", "must be at least 1")
     if spec.criteria:
+        from jiefeng.policy.criteria import compile_criteria
+
         compile_criteria(spec.criteria)  # CriteriaError names the problem before any work
     window = _window(store, spec)
     with store.read() as connection:
@@ -242,31 +254,59 @@ def _worker_context() -> Any:
 def _share_with_workers(pool: ProcessPoolExecutor, workers: int,
                         chunks: Sequence[Sequence[str]],
                         collect: Callable[[Sequence[str], list[Pair | None]], None]) -> None:
-    """Hand the chunks to the pool a few at a time, and fold one here whenever none of those
-    handed out is done: the workers' interpreters take about a second to start, and this
-    process, idle otherwise, folds meanwhile (and keeps up if a worker falls behind)."""
-    ahead = 2 * workers  # queued per worker: none waits for work, few wait for the end
-    pending: dict[Any, Sequence[str]] = {}
-    next_chunk = 0
-    while next_chunk < len(chunks) or pending:
-        while next_chunk < len(chunks) and len(pending) < ahead:
-            chunk = chunks[next_chunk]
-            pending[pool.submit(_run_chunk, chunk)] = chunk
-            next_chunk += 1
-        done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
-        if not done and next_chunk < len(chunks):
-            chunk = chunks[next_chunk]  # the workers are busy: this one is folded here
-            next_chunk += 1
+    """Fold the chunks in the pool's workers and in this process at once, each taking the next
+    chunk as soon as it is free. A thread per worker hands it its next chunk the moment it
+    returns one, so no worker waits while this process is busy folding, and none has a queue
+    left when the last chunks are taken. The first hand-out waits until the fork server has
+    imported this module (a few tenths of a second, once per process): this process folds
+    meanwhile."""
+    remaining = iter(chunks)
+    lock = threading.Lock()
+    failed = threading.Event()
+    done: queue.SimpleQueue[tuple[Sequence[str], list[Pair | None]] | BaseException] = (
+        queue.SimpleQueue())
+
+    def take() -> Sequence[str] | None:
+        with lock:
+            return None if failed.is_set() else next(remaining, None)
+
+    def feed() -> None:
+        try:
+            while (chunk := take()) is not None:
+                done.put((chunk, pool.submit(_run_chunk, chunk).result()))
+        except BaseException as error:  # raised by this process's thread, below
+            failed.set()
+            done.put(error)
+
+    feeders = [threading.Thread(target=feed, name=f"jiefeng-backtest-feed-{n}", daemon=True)
+               for n in range(workers)]
+    for feeder in feeders:
+        feeder.start()
+
+    def collect_done() -> None:
+        while not done.empty():
+            item = done.get()
+            if isinstance(item, BaseException):
+                raise item
+            collect(*item)
+
+    try:
+        while (chunk := take()) is not None:
             collect(chunk, _run_chunk(chunk))
-            continue
-        if not done:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            collect(pending.pop(future), future.result())
+            collect_done()
+    except BaseException:
+        failed.set()  # the feeders stop at their current chunk
+        raise
+    for feeder in feeders:
+        feeder.join()
+    collect_done()
 
 
 def _side_by_side(account_id: str, context: BacktestContext) -> dict[str, Any]:
     """One differing account: each policy's outcome and the customer's explanation under it."""
+    from jiefeng.explain.render import render_text
+    from jiefeng.explain.structured import build_explanation
+
     events = _accounts_events([account_id]).get(account_id, [])
     view: dict[str, Any] = {"account_id": account_id}
     for side, policy in (("baseline", context.baseline), ("candidate", context.candidate)):
