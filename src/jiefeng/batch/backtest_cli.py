@@ -45,6 +45,10 @@ def backtest(
 
     --engine spark replays a Parquet export on Spark (the optional extra `jiefeng[spark]`):
     the same fold and the same backtest.json."""
+    if engine_name == "local" and workers > 1:
+        from jiefeng.service.backtest import start_worker_server
+
+        start_worker_server()  # its interpreter starts while this one reads the store
     from jiefeng.batch.backtest_report import render_backtest_html
     from jiefeng.cli import _engine, _parse_at, _policy, console, errors, progress_bar
     from jiefeng.policy.criteria import CriteriaError

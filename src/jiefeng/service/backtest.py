@@ -239,6 +239,17 @@ def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: i
     return pairs, left_out
 
 
+def start_worker_server() -> None:
+    """Start the workers' fork server now, without waiting for it: a command about to run a
+    backtest on several workers calls this first, so that the server imports this module
+    while the command reads its policies and its store."""
+    context = _worker_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def _worker_context() -> Any:
     """How worker processes start. Never a plain fork: this process has database connections
     and threads (a progress bar, a server's). Where available, a fork server: started once per
