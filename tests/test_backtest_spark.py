@@ -78,3 +78,69 @@ def test_spark_backtests_a_sample_as_local_does(stored, tmp_path, monkeypatch, p
     assert data["accounts"]["compared"] == 2
     assert (tmp_path / "local" / "backtest.json").read_bytes() == \
         (tmp_path / "spark" / "backtest.json").read_bytes()
+
+
+def _spy_on_folds(monkeypatch) -> list[str]:
+    """How each fold on Spark read its rows: "whole files" (no shuffle) or "shuffled"."""
+    from jiefeng.service import backtest_spark
+
+    plans: list[str] = []
+    fold_rows = backtest_spark._fold_rows
+
+    def spied(frame, context):
+        plan = frame._jdf.queryExecution().executedPlan().toString()
+        plans.append("shuffled" if "Exchange" in plan else "whole files")
+        return fold_rows(frame, context)
+
+    monkeypatch.setattr(backtest_spark, "_fold_rows", spied)
+    return plans
+
+
+def test_an_export_is_folded_without_a_shuffle(stored, tmp_path, monkeypatch):  # noqa: F811
+    """Each account sits in its bucket's file: one file is one partition, never split, so the
+    rows reach the fold without going through a shuffle."""
+    plans = _spy_on_folds(monkeypatch)
+    db, candidate = stored
+    spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark", "--workers", "2")
+    assert spark.exit_code == 0, spark.output
+    assert plans == ["whole files"]
+
+
+def test_an_account_split_between_files_is_folded_again_after_a_shuffle(
+        stored, tmp_path, monkeypatch):  # noqa: F811
+    """An input not laid out as an export (one account's rows in two files, two partitions):
+    found by the account coming back twice, and folded again after a shuffle; the result is
+    the local one."""
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from jiefeng.cli import app
+
+    db, candidate = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    assert exported.exit_code == 0, exported.output
+    buckets = sorted((tmp_path / "exp" / "events").iterdir())
+    first = buckets[0] / "part-00000.parquet"
+    table = pq.read_table(first)
+    account = table.column("account_id")[0].as_py()
+    rows = table.column("account_id").to_pylist()
+    half = [i for i, a in enumerate(rows) if a == account][: max(1, rows.count(account) // 2)]
+    moved = table.take(half)
+    kept = table.take([i for i in range(len(rows)) if i not in set(half)])
+    pq.write_table(kept.drop(["account_bucket"]) if "account_bucket" in kept.column_names
+                   else kept, first)
+    split = tmp_path / "exp" / "events" / "account_bucket=99"
+    split.mkdir()
+    pq.write_table(moved.drop(["account_bucket"]) if "account_bucket" in moved.column_names
+                   else moved, split / "part-00000.parquet")
+
+    # As many workers as files: each file its own partition, so the two halves are apart.
+    files = len(list((tmp_path / "exp" / "events").glob("*/*.parquet")))
+    plans = _spy_on_folds(monkeypatch)
+    local = backtest(db, candidate, tmp_path / "local")
+    spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark",
+                     "--workers", str(files), "--input", str(tmp_path / "exp"))
+    assert local.exit_code == 0 and spark.exit_code == 0, (local.output, spark.output)
+    assert plans == ["whole files", "shuffled"]
+    assert (tmp_path / "local" / "backtest.json").read_bytes() == \
+        (tmp_path / "spark" / "backtest.json").read_bytes()
