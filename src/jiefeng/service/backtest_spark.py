@@ -111,10 +111,10 @@ def _fold_rows(frame: Any, context: BacktestContext) -> list[Any]:
 def _fold_exported_files(spark: Any, frame: Any, context: BacktestContext,
                          workers: int) -> list[Any] | None:
     """The rows folded without a shuffle: one partition a file, the files shared out among
-    `workers` partitions (`coalesce` moves no row), so the bodies never go through the JVM's
-    shuffle. None where this cannot hold: fewer files than workers (a shuffle spreads them),
-    or an account whose rows were not in one file (it comes back from two partitions: folded
-    again, shuffled)."""
+    `workers` partitions (`coalesce` moves no row). The bodies then never go through the
+    JVM's shuffle. None where
+    this cannot hold: fewer files than workers (a shuffle spreads them), or an account whose
+    rows were not in one file (it comes back from two partitions: folded again, shuffled)."""
     previous = {key: spark.conf.get(key, None) for key in _WHOLE_FILES}
     try:
         for key, value in _WHOLE_FILES.items():
