@@ -1,11 +1,10 @@
 """The backtest on Spark: the same pure fold, run per partition of accounts.
 
-Reads a `jiefeng export events` directory, one file a partition (an export holds each account
-in its bucket's file, so no shuffle is needed; an input that is not laid out so is
-repartitioned by account), sorts each partition by (account, time, arrival) and hands it to
-`compare_account` through `mapInArrow`, one account's events at a time; the small,
-per-account results (two runs as JSON) come back to the driver and are summarized exactly as
-a local backtest is, so both engines write the same `backtest.json`.
+Reads a `jiefeng export events` directory, repartitions the rows by account, sorts each
+partition by (account, time, arrival) and hands it to `compare_account` through
+`mapInArrow`, one account's events at a time; the small, per-account results (two runs as
+JSON) come back to the driver and are summarized exactly as a local backtest is, so both
+engines write the same `backtest.json`.
 
 The policies, the operator commands (scopes) and the window travel with the function to every
 executor once (Spark ships a closure to each task; with Spark Connect, the executors need
@@ -95,44 +94,6 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
     return fold
 
 
-# Read so that every file is one partition, never split: an export holds each account in one
-# file (its bucket's), so each account's rows then stay in one partition without a shuffle.
-_WHOLE_FILES = {"spark.sql.files.maxPartitionBytes": str(1 << 50),
-                "spark.sql.files.openCostInBytes": str(1 << 50)}
-
-
-def _fold_rows(frame: Any, context: BacktestContext) -> list[Any]:
-    """Each partition sorted by (account, time, arrival) and folded account by account; one
-    result row per account and partition."""
-    frame = frame.sortWithinPartitions("account_id", "at_utc", "seq")
-    return frame.mapInArrow(_fold_partitions(context), _RESULT_SCHEMA).collect()
-
-
-def _fold_exported_files(spark: Any, frame: Any, context: BacktestContext,
-                         workers: int) -> list[Any] | None:
-    """The rows folded without a shuffle: one partition a file, the files shared out among
-    `workers` partitions (`coalesce` moves no row). The bodies then never go through the
-    JVM's shuffle. None where
-    this cannot hold: fewer files than workers (a shuffle spreads them), or an account whose
-    rows were not in one file (it comes back from two partitions: folded again, shuffled)."""
-    previous = {key: spark.conf.get(key, None) for key in _WHOLE_FILES}
-    try:
-        for key, value in _WHOLE_FILES.items():
-            spark.conf.set(key, value)
-        if len(frame.inputFiles()) < max(1, workers):
-            return None
-        rows = _fold_rows(frame.coalesce(max(1, workers)), context)
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-    if len({row.account_id for row in rows}) != len(rows):
-        return None  # not an export of jiefeng's layout: an account was split between files
-    return rows
-
-
 def spark_pairs_from(export_dir: Path, remote: str | None
                      ) -> Callable[..., tuple[list[Pair], int]]:
     """An engine for `run_backtest` that replays on Spark from an events export."""
@@ -152,11 +113,13 @@ def spark_pairs_from(export_dir: Path, remote: str | None
             # account, a join (or a long IN list) cost more than the rows it would drop; the
             # few an export may hold beyond the store are dropped below.
             frame = frame.where(frame.account_id.isin(sorted(wanted)))
-        frame = frame.select("account_id", "at_utc", "seq", "body", "outcome")
-        rows = _fold_exported_files(spark, frame, context, workers)
-        if rows is None:
-            rows = _fold_rows(frame.repartition(max(1, workers), "account_id"), context)
-        rows = [row for row in rows if row.account_id in wanted]
+        # One partition a core: each task pays Arrow's and the Python worker's set-up once.
+        frame = (frame.select("account_id", "at_utc", "seq", "body", "outcome")
+                 .repartition(max(1, workers), "account_id")
+                 .sortWithinPartitions("account_id", "at_utc", "seq"))
+        rows = [row for row in frame.mapInArrow(_fold_partitions(context),
+                                                _RESULT_SCHEMA).collect()
+                if row.account_id in wanted]
         pairs: list[Pair] = []
         left_out = 0
         for row in rows:
