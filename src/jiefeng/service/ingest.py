@@ -664,13 +664,17 @@ def decision_order(items: Sequence[tuple[int, Any]],
     (the store's), for decisions sent without an account_id."""
     facts = [_order_facts(raw) for _, raw in items]
     submitted: dict[str, str] = {}
+    decided: list[str] = []  # appeals whose decisions name no account (`line_routing`)
     for fact in facts:
-        if (fact is not None and fact.kind == "appeal_submitted"
-                and fact.account_id is not None and fact.appeal_id is not None):
-            submitted.setdefault(fact.appeal_id, fact.account_id)
-    decided = (fact.appeal_id for fact in facts
-               if fact is not None and fact.kind == "appeal_decided"
-               and fact.account_id is None and fact.appeal_id is not None)
+        if fact is None:
+            continue
+        account_id, appeal_id = ordering.line_routing(fact.kind, fact.account_id,
+                                                      fact.appeal_id)
+        if appeal_id is not None:
+            decided.append(appeal_id)
+        elif (account_id is not None and fact.kind == "appeal_submitted"
+              and fact.appeal_id is not None):
+            submitted.setdefault(fact.appeal_id, account_id)
     appeals = ordering.with_stored_appeals(submitted, decided, resolve_appeals)
     accounts: dict[str, int] = {}
     first: dict[str, tuple[int, int]] = {}  # event_id -> (key, group) of its first line
