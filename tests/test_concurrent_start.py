@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from backends import db_url  # noqa: F401  (fixture)
 from jiefeng.service.engine import Engine
-from jiefeng.store.sql import HEAD_REVISION, SqlStore
+from jiefeng.store.sql import HEAD_REVISION, SqlStore, enable_wal
 from refold import assert_stored_equals_refold
 
 
@@ -71,3 +74,50 @@ def test_two_concurrent_file_ingests_of_disjoint_accounts_lose_no_effect(
     store = SqlStore(db_url, upgrade=False)
     logs = assert_stored_equals_refold(Engine(store))
     assert {a[0] for a in logs} == {"A", "B"} and len(logs) == 200
+
+
+def test_many_pairs_of_processes_opening_a_new_sqlite_file_all_succeed(tmp_path) -> None:
+    """Two processes switching a new SQLite file to WAL at once: SQLite refuses one of them
+    at once ("database is locked", the busy timeout not consulted), a few times in a hundred
+    pairs; that one asks again (`enable_wal`). Spawned, not forked: this process may have
+    threads; each pair meets at `start` once both have imported jiefeng."""
+    context = multiprocessing.get_context("spawn")
+    outcomes = []
+    for pair in range(60):
+        url = f"sqlite:///{tmp_path / f'pair-{pair}.db'}"
+        start, results = context.Event(), context.Queue()
+        workers = [context.Process(target=_open, args=(url, start, results)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        start.set()
+        outcomes += [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=30)
+    assert outcomes == [HEAD_REVISION] * 120
+
+
+class _Cursor:
+    """Answers "database is locked" to its first `locked` requests for WAL."""
+
+    def __init__(self, locked: int, message: str = "database is locked") -> None:
+        self.locked, self.message, self.asked = locked, message, 0
+
+    def execute(self, sql: str) -> None:
+        assert sql == "PRAGMA journal_mode=WAL"
+        self.asked += 1
+        if self.asked <= self.locked:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_wal_is_asked_for_again_while_locked_until_the_timeout() -> None:
+    cursor = _Cursor(locked=3)
+    enable_wal(cursor, timeout_s=5)
+    assert cursor.asked == 4
+    always = _Cursor(locked=10**9)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        enable_wal(always, timeout_s=0.05)
+    assert 2 <= always.asked < 20  # asked again, with growing pauses, then given up
+    other = _Cursor(locked=1, message="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        enable_wal(other, timeout_s=5)
+    assert other.asked == 1  # not a lock: not asked again

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pickle
+import sqlite3
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,6 +169,29 @@ def effect_rows(effects: Sequence[Any]) -> list[tuple]:
     ]
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def enable_wal(cursor: Any, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """Put the database in WAL mode (kept in the file: later connections find it so).
+
+    Two processes opening a new database at once can both ask for the switch; SQLite then
+    answers one of them "database is locked" at once, without waiting through the busy
+    timeout (it would otherwise deadlock). That one asks again, a little later, until the
+    timeout: by then the other has switched the file, and asking again changes nothing."""
+    deadline = time.monotonic() + timeout_s
+    pause_s = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause_s > deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.1)
+
+
 def _install_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -175,8 +200,8 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         # First: switching to WAL takes a lock, and another process creating the schema may
         # hold it for longer than the driver's 5 s default wait ("database is locked").
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
