@@ -215,19 +215,73 @@ def _share(monkeypatch, chunk_count: int, fold):
 
 
 def test_every_chunk_is_folded_once_by_this_process_or_a_worker(monkeypatch):
-    import time
+    import threading
 
     folded_by: dict[str, str] = {}
+    this_process_folded = threading.Event()
 
     def fold(chunk, thread_name):
-        time.sleep(0.002)  # long enough for the workers to take their share
+        if thread_name.startswith("worker"):
+            # Workers still starting: this process folds meanwhile (here, its first chunk).
+            assert this_process_folded.wait(5)
         folded_by[chunk[0]] = thread_name
+        if not thread_name.startswith("worker"):
+            this_process_folded.set()
         return [chunk[0]]
 
     chunks, collected = _share(monkeypatch, 60, fold)
     assert sorted(account for account, _ in collected) == [chunk[0] for chunk in chunks]
     assert all(results == [account] for account, results in collected)
     assert {name.startswith("worker") for name in folded_by.values()} == {True, False}
+
+
+def test_this_process_stops_folding_once_every_worker_runs(monkeypatch):
+    """A third folding process on two cores slows the two workers down: once both have
+    returned a chunk, this process only collects."""
+    import threading
+
+    worker_folds = [0]
+    counted = threading.Condition()
+    folded_here: list[str] = []
+
+    def fold(chunk, thread_name):
+        if thread_name.startswith("worker"):
+            with counted:
+                worker_folds[0] += 1
+                counted.notify_all()
+        else:
+            folded_here.append(chunk[0])
+            # Until both feeders have handed their workers a second chunk, which they do
+            # only after the first came back.
+            with counted:
+                assert counted.wait_for(lambda: worker_folds[0] >= 20, timeout=5)
+        return [chunk[0]]
+
+    chunks, collected = _share(monkeypatch, 200, fold)
+    assert sorted(account for account, _ in collected) == sorted(c[0] for c in chunks)
+    assert len(folded_here) <= 1  # folding throughout, it would take a share of the 200
+
+
+def test_this_process_folds_every_chunk_while_no_worker_has_started(monkeypatch):
+    """Workers that have not returned a first chunk (a slow fork server) leave the chunks to
+    this process, which does not wait for them."""
+    import threading
+
+    release_workers = threading.Event()
+    folded_by: dict[str, str] = {}
+
+    def fold(chunk, thread_name):
+        if thread_name.startswith("worker"):
+            assert release_workers.wait(5)  # fails the test if this process waited for them
+        folded_by[chunk[0]] = thread_name
+        if sum(not name.startswith("worker") for name in folded_by.values()) == 28:
+            release_workers.set()
+        return [chunk[0]]
+
+    chunks, collected = _share(monkeypatch, 30, fold)
+    assert sorted(account for account, _ in collected) == [chunk[0] for chunk in chunks]
+    here = [a for a, name in folded_by.items() if not name.startswith("worker")]
+    assert len(here) == 28  # all but the two the workers took first
 
 
 def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error(monkeypatch):
