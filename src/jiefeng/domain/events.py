@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from jiefeng.domain.money import format_fen, parse_amount_fen
-from jiefeng.domain.upcasting import upcast, version_problem
+from jiefeng.domain.upcasting import SCHEMA_VERSION, upcast, version_problem
 
 MAX_ID_CHARS = 128
 MAX_LIST_ITEMS = 10_000  # bounds account_ids in one operator command
@@ -569,6 +569,30 @@ def parse_event_json(text: str | bytes) -> Any:
             reason = f"not valid JSON: {error}"
         raise EventRejected([("(line)", reason)]) from None
     return parse_event(raw)
+
+
+# How a body validated in the current shape is stored (`upcasting.stamped`, or sorted keys):
+# the key can only occur as this object's own, as every nested object refuses unknown keys and
+# a quote inside a string value is escaped.
+_CURRENT_STAMP = f'"schema_version":{SCHEMA_VERSION},'
+
+
+def parse_stored_json(body: str) -> Any:
+    """A stored body as the event it holds (`stored=True`: see `parse_event`).
+
+    A body in the current shape, the usual case, is validated straight from its text without
+    its stamp, as a new line is (`parse_event_json`): about a sixth cheaper than decoding it
+    into a dict first. Any other body (an older shape, or one this reading refuses) goes
+    through `parse_event`, which upcasts it or names what is wrong."""
+    if _CURRENT_STAMP in body:
+        try:
+            return _EVENT_ADAPTER.validate_json(body.replace(_CURRENT_STAMP, "", 1),
+                                                context=_STORED)
+        except ValidationError:
+            pass
+    import orjson
+
+    return parse_event(orjson.loads(body), stored=True)
 
 
 def event_to_json_dict(event: Any) -> dict[str, Any]:

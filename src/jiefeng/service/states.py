@@ -19,7 +19,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-import orjson
 from sqlalchemy import Connection
 
 from jiefeng.domain import core
@@ -93,7 +92,7 @@ class StateCache:
 
 def parse_stored(body: str, account_id: str | None = None):
     """Parse a stored event; an appeal decision gets the account the store routed it to."""
-    event = ev.parse_event(orjson.loads(body), stored=True)
+    event = ev.parse_stored_json(body)
     if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
         event = event.model_copy(update={"account_id": account_id})
     return event

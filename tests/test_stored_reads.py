@@ -1,0 +1,130 @@
+"""Reading a stored body back (`parse_stored_json`): a body in the current shape is validated
+straight from its text without its version stamp; it must give exactly the event the dict path
+gives (`parse_event(orjson.loads(body), stored=True)`), and every other body must still take
+that path (older shapes upcast, bad bodies named)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+from jiefeng.domain import events as events_module
+from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json
+from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
+
+OVERFLOWING = "999999999999999" + " * 999999999999999" * 29 + " * credit_limit > 1"
+PURCHASE = {"event_id": "p1", "type": "purchase", "at": "2025-01-05T10:00:00+08:00",
+            "account_id": "A1", "amount": "12.30", "merchant_id": "M1"}
+
+# Types the synthetic portfolio does not send, in their wire form.
+OTHERS = [
+    {"event_id": "o1", "type": "manual_hold_placed", "at": "2025-02-01T09:00:00+08:00",
+     "actor": "ops-1", "account_id": "A1", "reason": "复核 review"},
+    {"event_id": "o2", "type": "manual_hold_released", "at": "2025-02-02T09:00:00Z",
+     "actor": "ops-1", "account_id": "A1"},
+    {"event_id": "o3", "type": "policy_activated", "at": "2025-02-03T09:00:00.123456+00:00",
+     "actor": "ops-1", "version": "v2", "sha256": "a" * 64},
+    {"event_id": "o4", "type": "score_update", "at": "2025-02-04T09:00:00.5-05:30",
+     "account_id": "A1", "score": 640, "dimensions": {"identity": 40, "assets": 0}},
+    {"event_id": "o5", "type": "purchase", "at": "2025-02-05T09:00:00+08:00",
+     "account_id": "A1", "amount": "7", "merchant_id": "M1", "kind": "cash_withdrawal",
+     "password_ok": False, "authorization": "approved"},
+    {"event_id": "o6", "type": "appeal_submitted", "at": "2025-02-06T09:00:00+08:00",
+     "account_id": "A1", "appeal_id": "AP1", "hold_code": "cash_out",
+     "statement": "我没有套现 \"quoted\" \\ back", "purchase_event_ids": ["p1", "p2"]},
+]
+
+
+def _wire_events() -> list[dict]:
+    return generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=5)) + OTHERS
+
+
+def _stored_forms(raw: dict) -> list[str]:
+    """The two ways a body in the current shape is stored: a line as received, stamped
+    first; an event given as a dict, in sorted keys with its stamp among them."""
+    line = orjson.dumps(raw).decode()
+    by_dict = orjson.dumps({**raw, "schema_version": SCHEMA_VERSION},
+                           option=orjson.OPT_SORT_KEYS).decode()
+    return [stamped(line), by_dict]
+
+
+def _same(read, expected) -> None:
+    assert read == expected
+    assert type(read) is type(expected)
+    assert read.model_fields_set == expected.model_fields_set
+    assert list(read.__dict__) == list(expected.__dict__)
+    for name, value in expected.__dict__.items():
+        assert type(read.__dict__[name]) is type(value), name
+
+
+def _without_the_dict_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a body in the current shape went through the dict path")
+
+    monkeypatch.setattr(events_module, "parse_event", refuse)
+
+
+def test_every_stored_body_in_the_current_shape_reads_as_the_dict_path_reads_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = _wire_events()
+    types = {raw["type"] for raw in raws}
+    assert len(types) >= 20  # the portfolio and the extras cover nearly every event type
+    bodies = [body for raw in raws for body in _stored_forms(raw)]
+    expected = [parse_event(orjson.loads(body), stored=True) for body in bodies]
+    _without_the_dict_path(monkeypatch)  # and none of them needs it
+    for body, event in zip(bodies, expected, strict=True):
+        assert '"schema_version":2,' in body
+        _same(parse_stored_json(body), event)
+
+
+@pytest.mark.parametrize("body", [
+    # The stamp last (no comma after it), spaced, or of an older version: the dict path.
+    '{"event_id":"p1","type":"purchase","at":"2025-01-05T10:00:00+08:00","account_id":"A1",'
+    '"amount":"12.30","merchant_id":"M1","schema_version":2}',
+    '{"schema_version": 2, "event_id":"p1","type":"purchase","at":"2025-01-05T10:00:00+08:00",'
+    '"account_id":"A1","amount":"12.30","merchant_id":"M1"}',
+    '{"event_id":"p1","type":"purchase","at":"2025-01-05T10:00:00+08:00","account_id":"A1",'
+    '"amount":"12.30","merchant_id":"M1"}',
+])
+def test_other_stored_forms_read_the_same(body: str) -> None:
+    _same(parse_stored_json(body), parse_event(PURCHASE))
+
+
+def test_an_older_shape_with_its_stamp_is_still_upcast() -> None:
+    body = orjson.dumps({"schema_version": 1, **PURCHASE, "amount": 12.3}).decode()
+    assert parse_stored_json(body).amount_fen == 1230
+
+
+def test_the_stamp_inside_a_text_value_is_not_taken_for_the_key() -> None:
+    """A quote inside a string is escaped, so the stamp's text cannot match there; the body's
+    own stamp is the one removed."""
+    raw = {**OTHERS[5], "statement": '"schema_version":2, is in this text'}
+    for body in _stored_forms(raw):
+        assert parse_stored_json(body).statement == '"schema_version":2, is in this text'
+
+
+def test_a_stored_sweep_whose_criteria_are_refused_today_still_reads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks tightened after a sweep was accepted are not applied to it again."""
+    raw = {"event_id": "s1", "type": "policy_sweep", "at": "2025-03-01T00:00:00+08:00",
+           "actor": "ops-1", "sweep_id": "S1", "criteria": OVERFLOWING,
+           "reopen_criteria": "score >= 700"}
+    with pytest.raises(EventRejected, match="criteria"):
+        parse_event(raw)
+    _without_the_dict_path(monkeypatch)
+    for body in _stored_forms(raw):
+        assert parse_stored_json(body).criteria == OVERFLOWING
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"amount": "12.345"}, "amount"),
+    ({"amount": 12.3}, "amount"),  # a number in a body that says it is of the current shape
+    ({"merchant_id": ""}, "merchant_id"),
+    ({"colour": "red"}, "colour"),
+])
+def test_a_damaged_body_in_the_current_shape_is_refused_naming_the_field(change, field) -> None:
+    for body in _stored_forms({**PURCHASE, **change}):
+        with pytest.raises(EventRejected) as raised:
+            parse_stored_json(body)
+        assert raised.value.field == field
