@@ -193,6 +193,43 @@ def test_a_chunk_folds_with_thecollector_paused_and_restores_it() -> None:
         gc.enable()
 
 
+def test_a_chunk_s_events_and_states_are_freed_before_the_collector_resumes(
+        tmp_path, portfolio_events, monkeypatch) -> None:
+    """Still alive when the collector resumed, a chunk's events and states were walked by
+    the collection that followed, once per chunk, to free nothing."""
+    import gc
+
+    from jiefeng.policy.schema import default_policy
+    from jiefeng.service import backtest as service_backtest
+    from jiefeng.service.engine import Engine
+
+    db = str(tmp_path / "chunk.db")
+    engine = Engine(SqlStore(db))
+    engine.ingest_events(portfolio_events[:8000])
+    policy = default_policy()
+    spec = service_backtest.BacktestSpec(policy, policy)
+    context = service_backtest.BacktestContext(
+        db, policy, policy, engine.scopes(), service_backtest._window(engine.store, spec), None)
+    with engine.store.read() as connection:
+        account_ids = engine.store.account_ids(connection)[:25]
+    service_backtest._init_worker(context)
+    tracked_at_resume: list[int] = []
+    enable = gc.enable
+
+    def resume() -> None:
+        tracked_at_resume.append(gc.get_count()[0])  # objects allocated since a collection
+        enable()
+
+    monkeypatch.setattr(gc, "enable", resume)
+    gc.collect()
+    pairs = service_backtest._run_chunk(account_ids)
+    assert len(pairs) == 25 and all(pair is not None for pair in pairs)
+    # What is left is the pairs of runs returned; the events and states (tens of thousands of
+    # objects for these 25 accounts) are gone.
+    assert tracked_at_resume and tracked_at_resume[0] < 1_500, tracked_at_resume
+    engine.store.close()
+
+
 # --- sharing the chunks between this process and the workers ----------------------------------
 
 
