@@ -276,21 +276,27 @@ def test_this_process_stops_folding_once_every_worker_runs(monkeypatch):
     """A third folding process on two cores slows the two workers down: once both have
     returned a chunk, this process only collects."""
     import threading
+    import time
 
     worker_folds = [0]
     counted = threading.Condition()
+    both_first_chunks = threading.Barrier(2)
     folded_here: list[str] = []
 
     def fold(chunk, thread_name):
         if thread_name.startswith("worker"):
             with counted:
                 worker_folds[0] += 1
+                number = worker_folds[0]
                 counted.notify_all()
+            if number <= 2:
+                # A feeder hands out its next chunk only once its first is back, so the two
+                # first chunks are the two workers': both run, then both return.
+                both_first_chunks.wait(timeout=5)
+            time.sleep(0.001)  # the threads standing in for processes all get to run
         else:
             folded_here.append(chunk[0])
-            # Until both feeders have handed their workers a second chunk, which they do
-            # only after the first came back.
-            with counted:
+            with counted:  # by then both workers have returned a chunk, long since
                 assert counted.wait_for(lambda: worker_folds[0] >= 20, timeout=5)
         return [chunk[0]]
 
@@ -336,19 +342,23 @@ def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error(monkey
 
 def test_a_chunk_that_fails_here_stops_the_workers_too(monkeypatch):
     import threading
+    import time
 
     taken_after_failure = []
     failed = threading.Event()
 
     def fold(chunk, thread_name):
-        if failed.is_set():
-            taken_after_failure.append(chunk[0])
-        if not thread_name.startswith("worker"):
-            failed.set()
-            raise ValueError("this process failed")
-        return []
+        if thread_name.startswith("worker"):
+            if failed.is_set():
+                taken_after_failure.append(chunk[0])
+                time.sleep(0.05)  # a worker that kept taking chunks would take one a while
+            # Busy with their first chunks, the workers leave the next to this process.
+            assert failed.wait(5)
+            return []
+        failed.set()
+        raise ValueError("this process failed")
 
     with pytest.raises(ValueError, match="this process failed"):
         _share(monkeypatch, 500, fold)
-    # At most the chunks the two workers had already taken when it failed.
+    # At most the chunks the two workers took as it failed.
     assert len(taken_after_failure) <= 2
