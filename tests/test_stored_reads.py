@@ -5,11 +5,15 @@ that path (older shapes upcast, bad bodies named)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import orjson
+import pydantic
 import pytest
 
 from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.domain import events as events_module
+from jiefeng.domain import stored_schema
 from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 
@@ -128,3 +132,74 @@ def test_a_damaged_body_in_the_current_shape_is_refused_naming_the_field(change,
         with pytest.raises(EventRejected) as raised:
             parse_stored_json(body)
         assert raised.value.field == field
+
+
+# --- the stored-body validator (jiefeng.domain.stored_schema) ----------------------------------
+
+
+def test_the_stored_body_validator_leaves_instants_and_amounts_to_its_conversions() -> None:
+    """Built from its own schema, not the models' validators: pydantic-core would otherwise
+    reuse each complete model's validator and the saving would silently vanish."""
+    text = orjson.dumps(PURCHASE).decode()
+    built = stored_schema._VALIDATOR.validate_json(text, context=events_module._STORED)
+    assert type(built) is events_module.Purchase
+    assert built.__dict__["amount_fen"] == "12.30"  # the text, converted afterwards
+    assert built.__dict__["at"].utcoffset().total_seconds() == 8 * 3600  # not in UTC yet
+    read = stored_schema.read_current(text)
+    assert read.amount_fen == 1230 and read.at.tzinfo is dt.UTC
+    _same(read, parse_event(PURCHASE))
+    # The models themselves still validate in full.
+    assert events_module.Purchase.__pydantic_complete__ is True
+    with pytest.raises(pydantic.ValidationError):
+        events_module.Purchase.model_validate({**PURCHASE, "amount": "0.00"})
+
+
+def test_the_stored_body_validator_covers_the_account_events() -> None:
+    covered = {cls.__name__ for cls in stored_schema._PLANS}
+    assert {"Purchase", "Refund", "Repayment", "Login", "Activity", "AssetUpdate",
+            "ScoreUpdate", "PasswordAttempt", "InstallmentPlanCreated"} <= covered
+    # A model with a validator of its own, and the operator events, keep their schema.
+    assert "AccountOpened" not in covered and "PolicySweep" not in covered
+    plan = dict(stored_schema._PLANS[events_module.AssetUpdate])
+    assert set(plan) == {"at", "deposits_fen", "wealth_balance_fen"}
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"amount": "0.00"}, "amount", "greater than zero"),
+    ({"amount": "0"}, "amount", "greater than zero"),
+    ({"amount": "100000000001.00"}, "amount", "implausibly large"),
+    ({"amount": "1e3"}, "amount", "not a decimal amount"),
+    ({"amount": "１２.30"}, "amount", "not a decimal amount"),  # full-width digits
+    ({"amount": " 12.30"}, "amount", "spaces"),
+    ({"amount": "-12.30"}, "amount", "negative"),
+    ({"at": "2025-01-05T10:00:00"}, "at", "timezone"),
+    ({"at": "2301-01-05T10:00:00+08:00"}, "at", "between the years"),
+    ({"at": 1736042400}, "at", "RFC 3339"),
+])
+def test_what_the_stored_body_validator_refuses_is_refused_as_on_the_way_in(
+        change, field, reason) -> None:
+    """Every value the conversions stand in for is refused as the full validator refuses it,
+    naming the field: the stored reading never accepts what ingest would not."""
+    raw = {**PURCHASE, **change}
+    with pytest.raises(EventRejected) as on_the_way_in:
+        parse_event(raw)
+    assert on_the_way_in.value.field == field and reason in on_the_way_in.value.reason
+    for body in _stored_forms(raw):
+        with pytest.raises((ValueError, TypeError, pydantic.ValidationError)):
+            stored_schema.read_current(body.replace('"schema_version":2,', "", 1))
+        with pytest.raises(EventRejected) as read_back:
+            parse_stored_json(body)
+        assert (read_back.value.field, read_back.value.reason) == (
+            on_the_way_in.value.field, on_the_way_in.value.reason)
+
+
+def test_zero_balances_read_back_and_amounts_keep_their_places() -> None:
+    raw = {"event_id": "a1", "type": "asset_update", "at": "2025-01-05T10:00:00Z",
+           "account_id": "A1", "deposits": "0", "wealth_balance": "1234.5"}
+    for body in _stored_forms(raw):
+        read = parse_stored_json(body)
+        assert (read.deposits_fen, read.wealth_balance_fen) == (0, 123450)
+        _same(read, parse_event(raw))
+    for amount, fen in (("7", 700), ("0.01", 1), ("012.30", 1230), ("99999999.99", 9999999999)):
+        body = _stored_forms({**PURCHASE, "amount": amount})[1]
+        assert parse_stored_json(body).amount_fen == fen

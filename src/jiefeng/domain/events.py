@@ -580,14 +580,20 @@ _CURRENT_STAMP = f'"schema_version":{SCHEMA_VERSION},'
 def parse_stored_json(body: str) -> Any:
     """A stored body as the event it holds (`stored=True`: see `parse_event`).
 
-    A body in the current shape, the usual case, is validated straight from its text without
-    its stamp, as a new line is (`parse_event_json`): about a tenth cheaper than decoding it
-    into a dict first. Any other body (an older shape, or one this reading refuses) goes
-    through `parse_event`, which upcasts it or names what is wrong."""
+    A body in the current shape, the usual case, is read straight from its text without its
+    stamp by the stored-body validator (`jiefeng.domain.stored_schema`: the union's schema
+    without the Python validators of instants and amounts, about a fifth cheaper than the
+    full one), else validated as a new line is (`parse_event_json`). Any other body (an older
+    shape, or one these readings refuse) goes through `parse_event`, which upcasts it or
+    names what is wrong."""
     if _CURRENT_STAMP in body:
+        text = body.replace(_CURRENT_STAMP, "", 1)
         try:
-            return _EVENT_ADAPTER.validate_json(body.replace(_CURRENT_STAMP, "", 1),
-                                                context=_STORED)
+            return _stored_schema.read_current(text)
+        except (ValidationError, ValueError, TypeError):
+            pass
+        try:
+            return _EVENT_ADAPTER.validate_json(text, context=_STORED)
         except ValidationError:
             pass
     import orjson
@@ -606,3 +612,8 @@ def routing_account_id(event: Any) -> str | None:
     # pydantic's slow path (an exception inside), and this runs for every event.
     fields = getattr(event, "__dict__", None)
     return fields.get("account_id") if fields is not None else None
+
+
+# Built from the union above, so imported once everything it reads is defined (and as a
+# module: importing it first imports this one, which then finds it partly initialised).
+from jiefeng.domain import stored_schema as _stored_schema  # noqa: E402

@@ -1,0 +1,142 @@
+"""A cheaper validator for event bodies read back from the log.
+
+A stored body was validated when it was ingested; reading it back (backtests, state reloads,
+late arrivals, exports) must give the same event, and it is most of what a backtest spends
+besides the fold. The validator built here is the event union's own schema with the Python
+validators of the account events' instants and amounts left out: pydantic calls each from its
+Rust core, about half of reading a purchase. Here the instant is parsed by pydantic (strictly:
+a text only) and the amount's text checked against `parse_amount_fen`'s grammar, both in Rust;
+one Python pass per event then finishes them as the validators would (the year bounds and the
+instant in UTC; integer fen, above zero where zero is refused, within MAX_AMOUNT_FEN). The event
+is an instance of the same class, with the same values and the same fields set.
+
+Models with a validator of their own, optional fields and operator events keep their schema as
+it is. Anything this reading refuses, the caller reads with the full validator, which names the
+problem, so a damaged body is refused as it would be on the way in.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic_core import SchemaValidator
+
+from jiefeng.domain import events as ev
+from jiefeng.domain.money import MAX_AMOUNT_FEN
+
+
+def _fen(text: str, allow_zero: bool) -> int:
+    # The text matched AMOUNT_PATTERN in the validator: digits, then one or two places.
+    whole, _, cents = text.partition(".")
+    fen = int(whole) * 100
+    if cents:
+        fen += int(cents) * (10 if len(cents) == 1 else 1)
+    if fen == 0 and not allow_zero:
+        raise ValueError("must be greater than zero")
+    if fen > MAX_AMOUNT_FEN:
+        raise ValueError("is implausibly large")
+    return fen
+
+
+def _amount(text: str) -> int:
+    return _fen(text, False)
+
+
+def _balance(text: str) -> int:
+    return _fen(text, True)
+
+
+# What `parse_amount_fen` accepts, for the validator to check in Rust.
+AMOUNT_PATTERN = r"^[0-9]{1,15}(?:\.[0-9]{1,2})?$"
+
+
+def _timestamp_schema(wrapper: dict[str, Any]) -> dict[str, Any]:
+    # pydantic's own parsing of an aware datetime, without the wrap; strict, so that only a
+    # text is read (lax, it would take a Unix number, which the contract refuses).
+    return {**wrapper["schema"], "strict": True}
+
+
+def _amount_schema(wrapper: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "str", "pattern": AMOUNT_PATTERN}
+
+
+Conversion = Callable[[Any], Any]
+SchemaMaker = Callable[[dict[str, Any]], dict[str, Any]]
+Plan = tuple[tuple[str, Conversion], ...]  # (field, conversion) of one model
+
+# The field validators left out: the schema that replaces each, and the conversion that then
+# finishes the field's value.
+_STANDS_IN: dict[Callable[..., Any], tuple[SchemaMaker, Conversion]] = {
+    ev._timestamp: (_timestamp_schema, ev._in_range_utc),  # the year bounds, then in UTC
+    ev._amount_fen: (_amount_schema, _amount),
+    ev._balance_fen: (_amount_schema, _balance),
+}
+
+
+def _replaced(field_schema: dict[str, Any]) -> tuple[SchemaMaker, Conversion] | None:
+    """(schema maker, conversion) that replace this field's validator, if it is left out."""
+    if field_schema.get("type") not in ("function-wrap", "function-before"):
+        return None
+    function = field_schema.get("function", {})
+    if function.get("type") != "no-info":
+        return None
+    return _STANDS_IN.get(function.get("function"))
+
+
+def _lighten(model: dict[str, Any]) -> Plan:
+    """Replace the left-out validators of one model schema (in place); (field, conversion)."""
+    conversions = []
+    for name, field in model["schema"]["fields"].items():
+        replacement = _replaced(field["schema"])
+        if replacement is not None:
+            make_schema, convert = replacement
+            field["schema"] = make_schema(field["schema"])
+            conversions.append((name, convert))
+    return tuple(conversions)
+
+
+def _build() -> tuple[SchemaValidator, dict[type, Plan]]:
+    schema = copy.deepcopy(ev._EVENT_ADAPTER.core_schema)
+    assert schema["type"] == "tagged-union", "the event union is discriminated by type"
+    plans: dict[type, Plan] = {}
+    for choice in schema["choices"].values():
+        if choice.get("type") != "model" or choice["schema"].get("type") != "model-fields":
+            continue  # a model validator would see the texts: kept as it is
+        cls = choice["cls"]
+        if "account_id" not in choice["schema"]["fields"] or issubclass(cls, ev._OperatorEvent):
+            continue
+        plans[cls] = _lighten(choice)
+    return _validator_of(schema, plans), plans
+
+
+def _validator_of(schema: dict[str, Any], classes: Iterable[type]) -> SchemaValidator:
+    """The validator of `schema`, built from it. pydantic-core takes a complete model's own
+    validator for any model schema of its class; the classes are marked incomplete while this
+    one is built (only building a schema reads the mark), then complete again."""
+    classes = list(classes)
+    for cls in classes:
+        assert cls.__dict__.get("__pydantic_complete__") is True
+        cls.__pydantic_complete__ = False
+    try:
+        return SchemaValidator(schema)
+    finally:
+        for cls in classes:
+            cls.__pydantic_complete__ = True
+
+
+_VALIDATOR, _PLANS = _build()
+_NOTHING: Plan = ()
+
+
+def read_current(text: str) -> Any:
+    """The event a stored body in the current shape (its stamp removed) holds.
+
+    Raises ValueError, TypeError or pydantic's ValidationError for a body this reading does not
+    take; the caller then reads it with the full validator."""
+    event = _VALIDATOR.validate_json(text, context=ev._STORED)
+    fields = event.__dict__
+    for name, convert in _PLANS.get(type(event), _NOTHING):
+        fields[name] = convert(fields[name])
+    return event
