@@ -83,11 +83,18 @@ def _sequential(url: str, lines) -> tuple[Engine, object]:
     return engine, report
 
 
-def _pipelined(url: str, lines, progress=None) -> tuple[Engine, object]:
+def _pipelined(url: str, lines, progress=None, helper=None) -> tuple[Engine, object]:
+    """`helper`: the state cache of a second folding process (None: none)."""
     engine = _engine(url)
     report = pipeline.ingest_pipelined(engine.store, lines, engine.base_policy, engine.now,
-                                       engine.cache, engine.scope_cache, BATCH, progress)
+                                       engine.cache, engine.scope_cache, BATCH, progress,
+                                       helper_cache_accounts=helper)
     return engine, report
+
+
+# The pipeline alone, and with a second folding process (a cache smaller than the accounts
+# it folds, so that it also reloads states it let go).
+FOLDERS = [pytest.param(None, id="one-folder"), pytest.param(30, id="two-folders")]
 
 
 @pytest.fixture
@@ -101,8 +108,9 @@ def second_url(db_url: str, tmp_path):  # noqa: F811
         yield str(tmp_path / "second.db")
 
 
+@pytest.mark.parametrize("helper", FOLDERS)
 def test_pipelined_ingest_stores_what_the_sequential_path_stores(
-        db_url, second_url, monkeypatch) -> None:  # noqa: F811
+        db_url, second_url, monkeypatch, caplog, helper) -> None:  # noqa: F811
     lines = _lines()
     done: list[int] = []
     locked: list[set[str]] = []  # the types of each batch folded under the locks
@@ -113,8 +121,24 @@ def test_pipelined_ingest_stores_what_the_sequential_path_stores(
         return original(store, items, *args)
 
     monkeypatch.setattr(pipeline, "_ingest_batch", spy)
+    dispatched: list[int] = []  # batches the second folding process took a part of
+    dispatch = pipeline._FoldHelper.dispatch
+
+    def counted(self, number, part, *args):
+        dispatched.append(number)
+        accounts = {json.loads(line).get("account_id")
+                    for index, (_, line) in enumerate(part.items) if index not in part.shadow}
+        # Its own accounts (and appeal decisions that name none, routed to their appeal's).
+        assert {pipeline.owner_of(a) for a in accounts if a is not None} == {1}
+        return dispatch(self, number, part, *args)
+
+    monkeypatch.setattr(pipeline._FoldHelper, "dispatch", counted)
     sequential, expected = _sequential(db_url, lines)
-    pipelined, report = _pipelined(second_url, lines, done.append)
+    with caplog.at_level("WARNING", logger=pipeline.log.name):
+        pipelined, report = _pipelined(second_url, lines, done.append, helper)
+    assert not [r for r in caplog.records if "stops at batch" in r.getMessage()]
+    batches = len(decision_batches(lines, BATCH))
+    assert len(dispatched) == (0 if helper is None else batches)
     # Batches with operator commands are pipelined too (with a guard): none went the locking
     # way, though the file has maintenance windows, migrations and a sweep.
     commands = {json.loads(line).get("type") for _, line in lines} & SCOPE_TYPES
@@ -130,12 +154,14 @@ def test_pipelined_ingest_stores_what_the_sequential_path_stores(
     assert "accepted" in {r.status for r in report.results}
 
 
-def test_a_resent_file_is_all_duplicates(db_url) -> None:  # noqa: F811
+@pytest.mark.parametrize("helper", FOLDERS)
+def test_a_resent_file_is_all_duplicates(db_url, helper) -> None:  # noqa: F811
     lines = _lines()
-    engine, first = _pipelined(db_url, lines)
+    engine, first = _pipelined(db_url, lines, helper=helper)
     before = _contents(engine)
     again = pipeline.ingest_pipelined(engine.store, lines, engine.base_policy, engine.now,
-                                      engine.cache, engine.scope_cache, BATCH)
+                                      engine.cache, engine.scope_cache, BATCH,
+                                      helper_cache_accounts=helper)
     assert again.accepted == 0
     assert again.duplicates == first.accepted + first.duplicates
     assert _contents(engine) == before
@@ -243,8 +269,9 @@ def test_cutting_again_from_a_cut_point_cuts_where_the_whole_run_did() -> None:
             assert transaction_batches(rest, 80) == batches[start:]
 
 
+@pytest.mark.parametrize("helper", FOLDERS)
 def test_a_shuffled_file_stores_what_the_file_in_time_order_stores(
-        db_url, second_url) -> None:  # noqa: F811
+        db_url, second_url, helper) -> None:  # noqa: F811
     """A file is decided in time order, whatever the order of its lines: shuffled and
     pipelined, it stores the outcomes, states and effects of the file in time order."""
     from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
@@ -254,7 +281,8 @@ def test_a_shuffled_file_stores_what_the_file_in_time_order_stores(
     shuffled = list(lines)
     random.Random(3).shuffle(shuffled)
     in_order, _ = _sequential(db_url, list(enumerate(lines, start=1)))
-    pipelined, report = _pipelined(second_url, list(enumerate(shuffled, start=1)))
+    pipelined, report = _pipelined(second_url, list(enumerate(shuffled, start=1)),
+                                   helper=helper)
     assert report.rejected == 0
     assert [r.position for r in report.results] == list(range(1, len(lines) + 1))  # as sent
     ours, theirs = _contents(pipelined), _contents(in_order)
@@ -368,8 +396,10 @@ def test_a_command_batch_is_folded_again_when_another_writer_moves_an_account_pa
     assert engine.replay(write=False).mismatched == []
 
 
+@pytest.mark.parametrize("helper", [  # every account a sweep moves stays in flight, cached
+    pytest.param(None, id="one-folder"), pytest.param(1_000, id="two-folders")])
 def test_a_sweep_that_writes_accounts_a_chunk_at_a_time_keeps_the_pipe_going(
-        db_url, second_url, monkeypatch, caplog) -> None:  # noqa: F811
+        db_url, second_url, monkeypatch, caplog, helper) -> None:  # noqa: F811
     """A sweep's batch advances the accounts it does not hold a chunk at a time and hands
     them to the cache: the batches after it, folded while it is in flight, read them there
     (not from the store, whose rows are older): the pipe goes on, and stores what the
@@ -384,7 +414,7 @@ def test_a_sweep_that_writes_accounts_a_chunk_at_a_time_keeps_the_pipe_going(
                             for e in events[: sweep_at + 1_500]), start=1))
     sequential, expected = _sequential(db_url, lines)
     with caplog.at_level("WARNING", logger=pipeline.log.name):
-        pipelined, report = _pipelined(second_url, lines)
+        pipelined, report = _pipelined(second_url, lines, helper=helper)
     assert not [r for r in caplog.records if "stops at batch" in r.getMessage()]
     assert _results(report) == _results(expected)
     assert _contents(pipelined) == _contents(sequential)

@@ -27,6 +27,7 @@ from jiefeng.service.ingest import (
 from jiefeng.service.pipeline import ingest_batches_pipelined
 from jiefeng.service.states import (
     FILE_SNAPSHOT_EVERY_EVENTS,
+    MIN_CACHED_ACCOUNTS,
     StateCache,
     cached_accounts_setting,
     load_states,
@@ -38,6 +39,11 @@ from jiefeng.store.sql import FILE_BATCH_EVENTS, MAX_BATCH_EVENTS, AccountWrite,
 # jiefeng.domain.invariants). Off by default: it costs a pass over the holds and statements.
 if os.environ.get("JIEFENG_CHECK_INVARIANTS") == "1":
     invariants.ENABLED = True
+
+
+# Files of this many transactions or more are folded in two processes (see
+# Engine._helper_cache_accounts).
+HELPER_MIN_BATCHES = 3
 
 
 def utc_now() -> dt.datetime:
@@ -140,7 +146,8 @@ class Engine:
         if pipelined and len(batches) > 1:
             ingest_batches_pipelined(self.store, batches, self.base_policy, self.now,
                                      self.cache, self.scope_cache, progress,
-                                     FILE_SNAPSHOT_EVERY_EVENTS, report)
+                                     FILE_SNAPSHOT_EVERY_EVENTS, report,
+                                     self._helper_cache_accounts(len(batches)))
         else:
             ingest_batches(self.store, batches, self.base_policy, self.now, self.cache,
                            self.scope_cache, FILE_SNAPSHOT_EVERY_EVENTS, progress,
@@ -148,6 +155,16 @@ class Engine:
         if len(batches) > 1:
             report.results.sort(key=lambda result: result.position)  # as sent, not as decided
         return report
+
+    def _helper_cache_accounts(self, batch_count: int) -> int | None:
+        """The state cache of a second folding process for a file of `batch_count`
+        transactions (see jiefeng.service.pipeline), or None for none: it takes about half a
+        second of CPU to start, which a file of two transactions does not repay, and a
+        machine with one core has nowhere to run it. It folds about half the file's
+        accounts, so it keeps half as many states as this process's cache."""
+        if batch_count < HELPER_MIN_BATCHES or (os.cpu_count() or 1) < 2:
+            return None
+        return max(MIN_CACHED_ACCOUNTS, self.cache.max_accounts // 2)
 
     def stored_appeal_accounts(self, appeal_ids: list[str]) -> dict[str, str]:
         """The accounts of these appeals that the store holds (a file's decisions sent

@@ -233,8 +233,15 @@ class BatchIngest:
 
     def __init__(self, store: SqlStore, connection: Connection, policy: Policy,
                  now: dt.datetime, scopes: Scopes, cache: StateCache,
-                 snapshot_every: int = SNAPSHOT_EVERY_EVENTS):
+                 snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
+                 owns: Callable[[str], bool] | None = None,
+                 shadow: frozenset[int] = frozenset()):
         self.store = store
+        # A batch folded in parts (jiefeng.service.pipeline): the accounts this part folds
+        # among those the store holds (None: every one), and the positions of operator
+        # commands it applies to its scopes but leaves to another part to record and report.
+        self.owns = owns
+        self.shadow = shadow
         self.connection = connection
         self.policy = policy
         self.now = now
@@ -244,7 +251,8 @@ class BatchIngest:
         self.states: dict[str, AccountState] = {}
         self.rows: dict[str, AccountRow] = {}
         self.touched: set[str] = set()
-        # (event_id, account_id, type, at, actor, body), in the order the log takes them
+        # (event_id, account_id, type, at, actor, body, position), in the order the log
+        # takes them
         self.accepted_rows: list[tuple] = []
         self.accepted_events: dict[str, list[Any]] = {}  # per account, in arrival order
         self.effects: list[Effect] = []
@@ -345,7 +353,8 @@ class BatchIngest:
                     self.scopes = apply_scope_command(self.scopes, event)
                     # Accounts already folded up to or past this command's time are folded
                     # again with it: in a replay, a command at t comes before events at t.
-                    stale.update(self.store.account_ids(self.connection, clock_after=event.at))
+                    stale.update(self._owned(
+                        self.store.account_ids(self.connection, clock_after=event.at)))
                     stale.update(a for a, s in self.states.items()
                                  if s.clock is not None and s.clock >= event.at)
                     if self.stale_from is None or event.at < self.stale_from:
@@ -369,13 +378,17 @@ class BatchIngest:
                     if isinstance(event, ev.AppealSubmitted):
                         self.appeal_accounts[event.appeal_id] = account_id
             except (DomainRejected, ScopeRejected) as rejection:
-                results.append(ItemResult(candidate.position, REJECTED, event.event_id,
-                                          rejection.field, rejection.reason))
+                if candidate.position not in self.shadow:
+                    results.append(ItemResult(candidate.position, REJECTED, event.event_id,
+                                              rejection.field, rejection.reason))
+                continue
+            if candidate.position in self.shadow:
                 continue
             # Fields live in the model's __dict__; getattr on a missing one takes pydantic's
             # slow path, once per event.
             self.accepted_rows.append((event.event_id, account_id, event.type, event.at,
-                                       event.__dict__.get("actor"), candidate.body))
+                                       event.__dict__.get("actor"), candidate.body,
+                                       candidate.position))
             results.append(ItemResult(candidate.position, ACCEPTED, event.event_id))
         self._load(sorted(stale))  # their rows: replayed accounts are updated, not inserted
         # Each account is folded again at most once per batch.
@@ -388,6 +401,10 @@ class BatchIngest:
             self._advance_the_rest_to(max(sweep.at for sweep in sweeps))
         self.exclusive = bool(sweeps) or any(c.event.type in SCOPE_TYPES for c in candidates)
         return results
+
+    def _owned(self, account_ids: list[str]) -> list[str]:
+        owns = self.owns
+        return account_ids if owns is None else [a for a in account_ids if owns(a)]
 
     def _late(self, account_id: str, event: Any) -> bool:
         state = self._state(account_id)
@@ -449,7 +466,7 @@ class BatchIngest:
         states are never in memory together beyond the cache's bound. The cache takes them
         before the commit, as the pipeline does with every batch's states (the next batches
         read accounts in flight from it); a failed batch clears it."""
-        behind = [a for a in self.store.account_ids(self.connection)
+        behind = [a for a in self._owned(self.store.account_ids(self.connection))
                   if a not in self.states and a not in self.rows]
         for start in range(0, len(behind), SWEEP_CHUNK_ACCOUNTS):
             states, rows = load_states(self.store, self.connection,
@@ -500,7 +517,8 @@ class BatchIngest:
         write_set = WriteSet(utc_text(self.now), exclusive=self.exclusive)
         write_set.events = [
             (event_id, account_id, kind, utc_text(at), actor, body, outcomes.get(event_id))
-            for event_id, account_id, kind, at, actor, body in self.accepted_rows]
+            for event_id, account_id, kind, at, actor, body, _ in self.accepted_rows]
+        write_set.event_positions = [row[6] for row in self.accepted_rows]
         writes = []
         for account_id in sorted(self.touched):
             state = self.states[account_id]

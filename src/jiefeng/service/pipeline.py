@@ -33,17 +33,20 @@ read against what the other side sends.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 import multiprocessing
 import os
 import pickle
 import queue
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -62,11 +65,12 @@ from jiefeng.service.ingest import (
     fresh_candidates,
     ingest_batches,
     parse_items,
+    tie_rank,
 )
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
 from jiefeng.store.checkpoints import Checkpoint
 from jiefeng.store.schema import utc_text
-from jiefeng.store.sql import AccountRow, EventRecord, LogRecord, SqlStore
+from jiefeng.store.sql import AccountRow, EventRecord, EventValues, LogRecord, SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +210,8 @@ def _writer_main(url: str, connection: Any) -> None:
                 connection.send((SKIPPED, number, None))
                 continue
             try:
+                if isinstance(write_set, list):  # a batch folded in parts, pickled apart
+                    write_set = merged([pickle.loads(part) for part in write_set])
                 with store.transaction() as transaction:
                     store.lock_portfolio(transaction, exclusive=write_set.exclusive)
                     store.lock_accounts(transaction, write_set.account_ids)
@@ -242,6 +248,53 @@ def _writer_main(url: str, connection: Any) -> None:
         pass
     finally:
         store.close()
+
+
+def merged(parts: list[writeset.WriteSet]) -> writeset.WriteSet:
+    """The write set of a batch folded in parts (see `_FoldHelper`): each part holds the
+    accounts one process owns, the batch's operator commands recorded by one of them. The log
+    takes the events in the order one fold of the whole batch gives them (by time and tie
+    rank, then by their place in the batch); the rest is per account and simply joined."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if any(p.scope_marker != first.scope_marker for p in parts):
+        raise _Diverged("the parts of a batch were folded against different scopes")
+    if any(p.checkpoints_stale_from != first.checkpoints_stale_from for p in parts):
+        raise _Diverged("the parts of a batch saw different operator commands")
+    seen: set[str] = set()
+    for part in parts:
+        if not seen.isdisjoint(part.base_revisions):
+            raise _Diverged("an account was folded in two parts of a batch")
+        seen.update(part.base_revisions)
+    whole = writeset.WriteSet(first.ingested_at_utc, scope_marker=first.scope_marker,
+                              exclusive=any(p.exclusive for p in parts))
+    whole.checkpoints_stale_from = first.checkpoints_stale_from
+    guards = [p.guard for p in parts if p.guard is not None]
+    if guards:
+        if len(guards) != len(parts) or any(g[0] != guards[0][0] for g in guards):
+            raise _Diverged("the parts of a batch guard different accounts")
+        whole.guard = guards[0][0], sum(g[1] for g in guards)
+    ordered = heapq.merge(*(zip(p.events, p.event_positions, strict=True) for p in parts),
+                          key=_log_order)
+    whole.events = [row for row, _ in ordered]
+    for part in parts:
+        whole.accounts.extend(part.accounts)
+        whole.base_revisions.update(part.base_revisions)
+        whole.rebuilt.extend(part.rebuilt)
+        whole.effects_kept.update(part.effects_kept)
+        whole.checkpoints.update(part.checkpoints)
+        whole.effects.extend(part.effects)
+        whole.appeals.extend(part.appeals)
+    whole.rebuilt.sort()
+    return whole
+
+
+def _log_order(entry: tuple[EventValues, int]) -> tuple[str, int, int]:
+    # (at in UTC text, which sorts like the instant; tie rank; place in the batch): the
+    # order a batch's events are decided in.
+    row, position = entry
+    return row[3], tie_rank(row[2]), position
 
 
 def _give_back_freed_memory() -> None:
@@ -299,6 +352,10 @@ class _Writer:
     def send(self, number: int, write_set: writeset.WriteSet) -> None:
         self.outbox.put(pickle.dumps((number, write_set), protocol=5))
 
+    def send_parts(self, number: int, parts: list[bytes]) -> None:
+        """A batch folded in parts: their write sets, each pickled, in decision order."""
+        self.outbox.put(pickle.dumps((number, parts), protocol=5))
+
     def receive(self) -> tuple[str, int, str | None]:
         try:
             return self.connection.recv()
@@ -324,11 +381,14 @@ def ingest_pipelined(
     batch_events: int,
     progress: Callable[[int], None] | None = None,
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
+    helper_cache_accounts: int | None = None,
 ) -> IngestReport:
-    """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores. The report
-    holds the items' results; the effects are in the store."""
+    """Ingest `items` in batches of `batch_events`, as `ingest` does, on two cores (with a
+    second folding process given `helper_cache_accounts`). The report holds the items'
+    results; the effects are in the store."""
     return ingest_batches_pipelined(store, decision_batches(items, batch_events), policy, now,
-                                    cache, scope_cache, progress, snapshot_every)
+                                    cache, scope_cache, progress, snapshot_every,
+                                    helper_cache_accounts=helper_cache_accounts)
 
 
 def ingest_batches_pipelined(
@@ -341,17 +401,26 @@ def ingest_batches_pipelined(
     progress: Callable[[int], None] | None = None,
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
     report: IngestReport | None = None,
+    helper_cache_accounts: int | None = None,
 ) -> IngestReport:
     """Ingest batches already cut (`decision_batches`; a file's `Batches`, read as they are
-    taken) on two cores, into `report` (default a new IngestReport)."""
+    taken) on two cores, into `report` (default a new IngestReport).
+
+    With `helper_cache_accounts`, a second folding process (the helper, with a state cache of
+    that many accounts) folds part of each batch while this process folds the rest: see
+    `_FoldHelper`."""
     report = report if report is not None else IngestReport()
     in_flight: deque[_InFlight] = deque()
     writer = _Writer(store.url)
+    helper = (_FoldHelper(store.url, policy, snapshot_every, helper_cache_accounts)
+              if helper_cache_accounts is not None else None)
+    splitter = _Splitter(store)
     resume_at: int | None = None  # first batch the sequential path must redo
+    committed = -1  # the newest batch the writer committed
 
     def settle(until_at_most: int) -> None:
         """Take acknowledgements until at most `until_at_most` batches are in flight."""
-        nonlocal resume_at
+        nonlocal resume_at, committed
         while len(in_flight) > until_at_most:
             status, number, reason = writer.receive()
             batch = in_flight.popleft()
@@ -359,6 +428,7 @@ def ingest_batches_pipelined(
                 log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
                             "transaction at a time", batch.number, reason)
             if status == COMMITTED and number == batch.number and resume_at is None:
+                committed = number
                 report.add(batch.results)  # effects stay in the store only
                 if progress:
                     progress(batch.size)
@@ -369,6 +439,23 @@ def ingest_batches_pipelined(
 
     try:
         for number, batch_items in enumerate(batches):
+            parts = splitter.parts(batch_items) if helper is not None else None
+            if helper is not None and parts is not None:
+                settle(PIPELINE_DEPTH - 1)
+                if resume_at is not None:
+                    break
+                try:
+                    sent = _fold_in_parts(store, writer, helper, number, parts, policy, now(),
+                                          cache, scope_cache, in_flight, snapshot_every,
+                                          committed)
+                except _Diverged as diverged:
+                    log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
+                                "transaction at a time", number, diverged)
+                    settle(0)
+                    resume_at = number if resume_at is None else resume_at
+                    break
+                in_flight.append(sent)
+                continue
             results, candidates = parse_items(batch_items)
             if any(c.event.type in LOCKED_TYPES for c in candidates):
                 # Folded under the locks, after everything before it has committed.
@@ -397,6 +484,8 @@ def ingest_batches_pipelined(
         settle(0)
     finally:
         writer.close()
+        if helper is not None:
+            helper.close()
     if resume_at is not None:
         # Start over from what the store holds, with the locks the sequential path takes.
         cache.clear()
@@ -407,18 +496,22 @@ def ingest_batches_pipelined(
     return report
 
 
-def _guard(overlay: OverlayStore, connection: Connection,
-           fresh: Sequence[Any]) -> tuple[str | None, int] | None:
+def _guard(overlay: OverlayStore, connection: Connection, fresh: Sequence[Any],
+           owns: Callable[[str], bool] | None = None) -> tuple[str | None, int] | None:
     """For a batch with operator commands: the accounts it must find unchanged in number at
     commit (see WriteSet.guard). A sweep reaches every account; another command, those whose
-    clock is at or after it (they are folded again with it)."""
+    clock is at or after it (they are folded again with it). A part of a batch counts the
+    accounts it `owns`; the parts' counts add up (`merged`)."""
     commands = [c.event for c in fresh if c.event.type in SCOPE_TYPES]
     if not commands:
         return None
-    if any(event.type == "policy_sweep" for event in commands):
-        return None, len(overlay.account_ids(connection))
-    earliest = min(event.at for event in commands)
-    return utc_text(earliest), len(overlay.account_ids(connection, clock_after=earliest))
+    since = None
+    if not any(event.type == "policy_sweep" for event in commands):
+        since = min(event.at for event in commands)
+    accounts = overlay.account_ids(connection, clock_after=since)
+    if owns is not None:
+        accounts = [a for a in accounts if owns(a)]
+    return (None if since is None else utc_text(since)), len(accounts)
 
 
 def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tuple[int, Any]],
@@ -426,6 +519,20 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
              now: Callable[[], dt.datetime], cache: StateCache, scope_cache: ScopeCache,
              in_flight: deque[_InFlight], snapshot_every: int) -> _InFlight:
     """Fold one batch against the store plus what is in flight and hand it to the writer."""
+    sent, write_set = _fold(store, number, items, results, candidates, policy, now(), cache,
+                            scope_cache, in_flight, snapshot_every)
+    writer.send(number, write_set)
+    return sent
+
+
+def _fold(store: SqlStore, number: int, items: Sequence[tuple[int, Any]],
+          results: dict[int, ItemResult], candidates: list, policy: Policy, now: dt.datetime,
+          cache: StateCache, scope_cache: ScopeCache, in_flight: deque[_InFlight],
+          snapshot_every: int, part: _Part | None = None) -> tuple[_InFlight, writeset.WriteSet]:
+    """Fold one batch (or `part` of it, whose `items` these are) against the store plus what
+    is in flight: what it adds once committed, and its write set."""
+    owns = part.owns if part is not None else None
+    shadow = part.shadow if part is not None else frozenset()
     overlay = OverlayStore(store, in_flight)
     with store.read() as connection:
         for candidate in candidates:
@@ -438,14 +545,21 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
             marker, scopes = (AFTER_BATCH, changed.number), changed.scopes
         else:
             marker, scopes = scope_cache.marked(store, connection)
-        guard = _guard(overlay, connection, fresh)
-        batch = BatchIngest(overlay, connection, policy, now(), scopes, cache, snapshot_every)
+        guard = _guard(overlay, connection, fresh, owns)
+        batch = BatchIngest(overlay, connection, policy, now, scopes, cache, snapshot_every,
+                            owns, shadow)
         try:
             item_results = batch_results(batch, fresh, items, results)
             write_set = batch.write_set()
         except BaseException:
             cache.clear()  # states were updated in place and will not be written
             raise
+    if part is not None:
+        # Positions in the whole batch; the commands' lines are reported by the part that
+        # records them.
+        write_set.event_positions = [part.positions[p] for p in write_set.event_positions]
+        shadow_lines = {items[index][0] for index in shadow}
+        item_results = [r for r in item_results if r.position not in shadow_lines]
     write_set.scope_marker = marker
     write_set.guard = guard
     sent = _InFlight(number, item_results, len(items), rows=batch.new_rows,
@@ -459,5 +573,229 @@ def _compute(store: SqlStore, writer: _Writer, number: int, items: Sequence[tupl
     # cache is cleared before anything else reads it.
     for account_id, revision, state in batch.cache_updates:
         cache.put(account_id, revision, state)
-    writer.send(number, write_set)
+    return sent, write_set
+
+
+# --- a second folding process -------------------------------------------------------------------
+
+_HERE, _THERE = 0, 1  # this process, the helper: the owners of accounts
+
+
+def owner_of(account_id: str) -> int:
+    """Which of the two folding processes folds an account, for the whole file: a hash that
+    is the same in every process (Python's own is salted per process)."""
+    return zlib.crc32(account_id.encode("utf-8")) & 1
+
+
+def _owned_by_helper(account_id: str) -> bool:
+    return owner_of(account_id) == _THERE
+
+
+def _owned_here(account_id: str) -> bool:
+    return owner_of(account_id) == _HERE
+
+
+@dataclass
+class _Part:
+    """The lines of a batch one process folds, in the batch's order."""
+
+    items: list[tuple[int, Any]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each line's index in the batch
+    # Indices (in `items`) of the batch's operator commands this part applies to its scopes
+    # but leaves to the other to record and report.
+    shadow: frozenset[int] = frozenset()
+    owns: Callable[[str], bool] | None = None
+
+    def add(self, position: int, item: tuple[int, Any]) -> None:
+        self.positions.append(position)
+        self.items.append(item)
+
+
+def _line_fields(line: Any) -> dict[str, Any] | None:
+    try:
+        fields = line if isinstance(line, dict) else orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+class _Splitter:
+    """Cuts batches into the two processes' parts: each line goes to the owner of its account
+    (`owner_of`), an operator command to both (this process records it), a line whose
+    account cannot be read to this process (validation rejects it there). An appeal decision
+    sent without its account follows its appeal's, from a submission seen in the file or the
+    store's. A batch with a policy activation is not cut (it goes under the locks)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.appeals: dict[str, str] = {}  # appeal id -> account, of the file's submissions
+
+    def parts(self, items: Sequence[tuple[int, Any]]) -> tuple[_Part, _Part] | None:
+        fields = [_line_fields(line) for _, line in items]
+        kinds = [f.get("type") if f is not None else None for f in fields]
+        if any(kind in LOCKED_TYPES for kind in kinds):
+            return None
+        for f, kind in zip(fields, kinds, strict=True):
+            if kind == "appeal_submitted" and f is not None:
+                appeal_id, account_id = f.get("appeal_id"), f.get("account_id")
+                if isinstance(appeal_id, str) and isinstance(account_id, str):
+                    self.appeals.setdefault(appeal_id, account_id)
+        here, there = _Part(owns=_owned_here), _Part(owns=_owned_by_helper)
+        shadow: list[int] = []
+        for position, (item, f, kind) in enumerate(zip(items, fields, kinds, strict=True)):
+            if kind in SCOPE_TYPES:
+                here.add(position, item)
+                shadow.append(len(there.items))
+                there.add(position, item)
+                continue
+            account_id = self._account(f, kind)
+            (there if account_id is not None and _owned_by_helper(account_id)
+             else here).add(position, item)
+        there.shadow = frozenset(shadow)
+        return here, there
+
+    def _account(self, fields: dict[str, Any] | None, kind: Any) -> str | None:
+        if fields is None:
+            return None
+        account_id = fields.get("account_id")
+        if isinstance(account_id, str):
+            return account_id
+        appeal_id = fields.get("appeal_id")
+        if kind != "appeal_decided" or not isinstance(appeal_id, str):
+            return None
+        if appeal_id not in self.appeals:
+            with self.store.read() as connection:
+                stored = self.store.appeal_account(connection, appeal_id)
+            if stored is None:
+                return None
+            self.appeals[appeal_id] = stored
+        return self.appeals[appeal_id]
+
+
+def _fold_in_parts(store: SqlStore, writer: _Writer, helper: _FoldHelper, number: int,
+                   parts: tuple[_Part, _Part], policy: Policy, now: dt.datetime,
+                   cache: StateCache, scope_cache: ScopeCache, in_flight: deque[_InFlight],
+                   snapshot_every: int, committed: int) -> _InFlight:
+    """Fold a batch's two parts at once, here and in the helper, and hand both to the writer,
+    which commits them in one transaction (`merged`). Raises _Diverged, having sent nothing,
+    if either side can no longer fold as the sequential path would."""
+    mine, theirs = parts
+    if theirs.items:
+        helper.dispatch(number, theirs, now, committed)
+    try:
+        results, candidates = parse_items(mine.items)
+        sent, own = _fold(store, number, mine.items, results, candidates, policy, now, cache,
+                          scope_cache, in_flight, snapshot_every, mine)
+    except BaseException:
+        if theirs.items:
+            try:
+                helper.collect(number)  # its answer is dropped with this batch
+            except _Diverged:
+                pass  # this side's failure is the one to report
+        raise
+    pickled = [pickle.dumps(own, protocol=5)]
+    if theirs.items:
+        try:
+            their_results, their_write_set = helper.collect(number)
+        except _Diverged:
+            cache.clear()  # this part's states moved on and will not be written
+            raise
+        sent.results.extend(their_results)
+        pickled.append(their_write_set)
+    sent.size = len(mine.items) + len(theirs.items) - len(theirs.shadow)
+    writer.send_parts(number, pickled)
     return sent
+
+
+class _FoldHelper:
+    """The second folding process of a pipelined file ingest.
+
+    Ingesting a file is CPU-bound in the process that folds (validation, the fold, the rows),
+    while the writer's core is mostly idle. Accounts are split between two folding processes
+    for the whole file (`owner_of`); each batch is cut into their parts (`_Splitter`), the
+    helper folds its part with its own state cache and in-flight overlay while this process
+    folds the other, and the writer commits both in one transaction, the log in the order one
+    fold of the batch gives (`merged`). An operator command goes to both: each applies it to
+    its scopes and its own accounts (those a sweep advances, those folded past a command's
+    time), this process records and reports it, and the guards add up. An account's state
+    only ever lives in its owner's cache, so neither process reads what the other has in
+    flight. The results are the sequential path's, batch for batch."""
+
+    def __init__(self, url: str, policy: Policy, snapshot_every: int, cache_accounts: int):
+        context = multiprocessing.get_context("spawn")  # as the writer: nothing inherited
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_helper_process, args=(url, policy, snapshot_every, cache_accounts, child),
+            daemon=True, name="jiefeng-ingest-helper")
+        self.process.start()
+        child.close()
+
+    def dispatch(self, number: int, part: _Part, now: dt.datetime, committed: int) -> None:
+        self.connection.send((number, part.items, part.positions, part.shadow, now,
+                              committed))
+
+    def collect(self, number: int) -> tuple[list[ItemResult], bytes]:
+        """The helper's results and pickled write set for its part of batch `number`; raises
+        _Diverged if it could not fold it as the sequential path would, or is gone."""
+        try:
+            status, folded, payload = self.connection.recv()
+        except (EOFError, OSError):
+            raise _Diverged("the helper process ended") from None
+        if status != COMMITTED or folded != number:
+            raise _Diverged(f"the helper: {payload}")
+        return payload
+
+    def close(self) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass  # already gone
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+        self.connection.close()
+
+
+def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: int,
+                 connection: Any) -> None:
+    """The helper: fold each part it is sent against the store plus its own parts in flight,
+    answer with the results and the pickled write set (COMMITTED here means folded)."""
+    store = SqlStore(url, upgrade=False)
+    cache = StateCache(cache_accounts)
+    scope_cache = ScopeCache()
+    in_flight: deque[_InFlight] = deque()
+    try:
+        while (message := connection.recv()) is not None:
+            number, items, positions, shadow, now, committed = message
+            while in_flight and in_flight[0].number <= committed:
+                in_flight.popleft()  # in the store now (merges are idempotent: no hurry)
+            part = _Part(items, positions, shadow, _owned_by_helper)
+            try:
+                results, candidates = parse_items(items)
+                sent, write_set = _fold(store, number, items, results, candidates, policy, now,
+                                        cache, scope_cache, in_flight, snapshot_every, part)
+            except _Diverged as diverged:
+                cache.clear()
+                in_flight.clear()
+                connection.send((CONFLICT, number, str(diverged)))
+                continue
+            except Exception as error:  # noqa: BLE001 - reported; the parent goes sequential
+                cache.clear()
+                in_flight.clear()
+                connection.send((FAILED, number, f"{type(error).__name__}: {error}"))
+                continue
+            in_flight.append(sent)
+            connection.send((COMMITTED, number,
+                             (sent.results, pickle.dumps(write_set, protocol=5))))
+            del write_set
+            _give_back_freed_memory()
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        store.close()
+
+
+def _helper_process(url: str, policy: Policy, snapshot_every: int, cache_accounts: int,
+                    connection: Any) -> None:
+    _helper_main(url, policy, snapshot_every, cache_accounts, connection)
+    os._exit(0)  # nothing left to flush: skip the interpreter's teardown, as the writer does

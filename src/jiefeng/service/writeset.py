@@ -25,6 +25,9 @@ from jiefeng.store.sql import SNAPSHOT_FORMAT, AccountValues, EventValues, SqlSt
 class WriteSet:
     ingested_at_utc: str
     events: list[EventValues] = field(default_factory=list)
+    # Each event's position in the batch it came in (a batch folded in parts is merged back
+    # into one log order by it: see jiefeng.service.pipeline.merged).
+    event_positions: list[int] = field(default_factory=list)
     accounts: AccountValues = field(default_factory=lambda: AccountValues([], [], []))
     # account_id -> the row revision the new state was computed from (None: a new account).
     base_revisions: dict[str, int | None] = field(default_factory=dict)
