@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,6 +148,11 @@ def _audit_commands(store: Any, items: list[tuple[int, bytes]], report: Any) -> 
         cli_command_entries(items, accepted_lines, user, dt.datetime.now(dt.UTC)))
 
 
+# A file at least this large is likely several transactions (FILE_BATCH_EVENTS lines of about
+# 150 bytes each): its writer and second folding process are started before it is read.
+PRESTART_BYTES = 2 * 1024 * 1024
+
+
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line; - for stdin")],
@@ -165,18 +171,31 @@ def ingest(
     from jiefeng.service.event_file import scan, spooled
     from jiefeng.service.security import COMMAND_TYPES
 
+    def unreadable(error: OSError) -> typer.Exit:
+        errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
+        return typer.Exit(2)
+
     try:
         source = spooled(sys.stdin.buffer) if str(file) == "-" else file.open("rb")
+    except OSError as error:
+        raise unreadable(error) from None
+    engine = _engine(db, policy)
+    # A file of several transactions is ingested by a writer and a second folding process:
+    # started now, they ready themselves while the file is read.
+    processes = (engine.start_file_processes()
+                 if pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES else None)
+    try:
         # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
         lines = scan(source, keep_types=COMMAND_TYPES)
     except OSError as error:
-        errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
-        raise typer.Exit(2) from None
+        if processes is not None:
+            processes.close()
+        raise unreadable(error) from None
     with lines:
-        engine = _engine(db, policy)
         with progress_bar() as bar:
             task = bar.add_task("ingest", total=len(lines))
-            report = engine.ingest_file(lines, lambda done: bar.advance(task, done), pipeline)
+            report = engine.ingest_file(lines, lambda done: bar.advance(task, done), pipeline,
+                                        processes)
     # The report holds the rejected results and those of the kept lines, not one per line.
     rejected = [r for r in report.results if r.status == "rejected"]
     accepted, duplicates = report.accepted, report.duplicates

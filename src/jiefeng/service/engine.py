@@ -24,7 +24,7 @@ from jiefeng.service.ingest import (
     ingest,
     ingest_batches,
 )
-from jiefeng.service.pipeline import ingest_batches_pipelined
+from jiefeng.service.pipeline import Processes, ingest_batches_pipelined, start_processes
 from jiefeng.service.states import (
     FILE_SNAPSHOT_EVERY_EVENTS,
     MIN_CACHED_ACCOUNTS,
@@ -126,7 +126,8 @@ class Engine:
 
     def ingest_file(self, items: Sequence[tuple[int, Any]] | EventFile,
                     progress: Callable[[int], None] | None = None,
-                    pipelined: bool = True) -> IngestReport:
+                    pipelined: bool = True,
+                    processes: Processes | None = None) -> IngestReport:
         """Ingest a file's lines in transactions of FILE_BATCH_EVENTS; the report holds the
         results (the effects are in the store). With `pipelined`, a
         file of more than one transaction is folded here while a writer process commits
@@ -135,7 +136,10 @@ class Engine:
         `items` is a list of (line number, line), or an `EventFile` (`jiefeng ingest`): its
         batches are read from the file one at a time and its report is a `FileReport`
         (counts, the rejected results and those of its kept lines), so memory does not grow
-        with the file (see jiefeng.service.event_file)."""
+        with the file (see jiefeng.service.event_file).
+
+        `processes` (`start_file_processes`, called before reading the file) are the pipeline's,
+        started ahead; closed here if the file turns out to be one transaction."""
         if isinstance(items, EventFile):
             batches: Sequence[Sequence[tuple[int, Any]]] = items.batches(
                 FILE_BATCH_EVENTS, self.stored_appeal_accounts)
@@ -147,8 +151,10 @@ class Engine:
             ingest_batches_pipelined(self.store, batches, self.base_policy, self.now,
                                      self.cache, self.scope_cache, progress,
                                      FILE_SNAPSHOT_EVERY_EVENTS, report,
-                                     self._helper_cache_accounts(len(batches)))
+                                     self._helper_cache_accounts(len(batches)), processes)
         else:
+            if processes is not None:
+                processes.close()
             ingest_batches(self.store, batches, self.base_policy, self.now, self.cache,
                            self.scope_cache, FILE_SNAPSHOT_EVERY_EVENTS, progress,
                            keep_effects=False, report=report)
@@ -156,13 +162,20 @@ class Engine:
             report.results.sort(key=lambda result: result.position)  # as sent, not as decided
         return report
 
-    def _helper_cache_accounts(self, batch_count: int) -> int | None:
+    def start_file_processes(self) -> Processes:
+        """Start a pipelined file ingest's writer and second folding process now, for a file
+        about to be read (see `ingest_file`)."""
+        return start_processes(self.store.url, self.base_policy, FILE_SNAPSHOT_EVERY_EVENTS,
+                               self._helper_cache_accounts(None))
+
+    def _helper_cache_accounts(self, batch_count: int | None) -> int | None:
         """The state cache of a second folding process for a file of `batch_count`
-        transactions (see jiefeng.service.pipeline), or None for none: it takes about half a
-        second of CPU to start, which a file of two transactions does not repay, and a
-        machine with one core has nowhere to run it. It folds about half the file's
-        accounts, so it keeps half as many states as this process's cache."""
-        if batch_count < HELPER_MIN_BATCHES or (os.cpu_count() or 1) < 2:
+        transactions (None: not known yet; see jiefeng.service.pipeline), or None for none:
+        it takes about half a second of CPU to start, which a file of two transactions does
+        not repay, and a machine with one core has nowhere to run it. It folds about half
+        the file's accounts, so it keeps half as many states as this process's cache."""
+        if (batch_count is not None and batch_count < HELPER_MIN_BATCHES) or (
+                os.cpu_count() or 1) < 2:
             return None
         return max(MIN_CACHED_ACCOUNTS, self.cache.max_accounts // 2)
 

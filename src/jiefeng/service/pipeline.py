@@ -33,6 +33,7 @@ read against what the other side sends.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import heapq
 import logging
 import multiprocessing
@@ -371,6 +372,29 @@ class _Writer:
         self.connection.close()
 
 
+@dataclass
+class Processes:
+    """The writer and the second folding process (or None) of a pipelined file ingest, started
+    ahead of it (`start_processes`) so that their start (a fresh interpreter importing
+    jiefeng, about half a second of CPU each) overlaps the caller's reading of the file."""
+
+    writer: _Writer
+    helper: _FoldHelper | None
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.helper is not None:
+            self.helper.close()
+
+
+def start_processes(url: str, policy: Policy, snapshot_every: int,
+                    helper_cache_accounts: int | None) -> Processes:
+    writer = _Writer(url)
+    helper = (_FoldHelper(url, policy, snapshot_every, helper_cache_accounts)
+              if helper_cache_accounts is not None else None)
+    return Processes(writer, helper)
+
+
 def ingest_pipelined(
     store: SqlStore,
     items: Sequence[tuple[int, Any]],
@@ -402,18 +426,20 @@ def ingest_batches_pipelined(
     snapshot_every: int = SNAPSHOT_EVERY_EVENTS,
     report: IngestReport | None = None,
     helper_cache_accounts: int | None = None,
+    processes: Processes | None = None,
 ) -> IngestReport:
     """Ingest batches already cut (`decision_batches`; a file's `Batches`, read as they are
     taken) on two cores, into `report` (default a new IngestReport).
 
     With `helper_cache_accounts`, a second folding process (the helper, with a state cache of
     that many accounts) folds part of each batch while this process folds the rest: see
-    `_FoldHelper`."""
+    `_FoldHelper`. `processes`, started ahead (`start_processes`), are used instead of new
+    ones, and closed here either way."""
     report = report if report is not None else IngestReport()
     in_flight: deque[_InFlight] = deque()
-    writer = _Writer(store.url)
-    helper = (_FoldHelper(store.url, policy, snapshot_every, helper_cache_accounts)
-              if helper_cache_accounts is not None else None)
+    if processes is None:
+        processes = start_processes(store.url, policy, snapshot_every, helper_cache_accounts)
+    writer, helper = processes.writer, processes.helper
     splitter = _Splitter(store)
     resume_at: int | None = None  # first batch the sequential path must redo
     committed = -1  # the newest batch the writer committed
@@ -483,9 +509,7 @@ def ingest_batches_pipelined(
             in_flight.append(sent)
         settle(0)
     finally:
-        writer.close()
-        if helper is not None:
-            helper.close()
+        processes.close()
     if resume_at is not None:
         # Start over from what the store holds, with the locks the sequential path takes.
         cache.clear()
@@ -724,8 +748,11 @@ class _FoldHelper:
     def __init__(self, url: str, policy: Policy, snapshot_every: int, cache_accounts: int):
         context = multiprocessing.get_context("spawn")  # as the writer: nothing inherited
         self.connection, child = context.Pipe()
+        # The collector's thresholds go along: a command that raised them for its folding
+        # (jiefeng ingest) wants them raised in the other folding process too.
         self.process = context.Process(
-            target=_helper_process, args=(url, policy, snapshot_every, cache_accounts, child),
+            target=_helper_process,
+            args=(url, policy, snapshot_every, cache_accounts, gc.get_threshold(), child),
             daemon=True, name="jiefeng-ingest-helper")
         self.process.start()
         child.close()
@@ -796,6 +823,8 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
 
 
 def _helper_process(url: str, policy: Policy, snapshot_every: int, cache_accounts: int,
-                    connection: Any) -> None:
+                    thresholds: tuple[int, int, int], connection: Any) -> None:
+    gc.set_threshold(*thresholds)
+    gc.freeze()  # the code and the policy, loaded for good: out of every later collection
     _helper_main(url, policy, snapshot_every, cache_accounts, connection)
     os._exit(0)  # nothing left to flush: skip the interpreter's teardown, as the writer does
