@@ -666,15 +666,24 @@ class _Splitter:
                     self.appeals.setdefault(appeal_id, account_id)
         here, there = _Part(owns=_owned_here), _Part(owns=_owned_by_helper)
         shadow: list[int] = []
+        # A repeated event id goes where its first line in the batch went, as the batch's own
+        # check of repeats expects (the file puts repeats next to their first line).
+        taken: dict[Any, _Part] = {}
         for position, (item, f, kind) in enumerate(zip(items, fields, kinds, strict=True)):
             if kind in SCOPE_TYPES:
                 here.add(position, item)
                 shadow.append(len(there.items))
                 there.add(position, item)
                 continue
-            account_id = self._account(f, kind)
-            (there if account_id is not None and _owned_by_helper(account_id)
-             else here).add(position, item)
+            event_id = f.get("event_id") if f is not None else None
+            part = taken.get(event_id) if isinstance(event_id, str) else None
+            if part is None:
+                account_id = self._account(f, kind)
+                part = (there if account_id is not None and _owned_by_helper(account_id)
+                        else here)
+                if isinstance(event_id, str):
+                    taken[event_id] = part
+            part.add(position, item)
         there.shadow = frozenset(shadow)
         return here, there
 
@@ -758,8 +767,11 @@ class _FoldHelper:
         child.close()
 
     def dispatch(self, number: int, part: _Part, now: dt.datetime, committed: int) -> None:
-        self.connection.send((number, part.items, part.positions, part.shadow, now,
-                              committed))
+        try:
+            self.connection.send((number, part.items, part.positions, part.shadow, now,
+                                  committed))
+        except OSError:
+            raise _Diverged("the helper process ended") from None
 
     def collect(self, number: int) -> tuple[list[ItemResult], bytes]:
         """The helper's results and pickled write set for its part of batch `number`; raises
