@@ -244,3 +244,29 @@ def test_an_id_reused_across_batches_while_the_first_is_in_flight_is_caught_at_c
     assert [(r.position, r.field) for r in report.results if r.status == "rejected"] == [
         (4, "event_id")]
     assert _contents(engine) == _contents(sequential)
+
+
+def test_a_files_scan_cuts_its_batches_as_reading_their_lines_does(tmp_path) -> None:
+    """A file's batches are cut by the owners its scan found (appeal decisions routed,
+    repeats with their first line) without reading every line again: the same parts."""
+    import io
+
+    from jiefeng.service.event_file import scan
+
+    lines = _lines()
+    store = SqlStore(str(tmp_path / "scan.db"))
+    data = b"\n".join(line.encode() for _, line in lines)
+    with scan(io.BytesIO(data)) as file:
+        batches = file.batches(BATCH)
+        assert len(batches) > 5
+        reading = pipeline._Splitter(store)  # remembers the file's appeals batch to batch
+        for number, items in enumerate(batches):
+            owners = batches.owners(number)
+            assert owners is not None and set(owners) <= {-1, 0, 1}
+            by_owner = pipeline._Splitter(store).parts(items, owners)
+            by_line = reading.parts(items)
+            assert (by_owner is None) == (by_line is None)
+            if by_owner is not None:
+                for ours, theirs in zip(by_owner, by_line, strict=True):
+                    assert (ours.items, ours.positions, ours.shadow) == (
+                        theirs.items, theirs.positions, theirs.shadow)

@@ -26,6 +26,7 @@ the commands at their times (the property tests compare them).
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,6 +45,13 @@ _MICROSECOND = dt.timedelta(microseconds=1)
 _KEY_OFFSET = 1 << 63  # a packed key (int64) made non-negative
 _GROUP_SHIFT = 64
 _SEGMENT_SHIFT = 96  # groups are below 2**31: an account index, or PORTFOLIO
+
+
+def owner_of(account_id: str) -> int:
+    """Which of a pipelined ingest's two folding processes (0: the command's, 1: its helper;
+    see jiefeng.service.pipeline) folds an account's lines, for the whole file: a CRC-32 of
+    the id, the same in every process (Python's own hash is salted per process)."""
+    return zlib.crc32(account_id.encode("utf-8")) & 1
 
 
 def packed_key(at: dt.datetime, rank: int) -> int:

@@ -95,6 +95,9 @@ class EventFile:
         self.kept: list[tuple[int, bytes]] = []  # the lines of `scan`'s `keep_types`
         # The decision order once known (`decision_order`); the keys are dropped then.
         self.order: Sequence[int] | None = None
+        # Once ordered: each line's folding process (`ordering.owner_of` its account; -1 for
+        # the portfolio's lines), one byte a line, for a pipeline that folds in two.
+        self.owners: array | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -157,8 +160,12 @@ class EventFile:
         if self.hashes is not None:
             _settle_repeats(self, self.hashes)
             self.hashes = None
-        ranks = ordering.account_ranks(list(self.accounts))
+        names = list(self.accounts)
+        ranks = ordering.account_ranks(names)
         groups = self.groups
+        owner_of_group = [ordering.owner_of(name) for name in names]
+        self.owners = array("b", [-1 if group == ordering.PORTFOLIO else owner_of_group[group]
+                                  for group in groups])
         for index, group in enumerate(groups):
             if group != ordering.PORTFOLIO:
                 groups[index] = ranks[group]
@@ -222,6 +229,12 @@ class Batches(Sequence[list[tuple[int, bytes]]]):
     def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
         for cut in self.cuts:
             yield self.file.lines(cut)
+
+    def owners(self, index: int) -> list[int] | None:
+        """Batch `index`'s lines' folding processes (see `EventFile.owners`), in its order;
+        None if the file was not ordered (one transaction)."""
+        owners = self.file.owners
+        return None if owners is None else [owners[line] for line in self.cuts[index]]
 
 
 def spooled(stream: IO[bytes]) -> IO[bytes]:

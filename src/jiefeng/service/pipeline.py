@@ -41,7 +41,6 @@ import os
 import pickle
 import queue
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
+from jiefeng.service.decision_order import owner_of
 from jiefeng.service.ingest import (
     BatchIngest,
     IngestReport,
@@ -465,7 +465,8 @@ def ingest_batches_pipelined(
 
     try:
         for number, batch_items in enumerate(batches):
-            parts = splitter.parts(batch_items) if helper is not None else None
+            parts = (splitter.parts(batch_items, _owners(batches, number))
+                     if helper is not None else None)
             if helper is not None and parts is not None:
                 settle(PIPELINE_DEPTH - 1)
                 if resume_at is not None:
@@ -605,12 +606,6 @@ def _fold(store: SqlStore, number: int, items: Sequence[tuple[int, Any]],
 _HERE, _THERE = 0, 1  # this process, the helper: the owners of accounts
 
 
-def owner_of(account_id: str) -> int:
-    """Which of the two folding processes folds an account, for the whole file: a hash that
-    is the same in every process (Python's own is salted per process)."""
-    return zlib.crc32(account_id.encode("utf-8")) & 1
-
-
 def _owned_by_helper(account_id: str) -> bool:
     return owner_of(account_id) == _THERE
 
@@ -643,6 +638,13 @@ def _line_fields(line: Any) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
+def _owners(batches: Any, number: int) -> list[int] | None:
+    """The folding process of each line of batch `number`, if the batches know them (a
+    file's, from its scan: `event_file.Batches.owners`)."""
+    owners = getattr(batches, "owners", None)
+    return owners(number) if owners is not None else None
+
+
 class _Splitter:
     """Cuts batches into the two processes' parts: each line goes to the owner of its account
     (`owner_of`), an operator command to both (this process records it), a line whose
@@ -654,7 +656,13 @@ class _Splitter:
         self.store = store
         self.appeals: dict[str, str] = {}  # appeal id -> account, of the file's submissions
 
-    def parts(self, items: Sequence[tuple[int, Any]]) -> tuple[_Part, _Part] | None:
+    def parts(self, items: Sequence[tuple[int, Any]],
+              owners: Sequence[int] | None = None) -> tuple[_Part, _Part] | None:
+        """The two parts of a batch, or None if it is not cut. `owners`: each line's folding
+        process if known (a file's scan routed appeal decisions and repeats, -1 for the
+        portfolio's lines), else read here from the lines."""
+        if owners is not None:
+            return self._parts_by_owner(items, owners)
         fields = [_line_fields(line) for _, line in items]
         kinds = [f.get("type") if f is not None else None for f in fields]
         if any(kind in LOCKED_TYPES for kind in kinds):
@@ -684,6 +692,26 @@ class _Splitter:
                 if isinstance(event_id, str):
                     taken[event_id] = part
             part.add(position, item)
+        there.shadow = frozenset(shadow)
+        return here, there
+
+    def _parts_by_owner(self, items: Sequence[tuple[int, Any]],
+                        owners: Sequence[int]) -> tuple[_Part, _Part] | None:
+        here, there = _Part(owns=_owned_here), _Part(owns=_owned_by_helper)
+        shadow: list[int] = []
+        for position, (item, owner) in enumerate(zip(items, owners, strict=True)):
+            if owner == _THERE:
+                there.add(position, item)
+                continue
+            if owner == -1:  # the portfolio's: a command, or a line whose account is unknown
+                fields = _line_fields(item[1])
+                kind = fields.get("type") if fields is not None else None
+                if kind in LOCKED_TYPES:
+                    return None
+                if kind in SCOPE_TYPES:
+                    shadow.append(len(there.items))
+                    there.add(position, item)
+            here.add(position, item)
         there.shadow = frozenset(shadow)
         return here, there
 
