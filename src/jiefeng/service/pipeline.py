@@ -467,40 +467,31 @@ def ingest_batches_pipelined(
         for number, batch_items in enumerate(batches):
             parts = (splitter.parts(batch_items, _owners(batches, number))
                      if helper is not None else None)
-            if helper is not None and parts is not None:
-                settle(PIPELINE_DEPTH - 1)
-                if resume_at is not None:
-                    break
-                try:
-                    sent = _fold_in_parts(store, writer, helper, number, parts, policy, now(),
-                                          cache, scope_cache, in_flight, snapshot_every,
-                                          committed)
-                except _Diverged as diverged:
-                    log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
-                                "transaction at a time", number, diverged)
+            if parts is None:
+                results, candidates = parse_items(batch_items)
+                if any(c.event.type in LOCKED_TYPES for c in candidates):
+                    # Folded under the locks, after everything before it has committed.
                     settle(0)
-                    resume_at = number if resume_at is None else resume_at
-                    break
-                in_flight.append(sent)
-                continue
-            results, candidates = parse_items(batch_items)
-            if any(c.event.type in LOCKED_TYPES for c in candidates):
-                # Folded under the locks, after everything before it has committed.
-                settle(0)
-                if resume_at is not None:
-                    break
-                done = _ingest_batch(store, batch_items, policy, now, cache, scope_cache,
-                                     snapshot_every)
-                report.add(done.results)
-                if progress:
-                    progress(len(batch_items))
-                continue
+                    if resume_at is not None:
+                        break
+                    done = _ingest_batch(store, batch_items, policy, now, cache, scope_cache,
+                                         snapshot_every)
+                    report.add(done.results)
+                    if progress:
+                        progress(len(batch_items))
+                    continue
             settle(PIPELINE_DEPTH - 1)
             if resume_at is not None:
                 break
             try:
-                sent = _compute(store, writer, number, batch_items, results, candidates, policy,
-                                now, cache, scope_cache, in_flight, snapshot_every)
+                if parts is not None:
+                    assert helper is not None
+                    sent = _fold_in_parts(store, writer, helper, number, parts, policy, now(),
+                                          cache, scope_cache, in_flight, snapshot_every,
+                                          committed)
+                else:
+                    sent = _compute(store, writer, number, batch_items, results, candidates,
+                                    policy, now, cache, scope_cache, in_flight, snapshot_every)
             except _Diverged as diverged:
                 log.warning("pipelined ingest stops at batch %d (%s); the rest goes one "
                             "transaction at a time", number, diverged)
