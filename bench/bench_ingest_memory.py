@@ -4,9 +4,11 @@ file's event count. Target: flat past the state cache's size; a 5,000,000-event 
 
 - baseline: a child process that imports `jiefeng.cli` and opens a fresh store (peak RSS).
 - ingest: `jiefeng ingest FILE --db fresh.db --quiet` per size, each in a fresh process (a
-  file over one transaction is pipelined: the folding process and its writer process). Peak
-  RSS of each (VmHWM, read from /proc while it runs) and of the two together (the sum of
-  their RSS, sampled every POLL_SECONDS), as ratios to the baseline and to the smallest size.
+  file over one transaction is pipelined: the command's process and its writer, and from
+  three transactions a second folding process). Peak RSS of the command's process and of its
+  largest child (VmHWM, read from /proc while it runs) and of all of them together (the sum
+  of their RSS, sampled every POLL_SECONDS), as ratios to the baseline and to the smallest
+  size.
 - list path (sizes up to --compare-up-to): the same file read whole, cut into a list of lines
   and ingested from that list with a result kept per line, as `jiefeng ingest` did before.
 
@@ -245,7 +247,7 @@ def main() -> None:
                 print(f"{name:9} {size:>9,} events, {accounts[size]:6,} accounts "
                       f"({path.stat().st_size / MB:5,.0f} MB file): "
                       f"peak {figures['main'] / MB:6,.0f} MB folding + "
-                      f"{figures['child'] / MB:5,.0f} MB writer, "
+                      f"{figures['child'] / MB:5,.0f} MB largest child, "
                       f"together {figures['together'] / MB:6,.0f} MB = "
                       f"{figures['together'] / base:5.2f} x baseline, "
                       f"{figures['together'] / first[name]:5.2f} x its first size; "
