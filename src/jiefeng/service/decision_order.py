@@ -54,6 +54,13 @@ def owner_of(account_id: str) -> int:
     return zlib.crc32(account_id.encode("utf-8")) & 1
 
 
+def line_owners(account_ids: Sequence[str], groups: Sequence[int]) -> array:
+    """Each line's folding process (`owner_of` the account of its group; -1 for the
+    portfolio's lines), one byte a line, from a file's groups (indices into `account_ids`)."""
+    owner = [owner_of(account_id) for account_id in account_ids]
+    return array("b", [-1 if group == PORTFOLIO else owner[group] for group in groups])
+
+
 def packed_key(at: dt.datetime, rank: int) -> int:
     """(at, rank) as one int64 that sorts as the pair does: microseconds since 1970 (UTC)
     times TIE_RANKS, plus the rank. Years 1 to 9999 fit: |microseconds| < 2.6e17."""

@@ -95,9 +95,7 @@ class EventFile:
         self.kept: list[tuple[int, bytes]] = []  # the lines of `scan`'s `keep_types`
         # The decision order once known (`decision_order`); the keys are dropped then.
         self.order: Sequence[int] | None = None
-        # Once ordered: each line's folding process (`ordering.owner_of` its account; -1 for
-        # the portfolio's lines), one byte a line, for a pipeline that folds in two.
-        self.owners: array | None = None
+        self.owners: array | None = None  # once ordered: `ordering.line_owners`
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -160,12 +158,9 @@ class EventFile:
         if self.hashes is not None:
             _settle_repeats(self, self.hashes)
             self.hashes = None
-        names = list(self.accounts)
-        ranks = ordering.account_ranks(names)
         groups = self.groups
-        owner_of_group = [ordering.owner_of(name) for name in names]
-        self.owners = array("b", [-1 if group == ordering.PORTFOLIO else owner_of_group[group]
-                                  for group in groups])
+        self.owners = ordering.line_owners(names := list(self.accounts), groups)
+        ranks = ordering.account_ranks(names)
         for index, group in enumerate(groups):
             if group != ordering.PORTFOLIO:
                 groups[index] = ranks[group]
@@ -180,8 +175,7 @@ class EventFile:
                                                     len(ranks))
         else:
             order = ordering.arrow_account_order(keys, groups, self.barrier_keys)
-        # The keys and groups served only to order the lines (60 MB for 5,000,000): the
-        # order is kept.
+        # The keys and groups served only to order the lines (60 MB for 5,000,000).
         del keys, groups
         self.keys, self.groups, self.accounts = array("q"), array("i"), {}
         self.order = order
@@ -231,8 +225,7 @@ class Batches(Sequence[list[tuple[int, bytes]]]):
             yield self.file.lines(cut)
 
     def owners(self, index: int) -> list[int] | None:
-        """Batch `index`'s lines' folding processes (see `EventFile.owners`), in its order;
-        None if the file was not ordered (one transaction)."""
+        """Batch `index`'s `line_owners`, in its order; None for one transaction."""
         owners = self.file.owners
         return None if owners is None else [owners[line] for line in self.cuts[index]]
 
