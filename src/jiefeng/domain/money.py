@@ -41,7 +41,12 @@ def parse_amount_fen(value: object, *, allow_zero: bool = False) -> int:
         if _TOO_PRECISE.fullmatch(text):
             raise ValueError("must have at most 2 decimal places")
         raise ValueError(f'"{text[:40]}" is not a decimal amount such as "123.45"')
-    whole, cents = match.groups()
+    return fen_of_digits(*match.groups(), allow_zero=allow_zero)
+
+
+def fen_of_digits(whole: str, cents: str | None, *, allow_zero: bool = False) -> int:
+    """Fen from an amount's ASCII digits (the yuan; then none, one or two places), checked as
+    every amount is: above zero unless `allow_zero`, at most MAX_AMOUNT_FEN."""
     fen = int(whole) * 100
     if cents:
         fen += int(cents) * (10 if len(cents) == 1 else 1)

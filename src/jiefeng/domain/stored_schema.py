@@ -24,28 +24,18 @@ from typing import Any
 from pydantic_core import SchemaValidator
 
 from jiefeng.domain import events as ev
-from jiefeng.domain.money import MAX_AMOUNT_FEN
-
-
-def _fen(text: str, allow_zero: bool) -> int:
-    # The text matched AMOUNT_PATTERN in the validator: digits, then one or two places.
-    whole, _, cents = text.partition(".")
-    fen = int(whole) * 100
-    if cents:
-        fen += int(cents) * (10 if len(cents) == 1 else 1)
-    if fen == 0 and not allow_zero:
-        raise ValueError("must be greater than zero")
-    if fen > MAX_AMOUNT_FEN:
-        raise ValueError("is implausibly large")
-    return fen
+from jiefeng.domain.money import fen_of_digits
 
 
 def _amount(text: str) -> int:
-    return _fen(text, False)
+    # The text matched AMOUNT_PATTERN in the validator: digits, then one or two places.
+    whole, _, cents = text.partition(".")
+    return fen_of_digits(whole, cents)
 
 
 def _balance(text: str) -> int:
-    return _fen(text, True)
+    whole, _, cents = text.partition(".")
+    return fen_of_digits(whole, cents, allow_zero=True)
 
 
 # What `parse_amount_fen` accepts, for the validator to check in Rust.
