@@ -111,6 +111,8 @@ def test_operations_page_in_both_languages_and_sizes(service, browser, console, 
     context, page, problems = _page(browser, width, lang)
     _sign_in(page, service, service.operator_key, lang)
     page.click("#nav-operations")
+    # The click starts a navigation: counting before the new page has loaded finds nothing.
+    page.wait_for_url(f"**/console/operations?lang={lang}")
     for section in ("#maintenance", "#migrations", "#sweeps", "#policies"):
         assert page.locator(section).count() == 1
     assert page.evaluate("document.documentElement.scrollWidth") <= width
