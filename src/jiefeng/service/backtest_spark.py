@@ -61,7 +61,7 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
         import pyarrow as pa
 
         from jiefeng.policy.criteria import compile_criteria
-        from jiefeng.service.states import parse_recorded
+        from jiefeng.service.states import parse_stored
 
         criteria = compile_criteria(context.criteria) if context.criteria else None
         out: dict[str, list[Any]] = {"account_id": [], "selected": [], "baseline": [],
@@ -70,7 +70,7 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
         def finish(account_id: str | None, events: list[Any]) -> None:
             if account_id is None:
                 return
-            pair = compare_account(account_id, B.bare(events), context, criteria)
+            pair = compare_account(account_id, events, context, criteria)
             out["account_id"].append(account_id)
             out["selected"].append(pair is not None)
             out["baseline"].append(json.dumps(B.run_to_dict(pair[0])) if pair else None)
@@ -82,15 +82,16 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
             # Only the columns read here become Python objects: the time and arrival columns
             # are there for the sort, and turning the instants into datetimes cost about a
             # tenth of a task.
-            account_ids, bodies, outcomes = (batch.column(name).to_pylist()
-                                             for name in ("account_id", "body", "outcome"))
+            account_ids, bodies = (batch.column(name).to_pylist()
+                                   for name in ("account_id", "body"))
             with collector_paused():  # as a local chunk: one Arrow batch at a time
-                for account_id, body, outcome in zip(account_ids, bodies, outcomes,
-                                                     strict=True):
+                for account_id, body in zip(account_ids, bodies, strict=True):
                     if account_id != current:
                         finish(current, events)
                         current, events = account_id, []
-                    events.append(parse_recorded((body, outcome), account_id))
+                    # Bodies only, as a local backtest reads them: each policy decides
+                    # purchases anew, the recorded decisions are not read.
+                    events.append(parse_stored(body, account_id))
         with collector_paused():
             finish(current, events)
         yield pa.RecordBatch.from_pydict(out)
@@ -118,7 +119,7 @@ def spark_pairs_from(export_dir: Path, remote: str | None
             # few an export may hold beyond the store are dropped below.
             frame = frame.where(frame.account_id.isin(sorted(wanted)))
         # One partition a core: each task pays Arrow's and the Python worker's set-up once.
-        frame = (frame.select("account_id", "at_utc", "seq", "body", "outcome")
+        frame = (frame.select("account_id", "at_utc", "seq", "body")
                  .repartition(max(1, workers), "account_id")
                  .sortWithinPartitions("account_id", "at_utc", "seq"))
         rows = [row for row in frame.mapInArrow(_fold_partitions(context),
