@@ -2,7 +2,7 @@
 
 Reads a `jiefeng export events` directory, repartitions the rows by account, sorts each
 partition by (account, time, arrival) and hands it to `compare_account` through
-`mapInArrow`, one account's events at a time; the small, per-account results (two runs as
+`mapInArrow`, one account's events at a time (their bodies only, as a local backtest); the small, per-account results (two runs as
 JSON) come back to the driver and are summarized exactly as a local backtest is, so both
 engines write the same `backtest.json`.
 
