@@ -2,9 +2,9 @@
 
 Reads a `jiefeng export events` directory, repartitions the rows by account, sorts each
 partition by (account, time, arrival) and hands it to `compare_account` through
-`mapInArrow`, one account's events at a time (their bodies only, as a local backtest); the small, per-account results (two runs as
-JSON) come back to the driver and are summarized exactly as a local backtest is, so both
-engines write the same `backtest.json`.
+`mapInArrow`, one account's events at a time (their bodies only, as a local backtest); the
+small, per-account results (two runs as JSON) come back to the driver and are summarized
+exactly as a local backtest is, so both engines write the same `backtest.json`.
 
 The policies, the operator commands (scopes) and the window travel with the function to every
 executor once (Spark ships a closure to each task; with Spark Connect, the executors need
