@@ -24,7 +24,6 @@ from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
 from jiefeng.domain.effects import BUREAU_REPORTED, HOLD_PLACED, HOLD_RELEASED, Effect
 from jiefeng.domain.features import features
-from jiefeng.domain.outcomes import Decided
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
@@ -116,11 +115,6 @@ def release_kind(code: str, why: str) -> str:
     # review (each code has exactly one; see holds.RELEASE_PATHS).
     own = [p for p in H.RELEASE_PATHS[code] if p not in (H.RELEASE_TIME, H.RELEASE_REVIEW)]
     return own[0] if own else H.RELEASE_TIME
-
-
-def bare(events: Iterable[Any]) -> list[Any]:
-    """The events without their recorded decisions: each policy decides purchases anew."""
-    return [e.event if type(e) is Decided else e for e in events]
 
 
 def selected(account_id: str, events: Sequence[Any], policy: Policy, scopes: Scopes,
