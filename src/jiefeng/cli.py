@@ -168,22 +168,37 @@ def ingest(
 
     The file is read twice, never held whole: once to index its lines, then one transaction
     at a time (stdin is copied to a temporary file first)."""
-    from jiefeng.service.event_file import scan, spooled
-    from jiefeng.service.security import COMMAND_TYPES
+    from jiefeng.service.pipeline_processes import launch
 
     def unreadable(error: OSError) -> typer.Exit:
         errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
         return typer.Exit(2)
 
     try:
-        source = spooled(sys.stdin.buffer) if str(file) == "-" else file.open("rb")
+        if str(file) == "-":
+            from jiefeng.service.event_file import spooled
+
+            source = spooled(sys.stdin.buffer)
+        else:
+            source = file.open("rb")
     except OSError as error:
         raise unreadable(error) from None
-    engine = _engine(db, policy)
-    # A file of several transactions is ingested by a writer and a second folding process:
-    # started now, they ready themselves while the file is read.
-    processes = (engine.start_file_processes()
-                 if pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES else None)
+    # A file of several transactions is ingested by a writer and a second folding process.
+    # Started first, they import jiefeng while this process does, opens the database and
+    # reads the file (two interpreters' start, about a second of CPU, otherwise follows it).
+    launched = (launch()
+                if pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES else None)
+    try:
+        from jiefeng.service.event_file import scan
+        from jiefeng.service.security import COMMAND_TYPES
+
+        engine = _engine(db, policy)
+        processes = engine.start_file_processes(launched) if launched is not None else None
+    except BaseException:
+        if launched is not None:
+            launched.close()
+        source.close()
+        raise
     try:
         # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
         lines = scan(source, keep_types=COMMAND_TYPES)

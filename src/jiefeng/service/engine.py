@@ -25,6 +25,7 @@ from jiefeng.service.ingest import (
     ingest_batches,
 )
 from jiefeng.service.pipeline import Processes, ingest_batches_pipelined, start_processes
+from jiefeng.service.pipeline_processes import Launched
 from jiefeng.service.states import (
     FILE_SNAPSHOT_EVERY_EVENTS,
     MIN_CACHED_ACCOUNTS,
@@ -162,11 +163,12 @@ class Engine:
             report.results.sort(key=lambda result: result.position)  # as sent, not as decided
         return report
 
-    def start_file_processes(self) -> Processes:
-        """Start a pipelined file ingest's writer and second folding process now, for a file
-        about to be read (see `ingest_file`)."""
+    def start_file_processes(self, launched: Launched | None = None) -> Processes:
+        """A pipelined file ingest's writer and second folding process, for a file about to be
+        read (see `ingest_file`): those `launched` earlier (`pipeline_processes.launch`, before
+        this engine was made), set up now, or new ones."""
         return start_processes(self.store.url, self.base_policy, FILE_SNAPSHOT_EVERY_EVENTS,
-                               self._helper_cache_accounts(None))
+                               self._helper_cache_accounts(None), launched)
 
     def _helper_cache_accounts(self, batch_count: int | None) -> int | None:
         """The state cache of a second folding process for a file of `batch_count`

@@ -36,7 +36,6 @@ import datetime as dt
 import gc
 import heapq
 import logging
-import multiprocessing
 import os
 import pickle
 import queue
@@ -68,6 +67,7 @@ from jiefeng.service.ingest import (
     parse_items,
     tie_rank,
 )
+from jiefeng.service.pipeline_processes import HELPER, WRITER, ChildProcess, Launched
 from jiefeng.service.states import SNAPSHOT_EVERY_EVENTS, StateCache
 from jiefeng.store.checkpoints import Checkpoint
 from jiefeng.store.schema import utc_text
@@ -325,13 +325,10 @@ def _writer_process(url: str, connection: Any) -> None:
 
 
 class _Writer:
-    def __init__(self, url: str):
-        context = multiprocessing.get_context("spawn")  # no inherited connections or threads
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_writer_process, args=(url, child), daemon=True,
-                                       name="jiefeng-ingest-writer")
-        self.process.start()
-        child.close()
+    def __init__(self, process: ChildProcess, url: str):
+        self.process = process  # started (`launch`), waiting for its setup
+        self.connection = process.connection
+        self.connection.send((url,))
         # A write set is megabytes and the pipe holds kilobytes: a send waits until the writer
         # has read it all, which is after it committed the batch before. A thread does that
         # waiting, so this process goes on folding. Only that thread writes to the pipe.
@@ -388,11 +385,40 @@ class Processes:
 
 
 def start_processes(url: str, policy: Policy, snapshot_every: int,
-                    helper_cache_accounts: int | None) -> Processes:
-    writer = _Writer(url)
-    helper = (_FoldHelper(url, policy, snapshot_every, helper_cache_accounts)
-              if helper_cache_accounts is not None else None)
+                    helper_cache_accounts: int | None,
+                    launched: Launched | None = None) -> Processes:
+    """The writer and (given `helper_cache_accounts`) the second folding process, set up for
+    this store and policy: those `launched` ahead (a helper not wanted after all is closed),
+    else started now."""
+    if launched is None:
+        launched = Launched(ChildProcess(WRITER), (ChildProcess(HELPER)
+                                                   if helper_cache_accounts is not None
+                                                   else None))
+    writer = _Writer(launched.writer, url)
+    helper = None
+    if launched.helper is not None:
+        if helper_cache_accounts is None:
+            launched.helper.close()
+        else:
+            helper = _FoldHelper(launched.helper, url, policy, snapshot_every,
+                                 helper_cache_accounts)
     return Processes(writer, helper)
+
+
+def serve(role: str, connection: Any) -> None:
+    """A started child's loop (`jiefeng.service.pipeline_child`): wait for its setup, then
+    write or fold until told to stop. A child closed before its setup exits at once."""
+    try:
+        setup = connection.recv()
+    except (EOFError, OSError):
+        setup = None
+    if setup is None:
+        os._exit(0)
+    if role == WRITER:
+        _writer_process(*setup, connection)
+    elif role == HELPER:
+        _helper_process(*setup, connection)
+    raise ValueError(f"no pipeline process of role {role!r}")
 
 
 def ingest_pipelined(
@@ -773,17 +799,13 @@ class _FoldHelper:
     only ever lives in its owner's cache, so neither process reads what the other has in
     flight. The results are the sequential path's, batch for batch."""
 
-    def __init__(self, url: str, policy: Policy, snapshot_every: int, cache_accounts: int):
-        context = multiprocessing.get_context("spawn")  # as the writer: nothing inherited
-        self.connection, child = context.Pipe()
+    def __init__(self, process: ChildProcess, url: str, policy: Policy, snapshot_every: int,
+                 cache_accounts: int):
+        self.process = process  # started (`launch`), waiting for its setup
+        self.connection = process.connection
         # The collector's thresholds go along: a command that raised them for its folding
         # (jiefeng ingest) wants them raised in the other folding process too.
-        self.process = context.Process(
-            target=_helper_process,
-            args=(url, policy, snapshot_every, cache_accounts, gc.get_threshold(), child),
-            daemon=True, name="jiefeng-ingest-helper")
-        self.process.start()
-        child.close()
+        self.connection.send((url, policy, snapshot_every, cache_accounts, gc.get_threshold()))
 
     def dispatch(self, number: int, part: _Part, now: dt.datetime, committed: int) -> None:
         try:

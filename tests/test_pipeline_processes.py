@@ -1,0 +1,111 @@
+"""The processes of a pipelined file ingest started ahead (`jiefeng.service.pipeline_processes`):
+`jiefeng ingest` starts them before it opens the database. Whatever happens next, none is left
+running, and a file ingested through them is stored as one process stores it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+from jiefeng.cli import PRESTART_BYTES, app
+from jiefeng.service import pipeline_processes
+from jiefeng.service.engine import Engine
+from jiefeng.store.sql import SqlStore
+from test_pipeline import _contents
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory) -> Path:
+    """A file large enough for `jiefeng ingest` to start its processes ahead."""
+    path = tmp_path_factory.mktemp("big") / "events.jsonl"
+    events = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=5))
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
+                    encoding="utf-8")
+    assert path.stat().st_size >= PRESTART_BYTES
+    return path
+
+
+@pytest.fixture
+def launches(monkeypatch) -> list[pipeline_processes.Launched]:
+    """Every set of processes `jiefeng ingest` launches, to look at once it has returned."""
+    seen: list[pipeline_processes.Launched] = []
+    launch = pipeline_processes.launch
+
+    def recorded() -> pipeline_processes.Launched:
+        seen.append(launch())
+        return seen[-1]
+
+    monkeypatch.setattr(pipeline_processes, "launch", recorded)
+    return seen
+
+
+def _children(launched: pipeline_processes.Launched) -> list[pipeline_processes.ChildProcess]:
+    return [c for c in (launched.writer, launched.helper) if c is not None]
+
+
+def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_process_does(
+        tmp_path, big_file, launches) -> None:
+    ahead = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "a.db"),
+                                "--quiet"])
+    assert ahead.exit_code == 0, ahead.output
+    assert len(launches) == 1 and not any(c.is_alive() for c in _children(launches[0]))
+    one = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "b.db"),
+                              "--quiet", "--no-pipeline"])
+    assert one.exit_code == 0, one.output
+    assert len(launches) == 1  # --no-pipeline starts none
+    lines = big_file.read_text(encoding="utf-8").count("\n")
+    assert f"accepted {lines}, duplicate 0, rejected 0" in ahead.stdout
+    assert _contents(Engine(SqlStore(str(tmp_path / "a.db")))) == _contents(
+        Engine(SqlStore(str(tmp_path / "b.db"))))
+
+
+@pytest.mark.parametrize("db", ["no/such/folder/x.db", "notes.db"])
+def test_processes_started_ahead_end_when_the_database_cannot_be_used(
+        tmp_path, monkeypatch, big_file, launches, db) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.db").write_text("hello, not SQLite\n" * 100, encoding="utf-8")
+    refused = runner.invoke(app, ["ingest", str(big_file), "--db", db])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert f"--db {db}" in refused.stderr
+    assert len(launches) == 1
+    assert not any(c.is_alive() for c in _children(launches[0]))
+
+
+def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
+        tmp_path, big_file, launches) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[billing]\nminimum_payment_pct = 0\n", encoding="utf-8")
+    refused = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "p.db"),
+                                  "--policy", str(bad)])
+    assert refused.exit_code == 2 and "minimum_payment_pct" in refused.output
+    assert len(launches) == 1
+    assert not any(c.is_alive() for c in _children(launches[0]))
+
+
+def test_a_small_file_starts_nothing_ahead(tmp_path, launches) -> None:
+    small = tmp_path / "small.jsonl"
+    small.write_text(json.dumps({"event_id": "e1", "type": "account_opened",
+                                 "at": "2026-01-01T00:00:00+08:00", "account_id": "A1",
+                                 "credit_limit": "1000.00", "statement_day": 1,
+                                 "due_day": 9, "id_expires_on": "2038-07-18"}) + "\n",
+                     encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(small), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert launches == []
+
+
+def test_a_child_closed_before_its_setup_exits_at_once() -> None:
+    launched = pipeline_processes.launch()
+    started = time.monotonic()
+    launched.close()
+    for child in _children(launched):
+        assert not child.is_alive() and child.process.returncode == 0
+    # Closed, a child returns from waiting on its setup: it is not killed at the timeout.
+    assert time.monotonic() - started < 25
