@@ -9,6 +9,10 @@ $(BIN)/jiefeng: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench,spark,postgres]'
+	# Bytecode ahead, as pip writes it for an installed wheel: each process of a command
+	# (jiefeng ingest starts three) then loads it instead of compiling jiefeng's modules,
+	# also where PYTHONDONTWRITEBYTECODE keeps Python from caching it on first import.
+	$(BIN)/python -m compileall -q src
 	touch $(BIN)/jiefeng
 
 setup: $(BIN)/jiefeng
