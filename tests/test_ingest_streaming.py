@@ -219,6 +219,52 @@ def test_the_index_keeps_line_numbers_only_once_a_blank_line_shifts_them(monkeyp
         assert indexed.items() == event_lines(long)
 
 
+# Lines the scan's inline read must hand to `_order_facts` (or read as it does): whatever a
+# line holds, the index is the one the line-by-line order gives.
+ODD_LINES = [
+    b'{"event_id":"n1","type":"login","account_id":"A1","at":"2026-01-01T00:00:00"}',  # naive
+    b'{"event_id":7,"type":"login","account_id":"A1","at":"2026-01-01T00:00:01+08:00"}',
+    b'{"event_id":"t1","type":3,"account_id":"A1","at":"2026-01-01T00:00:02+08:00"}',
+    b'{"event_id":"t2","type":"login","account_id":"A1","at":1767196800}',
+    b'{"event_id":"t3","type":"login","account_id":"A1","at":"yesterday"}',
+    b'["event_id","at","type"]',
+    b'"a string"',
+    b"42",
+    b'{"event_id":"t4","type":"login","account_id":"A1"}',  # no time
+    b'{"event_id":"y1","type":"login","account_id":"A1","at":"0001-01-01T00:00:00+01:00"}',
+    b'{"event_id":"y2","type":"login","account_id":"A2","at":"9999-12-31T23:59:59-01:00"}',
+    b'{"event_id":"z1","type":"login","account_id":"A2","at":"2026-01-01T00:00:03Z"}',
+    b'{"event_id":"f1","type":"login","account_id":"A2","at":"2026-01-01T00:00:03.250001-05:30"}',
+    b'{"event_id":"i1","type":"login","account_id":12,"at":"2026-01-01T00:00:04+08:00"}',
+    b'{"event_id":"s1","type":"appeal_submitted","account_id":"A3","appeal_id":"AP1",'
+    b'"hold_code":"cash_out","statement":"x","at":"2026-01-01T00:00:05+08:00"}',
+    b'{"event_id":"s2","type":"appeal_submitted","account_id":"A3","appeal_id":5,'
+    b'"hold_code":"cash_out","statement":"x","at":"2026-01-01T00:00:05+08:00"}',
+    b'{"event_id":"d1","type":"appeal_decided","appeal_id":"AP1","actor":"ops",'
+    b'"decision":"approve","at":"2026-01-01T00:00:06+08:00"}',
+    b'{"event_id":"m1","type":"maintenance_scheduled","account_id":"A1","actor":"ops",'
+    b'"window_id":"W1","start":"2026-01-02T00:00:00+08:00","end":"2026-01-02T06:00:00+08:00",'
+    b'"at":"2026-01-01T00:00:00+08:00"}',
+    b'{"event_id":"o1","type":"account_opened","account_id":"A4","at":"2026-01-01T00:00:00+08:00"}',
+    b'{"event_id":"r1","type":"login","account_id":"A1","at":"2026-01-01T00:00:07+08:00"}',
+    b'{"event_id":"r1","type":"login","account_id":"A9","at":"2025-01-01T00:00:07+08:00"}',
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_scan_reads_odd_lines_as_the_line_by_line_order_does(seed) -> None:
+    lines = list(ODD_LINES)
+    random.Random(seed).shuffle(lines)
+    data = b"\n".join(lines) + b"\n"
+    items = event_lines(data)
+    with scan(io.BytesIO(data), keep_types=COMMAND_TYPES) as indexed:
+        assert indexed.items() == items
+        assert [list(b) for b in indexed.batches(3)] == [
+            list(b) for b in decision_batches(items, 3)]
+        assert sorted(n for n, _ in indexed.kept) == sorted(
+            n for n, line in items if _type_of(line) in COMMAND_TYPES)
+
+
 def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:
     """Every line's time is now read before the ingest, small files too: a time that cannot
     be moved to UTC (year 1 at +01:00) is rejected with its line, as validation would."""

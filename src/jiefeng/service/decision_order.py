@@ -40,8 +40,8 @@ from jiefeng.domain.scopes import SCOPE_TYPES
 BARRIER_TYPES = frozenset({"policy_sweep", "policy_activated"})
 PORTFOLIO = -1  # the group of a segment's portfolio lines: decided first in it
 TIE_RANKS = 4  # `tie_rank` is 0, 1 or 2: two bits of a packed key
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
 _KEY_OFFSET = 1 << 63  # a packed key (int64) made non-negative
 _GROUP_SHIFT = 64
 _SEGMENT_SHIFT = 96  # groups are below 2**31: an account index, or PORTFOLIO
@@ -65,7 +65,7 @@ def packed_key(at: dt.datetime, rank: int) -> int:
     """(at, rank) as one int64 that sorts as the pair does: microseconds since 1970 (UTC)
     times TIE_RANKS, plus the rank. Years 1 to 9999 fit: |microseconds| < 2.6e17."""
     assert 0 <= rank < TIE_RANKS
-    return ((at - _EPOCH) // _MICROSECOND) * TIE_RANKS + rank
+    return ((at - EPOCH) // MICROSECOND) * TIE_RANKS + rank
 
 
 def line_routing(kind: str, account_id: str | None,
