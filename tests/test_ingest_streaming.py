@@ -76,7 +76,7 @@ def test_a_file_gives_the_lines_order_and_cuts_of_the_whole_file_in_memory(
 
 def test_repeats_are_settled_by_their_ids_whatever_their_hashes(monkeypatch) -> None:
     """Every id hashing alike (a collision everywhere) changes nothing: ids are compared."""
-    monkeypatch.setattr(event_file, "hash", lambda _: 42, raising=False)
+    monkeypatch.setattr(event_file, "id_hash", lambda _: 42)
     data = _file_bytes(seed=3)
     with scan(io.BytesIO(data)) as lines:
         assert [list(b) for b in lines.batches(BATCH)] == [
@@ -263,6 +263,90 @@ def test_the_scan_reads_odd_lines_as_the_line_by_line_order_does(seed) -> None:
             list(b) for b in decision_batches(items, 3)]
         assert sorted(n for n, _ in indexed.kept) == sorted(
             n for n, line in items if _type_of(line) in COMMAND_TYPES)
+
+
+def _index(indexed: event_file.EventFile) -> dict:
+    """Everything the index holds before it is ordered."""
+    return {"items": indexed.items(), "numbers": None if indexed.numbers is None else list(
+        indexed.numbers), "lengths": (indexed.lengths.typecode, list(indexed.lengths)),
+        "keys": list(indexed.keys), "groups": list(indexed.groups),
+        "accounts": list(indexed.accounts.items()), "barriers": indexed.barrier_keys,
+        "submitted": indexed.submitted, "unrouted": indexed.unrouted,
+        "hashes": list(indexed.hashes or []), "kept": indexed.kept}
+
+
+def _starts(data: bytes) -> list[int]:
+    """Where each line after the first starts."""
+    return [index + 1 for index, byte in enumerate(data) if byte == 10 and index + 1 < len(data)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_file_indexed_in_two_halves_and_joined_is_indexed_as_in_one(monkeypatch,
+                                                                      seed) -> None:
+    """Whichever line the second half starts at: after blank lines or among them, before or
+    after a repeat's first line, an appeal's submission or its decision, a long line."""
+    monkeypatch.setattr(event_file, "SCAN_BLOCK_BYTES", 997)  # lines across blocks
+    data = _file_bytes(seed)
+    starts = _starts(data)
+    chosen = sorted(random.Random(seed).sample(starts, 40)) + [starts[0], starts[-1]]
+    chosen += [s for s in starts if data[s - 2:s] in (b"\n\n", b"\r\n")][:6]
+    with scan(io.BytesIO(data), keep_types=COMMAND_TYPES) as whole:
+        expected = _index(whole)
+        batches = [list(b) for b in whole.batches(BATCH)]
+    for split in chosen:
+        first, lines_before = event_file.scan_range(io.BytesIO(data), COMMAND_TYPES, 0, split)
+        second, _ = event_file.scan_range(io.BytesIO(data), COMMAND_TYPES, split)
+        first.join(second, lines_before)
+        assert _index(first) == expected, split
+        assert [list(b) for b in first.batches(BATCH)] == batches, split
+    monkeypatch.setattr(event_file, "LENGTH_LIMIT", 200)  # long lines in one half or both
+    with scan(io.BytesIO(data)) as whole:
+        expected = _index(whole)
+    for split in chosen[:10]:
+        first, lines_before = event_file.scan_range(io.BytesIO(data), (), 0, split)
+        second, _ = event_file.scan_range(io.BytesIO(data), (), split)
+        first.join(second, lines_before)
+        assert _index(first) == expected, split
+
+
+class _InProcess:
+    """Another process's half, indexed here (or not at all: `fails`)."""
+
+    def __init__(self, data: bytes, fails: bool = False) -> None:
+        self.data, self.fails, self.started = data, fails, None
+
+    def start_scan(self, source, start, keep_types) -> bool:
+        self.started = (start, frozenset(keep_types))
+        return True
+
+    def collect_scan(self):
+        if self.fails:
+            return None
+        start, keep_types = self.started
+        return event_file.scan_range(io.BytesIO(self.data), keep_types, start)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_large_file_is_indexed_in_halves_elsewhere_or_here_if_that_fails(
+        monkeypatch, tmp_path: Path, fails) -> None:
+    monkeypatch.setattr(event_file, "SPLIT_SCAN_BYTES", 10_000)
+    data = _file_bytes()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(data)
+    elsewhere = _InProcess(data, fails)
+    with path.open("rb") as source, scan(source, COMMAND_TYPES, elsewhere) as indexed:
+        start = elsewhere.started[0]
+        assert len(data) // 2 <= start < len(data) // 2 + 1_000 and data[start - 1] == 10
+        got = _index(indexed)
+        batches = [list(b) for b in indexed.batches(BATCH)]
+    with scan(io.BytesIO(data), COMMAND_TYPES) as whole:
+        assert got == _index(whole)
+        assert batches == [list(b) for b in whole.batches(BATCH)]
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(data[:9_000])
+    elsewhere = _InProcess(data[:9_000])
+    with small.open("rb") as source, scan(source, (), elsewhere):
+        assert elsewhere.started is None  # too small to split
 
 
 def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ running, and a file ingested through them is stored as one process stores it."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.cli import PRESTART_BYTES, app
 from jiefeng.service import pipeline_processes
 from jiefeng.service.engine import Engine
+from jiefeng.service.event_file import scan
+from jiefeng.service.security import COMMAND_TYPES
 from jiefeng.store.sql import SqlStore
 from test_pipeline import _contents
 
@@ -109,3 +112,47 @@ def test_a_child_closed_before_its_setup_exits_at_once() -> None:
         assert not child.is_alive() and child.process.returncode == 0
     # Closed, a child returns from waiting on its setup: it is not killed at the timeout.
     assert time.monotonic() - started < 25
+
+
+def _indexed(path: Path, elsewhere=None) -> tuple[list, list]:
+    with path.open("rb") as source, scan(source, COMMAND_TYPES, elsewhere) as indexed:
+        return indexed.items(), [list(b) for b in indexed.batches(10_000)]
+
+
+def test_the_second_folding_process_indexes_half_of_a_large_file(tmp_path, big_file) -> None:
+    engine = Engine(SqlStore(str(tmp_path / "h.db")))
+    processes = engine.start_file_processes()
+    assert processes.helper is not None  # these machines have two cores or more
+    collected = []
+    collect = processes.helper.collect_scan
+
+    def recorded():
+        collected.append(collect())
+        return collected[-1]
+
+    processes.helper.collect_scan = recorded
+    try:
+        got = _indexed(big_file, processes.helper)
+    finally:
+        processes.close()
+    part, lines = collected[0]  # the helper's half, not None: it did index it
+    # Its lines, and the empty piece after the file's last "\n".
+    assert 0 < len(part) < len(got[0]) and lines == len(part) + 1
+    assert got == _indexed(big_file)
+
+
+def test_a_file_replaced_under_its_path_is_indexed_here(tmp_path, big_file, caplog) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(big_file.read_bytes())
+    engine = Engine(SqlStore(str(tmp_path / "r.db")))
+    processes = engine.start_file_processes()
+    try:
+        with path.open("rb") as source:
+            (tmp_path / "other.jsonl").write_bytes(b"{}\n" * 1_000_000)
+            os.replace(tmp_path / "other.jsonl", path)  # the path names another file now
+            with scan(source, COMMAND_TYPES, processes.helper) as indexed:
+                got = indexed.items(), [list(b) for b in indexed.batches(10_000)]
+    finally:
+        processes.close()
+    assert "is no longer the file being ingested" in caplog.text
+    assert got == _indexed(big_file)

@@ -201,7 +201,9 @@ def ingest(
         raise
     try:
         # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
-        lines = scan(source, keep_types=COMMAND_TYPES)
+        # The second folding process, idle until the first batch, indexes half of it.
+        lines = scan(source, keep_types=COMMAND_TYPES,
+                     elsewhere=processes.helper if processes is not None else None)
     except OSError as error:
         if processes is not None:
             processes.close()

@@ -41,7 +41,7 @@ import pickle
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.decision_order import owner_of
+from jiefeng.service.event_file import EventFile, scan_range
 from jiefeng.service.ingest import (
     BatchIngest,
     IngestReport,
@@ -80,6 +81,7 @@ log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 3
 
 COMMITTED, CONFLICT, FAILED, SKIPPED = "committed", "conflict", "failed", "skipped"
+SCAN = "scan"  # a message to the helper: index part of the file (`_FoldHelper.start_scan`)
 AFTER_BATCH = "after"  # a scope marker given as "the one batch n of this file left"
 # A batch that activates a policy version goes under the locks, after the batches before it
 # commit: the activation carries the stored version's policy, which only the store resolves.
@@ -807,6 +809,31 @@ class _FoldHelper:
         # (jiefeng ingest) wants them raised in the other folding process too.
         self.connection.send((url, policy, snapshot_every, cache_accounts, gc.get_threshold()))
 
+    def start_scan(self, source: Any, start: int, keep_types: Collection[str]) -> bool:
+        """Index a file from byte `start` to its end (`event_file.scan`), if it has a path
+        the helper can open; it checks that the path still names this file."""
+        path = getattr(source, "name", None)
+        if not isinstance(path, str):
+            return False  # stdin, spooled to an unnamed file
+        try:
+            stat = os.fstat(source.fileno())
+            self.connection.send((SCAN, os.path.abspath(path), (stat.st_dev, stat.st_ino),
+                                  start, frozenset(keep_types)))
+        except OSError:
+            return False
+        return True
+
+    def collect_scan(self) -> tuple[EventFile, int] | None:
+        try:
+            status, kind, payload = self.connection.recv()
+        except (EOFError, OSError):
+            return None  # gone: the batches will find out and go sequential
+        if status != COMMITTED or kind != SCAN:
+            log.warning("the second folding process did not index its half of the file "
+                        "(%s); this process does", payload)
+            return None
+        return payload
+
     def dispatch(self, number: int, part: _Part, now: dt.datetime, committed: int) -> None:
         try:
             self.connection.send((number, part.items, part.positions, part.shadow, now,
@@ -846,6 +873,9 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
     in_flight: deque[_InFlight] = deque()
     try:
         while (message := connection.recv()) is not None:
+            if message[0] == SCAN:
+                connection.send(_scan_part(*message[1:]))
+                continue
             number, items, positions, shadow, now, committed = message
             while in_flight and in_flight[0].number <= committed:
                 in_flight.popleft()  # in the store now (merges are idempotent: no hurry)
@@ -873,6 +903,21 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
         pass
     finally:
         store.close()
+
+
+def _scan_part(path: str, identity: tuple[int, int], start: int,
+               keep_types: frozenset[str]) -> tuple[str, str, Any]:
+    """The helper's half of a file's index (`_FoldHelper.start_scan`)."""
+    try:
+        with open(path, "rb") as source:
+            stat = os.fstat(source.fileno())
+            if (stat.st_dev, stat.st_ino) != identity:
+                return FAILED, SCAN, f"{path} is no longer the file being ingested"
+            part, lines = scan_range(source, keep_types, start)
+    except OSError as error:
+        return FAILED, SCAN, f"{path}: {error.strerror}"
+    part.source = None  # the index travels, not the file
+    return COMMITTED, SCAN, (part, lines)
 
 
 def _helper_process(url: str, policy: Policy, snapshot_every: int, cache_accounts: int,
