@@ -11,7 +11,13 @@ machines are shared and noisy: absolute rates move, ratios much less.
 - fold: the pure core folding the same (already parsed) events, per account in time order, on
   one core. Target: >= 100,000 events/s.
 
-Usage: python bench/bench_core.py [--events 100000] [--repeat 3]
+Input shapes (`--shape`, several comma-separated or `all`): `portfolio` (the default: one
+synthetic portfolio in time order), `many-accounts` (ten times the accounts, each its first
+months, interleaved), `long-histories` (36 months, twice the events an account), `shuffled`
+(the portfolio's lines in random order: late arrivals everywhere, the file sorted on ingest).
+A target met on one shape and missed on another is not met.
+
+Usage: python bench/bench_core.py [--events 100000] [--repeat 3] [--shape portfolio]
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -26,17 +33,38 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
+# The shapes of input (`--shape`): events per account and how the lines are laid out.
+SHAPES = {
+    # one portfolio, 18 months, in time order: about 170 events an account
+    "portfolio": "18 months, about 170 events an account, in time order",
+    # ten times the accounts, cut at the same count: each its first months, interleaved
+    "many-accounts": "ten times the accounts, each its first two months, interleaved",
+    # 36 months: twice the history an account
+    "long-histories": "36 months, about 340 events an account, in time order",
+    # the portfolio's lines in random order: every account's events arrive late
+    "shuffled": "the portfolio's lines in random order (late arrivals everywhere)",
+}
 
-def make_events(target: int) -> list[dict]:
+
+def make_events(target: int, shape: str = "portfolio") -> list[dict]:
     from jiefeng.batch.limits import MAX_ACCOUNTS, MIN_ACCOUNTS
     from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 
-    # About 180 events per account over 18 months in the synthetic portfolio.
-    accounts = min(MAX_ACCOUNTS, max(MIN_ACCOUNTS, target // 170))
-    events = generate_portfolio(PortfolioSpec(accounts=accounts, months=18, seed=11))
-    return events[:target]
+    per_account, months = {"many-accounts": (17, 18), "long-histories": (340, 36)}.get(
+        shape, (170, 18))
+    accounts = min(MAX_ACCOUNTS, max(MIN_ACCOUNTS, target // per_account))
+    spec = PortfolioSpec(accounts=accounts, months=months, seed=11)
+    if months > 18:  # ending before today: ingest rejects events ahead of its clock
+        spec = replace(spec, start=spec.start.replace(year=spec.start.year - 2))
+    events = generate_portfolio(spec)
+    events = events[:target]
+    if shape == "shuffled":
+        random.Random(11).shuffle(events)
+    return events
 
 
 def floor_rate(path: Path, db_path: Path) -> float:
@@ -90,7 +118,8 @@ def fold_rate(events: list[dict]) -> float:
     policy = default_policy()
     scopes = Scopes()
     by_account: dict[str, list] = defaultdict(list)
-    for raw in events:
+    # In time order whatever the file's (a shuffled file is sorted on ingest too).
+    for raw in sorted(events, key=lambda raw: datetime.fromisoformat(raw["at"])):
         event = parse_event(raw)
         if event.type in SCOPE_TYPES:
             scopes = apply_scope_command(scopes, event)
@@ -122,15 +151,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shape", default="portfolio",
+                        help=f"comma-separated, of: {', '.join(SHAPES)}; or all")
     args = parser.parse_args()
-    events = make_events(args.events)
+    shapes = list(SHAPES) if args.shape == "all" else args.shape.split(",")
+    unknown = [shape for shape in shapes if shape not in SHAPES]
+    if unknown:
+        parser.error(f"--shape: no shape {', '.join(unknown)} (of: {', '.join(SHAPES)})")
+    for shape in shapes:
+        run_shape(shape, args.events, args.repeat)
+
+
+def run_shape(shape: str, target: int, repeat: int) -> None:
+    events = make_events(target, shape)
     count = len(events)
+    accounts = len({e.get("account_id") for e in events} - {None})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
                         encoding="utf-8")
         floors, ingests, singles, folds = [], [], [], []
-        for n in range(args.repeat):
+        for n in range(repeat):
             floors.append(floor_rate(path, Path(tmp) / f"floor-{n}.db"))
             ingests.append(ingest_rate(path, Path(tmp) / f"ingest-{n}.db", count))
             singles.append(ingest_rate(path, Path(tmp) / f"single-{n}.db", count,
@@ -141,7 +182,8 @@ def main() -> None:
     from jiefeng import native
 
     compiled = native.compiled_modules()  # `make native`; JIEFENG_NATIVE=0 runs the sources
-    print(f"events: {count} mixed (synthetic portfolio), repeat {args.repeat}, "
+    print(f"shape {shape}: {SHAPES[shape]}; {accounts:,} accounts")
+    print(f"events: {count} mixed (synthetic portfolio), repeat {repeat}, "
           f"cpu count {os.cpu_count()}, domain: "
           + (f"{len(compiled)} of {len(native.NATIVE_MODULES)} hot modules compiled"
              if compiled else "Python sources")
