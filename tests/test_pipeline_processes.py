@@ -156,3 +156,16 @@ def test_a_file_replaced_under_its_path_is_indexed_here(tmp_path, big_file, capl
         processes.close()
     assert "is no longer the file being ingested" in caplog.text
     assert got == _indexed(big_file)
+
+
+def test_a_child_imports_jiefeng_from_where_this_process_did(tmp_path, monkeypatch) -> None:
+    """Not from a folder named jiefeng in the working directory (`python -m` would put the
+    working directory first)."""
+    fake = tmp_path / "jiefeng"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    launched = pipeline_processes.launch()
+    launched.close()
+    assert [c.process.returncode for c in _children(launched)] == [0] * len(
+        _children(launched))

@@ -916,6 +916,8 @@ def _scan_part(path: str, identity: tuple[int, int], start: int,
             part, lines = scan_range(source, keep_types, start)
     except OSError as error:
         return FAILED, SCAN, f"{path}: {error.strerror}"
+    except Exception as error:  # noqa: BLE001 - reported; the command reads that half itself
+        return FAILED, SCAN, f"{type(error).__name__}: {error}"
     part.source = None  # the index travels, not the file
     return COMMITTED, SCAN, (part, lines)
 

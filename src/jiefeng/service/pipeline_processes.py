@@ -36,8 +36,10 @@ class ChildProcess:
     def __init__(self, role: str) -> None:
         parent_end, child_end = socket.socketpair()
         with child_end:
+            # -P: the working directory is not put first on the path (-m would): a folder
+            # named jiefeng there is not imported.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", CHILD_MODULE, role, str(child_end.fileno())],
+                [sys.executable, "-P", "-m", CHILD_MODULE, role, str(child_end.fileno())],
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, env=_child_env())
         self.role = role
         self.connection = Connection(parent_end.detach())
