@@ -5,13 +5,13 @@ BIN = $(VENV)/bin
 
 .PHONY: setup demo test lint bench native test-native
 
+# compileall: bytecode ahead, as pip writes it for an installed wheel. Each process of a
+# command (jiefeng ingest starts three) then loads it instead of compiling jiefeng's modules,
+# also where PYTHONDONTWRITEBYTECODE keeps Python from caching it on first import.
 $(BIN)/jiefeng: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench,spark,postgres]'
-	# Bytecode ahead, as pip writes it for an installed wheel: each process of a command
-	# (jiefeng ingest starts three) then loads it instead of compiling jiefeng's modules,
-	# also where PYTHONDONTWRITEBYTECODE keeps Python from caching it on first import.
 	$(BIN)/python -m compileall -q src
 	touch $(BIN)/jiefeng
 
