@@ -349,6 +349,24 @@ def test_a_large_file_is_indexed_in_halves_elsewhere_or_here_if_that_fails(
         assert elsewhere.started is None  # too small to split
 
 
+def test_the_second_half_starts_at_a_line_past_the_middle_or_not_at_all(
+        monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(event_file, "SPLIT_SCAN_BYTES", 100)
+    monkeypatch.setattr(event_file, "SCAN_BLOCK_BYTES", 7)  # the next line found across blocks
+    path = tmp_path / "f.jsonl"
+
+    def split_of(data: bytes) -> int | None:
+        path.write_bytes(data)
+        with path.open("rb") as source:
+            return event_file._split_point(source)
+
+    assert split_of(b"a" * 60 + b"\n" + b"b" * 60 + b"\n") is None  # the middle's line is last
+    assert split_of(b"a" * 40 + b"\n" + b"b" * 40 + b"\n" + b"c" * 40 + b"\n") == 82
+    assert split_of(b"a" * 30 + b"\n" + b"b" * 100) is None  # a line that runs to the end
+    assert split_of(b"a" * 99) is None  # too small
+    assert split_of(b"\n" * 200) == 101  # blank lines: cut after the middle's
+
+
 def test_a_time_out_of_range_once_in_utc_is_a_rejected_line_not_a_crash(tmp_path: Path) -> None:
     """Every line's time is now read before the ingest, small files too: a time that cannot
     be moved to UTC (year 1 at +01:00) is rejected with its line, as validation would."""
