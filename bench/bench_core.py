@@ -191,6 +191,11 @@ def run_shape(shape: str, target: int, repeat: int) -> None:
     print(f"floor  (json + sqlite insert, 1000/tx): {floor:12,.0f} events/s   ratio 1.00")
     print(f"ingest (jiefeng ingest, whole process): {ingest:12,.0f} events/s   "
           f"ratio {ingest / floor:.2f} of floor (target >= 0.50)")
+    # Each round's ingest against the floor measured just before it: steadier where the
+    # machine drifts between rounds (the ratio above divides medians taken over all rounds).
+    pairs = sorted(i / f for i, f in zip(ingests, floors, strict=True))
+    print(f"  ingest / floor round by round        : median {statistics.median(pairs):.2f} "
+          f"(min {pairs[0]:.2f}, max {pairs[-1]:.2f})")
     print(f"ingest --no-pipeline (one process)    : {single:12,.0f} events/s   "
           f"ratio {single / floor:.2f} of floor")
     print(f"fold   (pure core, one core)          : {fold:12,.0f} events/s   "
