@@ -367,7 +367,7 @@ def scan(source: IO[bytes], keep_types: Collection[str] = (),
 
 
 def _split_point(source: IO[bytes]) -> int | None:
-    """Where a file's second half starts (the first line that starts at or after the middle),
+    """Where a file's second half starts (the first line that starts after its middle byte),
     or None for a file too small to split or a line that runs to its end."""
     try:
         size = os.fstat(source.fileno()).st_size
