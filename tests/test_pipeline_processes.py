@@ -1,11 +1,13 @@
 """The processes of a pipelined file ingest started ahead (`jiefeng.service.pipeline_processes`):
-`jiefeng ingest` starts them before it opens the database. Whatever happens next, none is left
-running, and a file ingested through them is stored as one process stores it."""
+`jiefeng ingest` starts them before it opens the database, forked on Linux, else as fresh
+interpreters. Whatever happens next, none is left running, and a file ingested through them
+is stored as one process stores it."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -35,14 +37,30 @@ def big_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(params=["forked", "spawned"])
+def mode(request, monkeypatch) -> str:
+    """How `jiefeng ingest` starts its processes: forked (Linux, one thread running: the
+    command line's case) or as fresh interpreters (anywhere else)."""
+    if request.param == "spawned":
+        monkeypatch.setattr(pipeline_processes, "can_fork", lambda: False)
+    else:
+        assert pipeline_processes.can_fork(), (
+            "forks only on Linux from a process running one thread; running: "
+            f"{[t.name for t in threading.enumerate()]}")
+    return request.param
+
+
 @pytest.fixture
-def launches(monkeypatch) -> list[pipeline_processes.Launched]:
+def launches(monkeypatch, mode) -> list[pipeline_processes.Launched]:
     """Every set of processes `jiefeng ingest` launches, to look at once it has returned."""
     seen: list[pipeline_processes.Launched] = []
     launch = pipeline_processes.launch
 
-    def recorded() -> pipeline_processes.Launched:
-        seen.append(launch())
+    def recorded(**options) -> pipeline_processes.Launched:
+        seen.append(launch(**options))
+        kind = (pipeline_processes.ForkedChild if mode == "forked"
+                else pipeline_processes.ChildProcess)
+        assert all(type(c) is kind for c in _children(seen[-1]))
         return seen[-1]
 
     monkeypatch.setattr(pipeline_processes, "launch", recorded)
@@ -104,14 +122,60 @@ def test_a_small_file_starts_nothing_ahead(tmp_path, launches) -> None:
     assert launches == []
 
 
-def test_a_child_closed_before_its_setup_exits_at_once() -> None:
-    launched = pipeline_processes.launch()
+@pytest.mark.parametrize("forked", [True, False])
+def test_a_child_closed_before_its_setup_exits_at_once(forked) -> None:
+    launched = pipeline_processes.launch(forked=forked)
     started = time.monotonic()
     launched.close()
     for child in _children(launched):
-        assert not child.is_alive() and child.process.returncode == 0
+        assert not child.is_alive() and child.returncode == 0
     # Closed, a child returns from waiting on its setup: it is not killed at the timeout.
     assert time.monotonic() - started < 25
+
+
+def test_a_forked_child_does_not_hold_its_siblings_connection() -> None:
+    """The helper, forked after the writer, closes its copy of this process's connection to
+    the writer: closing that connection here ends the writer while the helper runs on."""
+    launched = pipeline_processes.launch(forked=True)
+    assert launched.helper is not None  # these machines have two cores or more
+    try:
+        launched.writer.connection.close()
+        launched.writer.join(timeout=20)
+        assert not launched.writer.is_alive() and launched.writer.returncode == 0
+        assert launched.helper.is_alive()
+    finally:
+        launched.close()
+    assert not launched.helper.is_alive()
+
+
+def test_a_forked_child_that_fails_exits_with_an_error_and_never_returns_here(
+        capfd) -> None:
+    """A setup it cannot use (here: the wrong number of values) ends the child with status 1
+    and the error on stderr; the child never runs this test's code after the fork."""
+    launched = pipeline_processes.launch(forked=True)
+    try:
+        launched.writer.connection.send(("sqlite:///x.db", "not", "a writer's setup"))
+        launched.writer.join(timeout=20)
+        assert launched.writer.returncode == 1
+    finally:
+        launched.close()
+    assert "TypeError" in capfd.readouterr().err
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    """A fork copies only the calling thread, and any lock another thread holds stays held in
+    the child: `jiefeng ingest` forks only with one thread running."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not pipeline_processes.can_fork()
+        with pytest.raises(RuntimeError, match="one thread"):
+            pipeline_processes.launch(forked=True)
+    finally:
+        stop.set()
+        other.join()
+    assert pipeline_processes.can_fork()
 
 
 def _indexed(path: Path, elsewhere=None) -> tuple[list, list]:
@@ -167,5 +231,4 @@ def test_a_child_imports_jiefeng_from_where_this_process_did(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     launched = pipeline_processes.launch()
     launched.close()
-    assert [c.process.returncode for c in _children(launched)] == [0] * len(
-        _children(launched))
+    assert [c.returncode for c in _children(launched)] == [0] * len(_children(launched))

@@ -168,7 +168,7 @@ def ingest(
 
     The file is read twice, never held whole: once to index its lines, then one transaction
     at a time (stdin is copied to a temporary file first)."""
-    from jiefeng.service.pipeline_processes import launch
+    from jiefeng.service.pipeline_processes import can_fork, launch
 
     def unreadable(error: OSError) -> typer.Exit:
         errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
@@ -183,15 +183,19 @@ def ingest(
             source = file.open("rb")
     except OSError as error:
         raise unreadable(error) from None
-    # A file of several transactions is ingested by a writer and a second folding process.
-    # Started first, they import jiefeng while this process does, opens the database and
-    # reads the file (two interpreters' start, about a second of CPU, otherwise follows it).
-    launched = (launch()
-                if pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES else None)
+    # A file of several transactions is ingested by a writer and a second folding process,
+    # started before the database is opened and the file read. On Linux they are forked once
+    # this process has imported jiefeng, and import nothing; elsewhere they are fresh
+    # interpreters, started first so that their imports overlap this process's.
+    prestart = pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES
+    forked = prestart and can_fork()
+    launched = launch() if prestart and not forked else None
     try:
         from jiefeng.service.event_file import scan
         from jiefeng.service.security import COMMAND_TYPES
 
+        if forked:
+            launched = launch(forked=True)
         engine = _engine(db, policy)
         processes = engine.start_file_processes(launched) if launched is not None else None
     except BaseException:

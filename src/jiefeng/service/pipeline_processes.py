@@ -1,27 +1,42 @@
 """The processes of a pipelined file ingest (its writer and its second folding process), started
-as fresh interpreters that import jiefeng and then wait to be told what to do.
+ahead of the file's transactions and waiting to be told what to do.
 
-`jiefeng ingest` starts them first thing, before it imports the engine, opens the database and
-reads the file: each takes about half a second of CPU to import jiefeng, which then overlaps the
-command's own start instead of following it. That is why this module imports nothing of
-jiefeng: starting them costs the command a few milliseconds. Once the command knows the
-database and the policy, `jiefeng.service.pipeline.start_processes` sends each its setup.
+`jiefeng ingest` on Linux forks them once it has imported jiefeng (`launch(forked=True)`):
+a forked child has every module its parent imported and starts folding or writing without
+importing anything. Started as fresh interpreters instead, each took about half a second of
+CPU to import jiefeng, on a machine whose two cores the command's own start already kept
+busy; forked, that CPU is not spent at all, and the command reaches its first transaction
+about half a second sooner (see bench/README.md). The command forks before it opens the
+database or starts a thread (a child inherits neither), and only then: with another thread
+running (a library caller's server, a test's) a fork could copy a lock that thread holds, so
+it falls back to fresh interpreters (`can_fork`).
 
-Why not multiprocessing's spawn: a spawned child runs the parent's main module again before it
-starts (for the `jiefeng` script, the whole command line: typer and rich, 0.1-0.2 s of CPU in
-each child), and a resource tracker process starts with the first child, for semaphores and
-shared memory this pipeline never uses. Here the child runs `jiefeng.service.pipeline_child`
-only, and talks over one end of a socket pair through multiprocessing's `Connection` (the
-same messages as a multiprocessing pipe). A child whose parent is gone reads the end of the
-connection and exits.
+Fresh interpreters (`launch()`, elsewhere than Linux, or a caller with threads) run
+`python -P -m jiefeng.service.pipeline_child ROLE FD`, started first thing: this module imports
+nothing of jiefeng, so starting them costs the command a few milliseconds, and their imports
+overlap the command's own. Not multiprocessing's spawn: a spawned child runs the parent's main
+module again before it starts (for the `jiefeng` script, the whole command line: typer and
+rich, 0.1-0.2 s of CPU in each child), and a resource tracker process starts with the first
+child, for semaphores and shared memory this pipeline never uses.
+
+Either way a child talks over one end of a socket pair through multiprocessing's `Connection`
+(the same messages as a multiprocessing pipe), is sent its setup once the command knows the
+database and the policy (`jiefeng.service.pipeline.start_processes`), and exits through
+`os._exit` (a forked child must not flush or tear down what it inherited). A child whose
+parent is gone reads the end of the connection and exits.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
 import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -32,6 +47,9 @@ CHILD_MODULE = "jiefeng.service.pipeline_child"
 class ChildProcess:
     """A child interpreter running one of the pipeline's loops, and this side's connection to it
     (`is_alive`, `join` and `kill` as a multiprocessing.Process has them)."""
+
+    connection: Connection
+    role: str
 
     def __init__(self, role: str) -> None:
         parent_end, child_end = socket.socketpair()
@@ -46,6 +64,11 @@ class ChildProcess:
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has been waited for (`is_alive`, `join`)."""
+        return self.process.returncode
 
     def join(self, timeout: float | None = None) -> None:
         try:
@@ -65,6 +88,80 @@ class ChildProcess:
         self.join(timeout)
         if self.is_alive():
             self.kill()
+
+
+class ForkedChild(ChildProcess):
+    """A child forked from this process (see the module's docstring): it runs one of the
+    pipeline's loops with the modules this process had imported."""
+
+    def __init__(self, role: str, inherited: Sequence[Connection] = ()) -> None:
+        """`inherited`: this process's connections to children forked before, which the new
+        child closes (holding them open, it would keep those children from seeing this
+        process end)."""
+        parent_end, child_end = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the child: it never returns from here
+            _run_forked(role, parent_end, child_end, inherited)
+        child_end.close()
+        self.pid = pid
+        self._returncode: int | None = None
+        self.role = role
+        self.connection = Connection(parent_end.detach())
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    def _reaped(self, wait: bool) -> bool:
+        if self._returncode is None:
+            pid, status = os.waitpid(self.pid, 0 if wait else os.WNOHANG)
+            if pid == 0:
+                return False
+            self._returncode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def is_alive(self) -> bool:
+        return not self._reaped(wait=False)
+
+    def join(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            self._reaped(wait=True)
+            return
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while not self._reaped(wait=False) and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)  # a child told to stop exits within milliseconds
+
+    def kill(self) -> None:
+        if self.is_alive():
+            os.kill(self.pid, 9)
+        self._reaped(wait=True)
+
+
+def _run_forked(role: str, parent_end: socket.socket, child_end: socket.socket,
+                inherited: Sequence[Connection]) -> None:
+    """A forked child's whole life: serve, then `os._exit` whatever happens (it must not
+    return into its parent's code, nor flush the parent's buffers at exit)."""
+    code = 1
+    try:
+        parent_end.close()
+        for connection in inherited:
+            connection.close()
+        from jiefeng.service import pipeline
+
+        pipeline.serve(role, Connection(child_end.detach()))  # exits itself when done
+        code = 0
+    except BaseException:  # noqa: BLE001 - said on stderr; the parent sees the child gone
+        traceback.print_exc()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def can_fork() -> bool:
+    """Whether `launch(forked=True)` may fork: on Linux, from a process running one thread."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def _child_env() -> dict[str, str]:
@@ -90,9 +187,20 @@ class Launched:
             self.helper.close()
 
 
-def launch() -> Launched:
+def launch(*, forked: bool = False) -> Launched:
     """Start a writer and (given more than one core: see Engine._helper_cache_accounts) a second
-    folding process, ahead of a file ingest that will need them."""
-    writer = ChildProcess(WRITER)
-    helper = ChildProcess(HELPER) if (os.cpu_count() or 1) >= 2 else None
+    folding process, ahead of a file ingest that will need them: fresh interpreters, or
+    `forked` from this process (only where `can_fork`), with the pipeline's modules imported
+    first so that the children have them."""
+    helper_wanted = (os.cpu_count() or 1) >= 2
+    if not forked:
+        return Launched(ChildProcess(WRITER), ChildProcess(HELPER) if helper_wanted else None)
+    if not can_fork():
+        raise RuntimeError("a pipelined ingest's processes are forked only on Linux, from a "
+                           "process running one thread")
+    import jiefeng.service.pipeline  # noqa: F401 - imported once, here, for both children
+
+    gc.freeze()  # what is loaded now stays put: the children share its pages, not copy them
+    writer = ForkedChild(WRITER)
+    helper = ForkedChild(HELPER, [writer.connection]) if helper_wanted else None
     return Launched(writer, helper)
