@@ -7,8 +7,10 @@ file's event count. Target: flat past the state cache's size; a 5,000,000-event 
   file over one transaction is pipelined: the command's process and its writer, and from
   three transactions a second folding process). Peak RSS of the command's process and of its
   largest child (VmHWM, read from /proc while it runs) and of all of them together (the sum
-  of their RSS, sampled every POLL_SECONDS), as ratios to the baseline and to the smallest
-  size.
+  of their PSS, sampled every POLL_SECONDS), as ratios to the baseline and to the smallest
+  size. PSS (proportional set size) counts a page shared by n processes as 1/n in each: the
+  children are forked from the command and share the pages of the modules it had imported,
+  which a sum of RSS would count three times. The sum of RSS is printed too.
 - list path (sizes up to --compare-up-to): the same file read whole, cut into a list of lines
   and ingested from that list with a result kept per line, as `jiefeng ingest` did before.
 
@@ -147,6 +149,18 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """The process's proportional set size (Linux 4.14 and later), else its RSS."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return _status_kb(pid, "VmRSS")
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     try:
@@ -165,14 +179,16 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                env=env)
     peaks: dict[int, int] = {}
-    together = 0
+    together = together_rss = 0
     while process.poll() is None:
         pids = [process.pid, *_children(process.pid)]
-        rss = 0
+        pss = rss = 0
         for pid in pids:
             peaks[pid] = max(peaks.get(pid, 0), _status_kb(pid, "VmHWM"))
+            pss += _pss_kb(pid)
             rss += _status_kb(pid, "VmRSS")
-        together = max(together, rss)
+        together = max(together, pss)
+        together_rss = max(together_rss, rss)
         time.sleep(POLL_SECONDS)
     seconds = time.perf_counter() - started
     stdout = process.stdout.read().decode(errors="replace") if process.stdout else ""
@@ -182,7 +198,8 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
         raise SystemExit(f"{command[:2]} failed ({process.returncode}): {stdout[-2000:]}")
     main = peaks.pop(process.pid, 0)
     return {"main": main * 1024, "child": max(peaks.values(), default=0) * 1024,
-            "together": together * 1024, "seconds": seconds,
+            "together": together * 1024, "together_rss": together_rss * 1024,
+            "seconds": seconds,
             "totals": stdout.strip().splitlines()[-1] if stdout.strip() else "?"}
 
 
@@ -248,7 +265,8 @@ def main() -> None:
                       f"({path.stat().st_size / MB:5,.0f} MB file): "
                       f"peak {figures['main'] / MB:6,.0f} MB folding + "
                       f"{figures['child'] / MB:5,.0f} MB largest child, "
-                      f"together {figures['together'] / MB:6,.0f} MB = "
+                      f"together {figures['together'] / MB:6,.0f} MB (PSS; RSS "
+                      f"{figures['together_rss'] / MB:,.0f}) = "
                       f"{figures['together'] / base:5.2f} x baseline, "
                       f"{figures['together'] / first[name]:5.2f} x its first size; "
                       f"{size / figures['seconds']:7,.0f} events/s ({figures['totals']})",
