@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jiefeng.domain import events as ev
+from jiefeng.domain.scope_types import SCOPE_TYPES  # noqa: F401 - read from here too
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,13 +271,3 @@ def apply_scope_command(scopes: Scopes, event: Any) -> Scopes:
     return new
 
 
-SCOPE_TYPES = frozenset(
-    {
-        "maintenance_scheduled",
-        "maintenance_cancelled",
-        "migration_started",
-        "migration_completed",
-        "policy_sweep",
-        "policy_activated",
-    }
-)

@@ -34,7 +34,7 @@ from itertools import islice
 from operator import le
 from typing import Any
 
-from jiefeng.domain.scopes import SCOPE_TYPES
+from jiefeng.domain.scope_types import SCOPE_TYPES
 
 # Commands that act on every account at once: lines before one are decided before it.
 BARRIER_TYPES = frozenset({"policy_sweep", "policy_activated"})
@@ -224,3 +224,31 @@ def arrow_account_order(keys: array, groups: array, barrier_keys: list[int]) -> 
     # that follows can use it.
     pa.default_memory_pool().release_unused()
     return order
+
+
+def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:
+    """Cut `items` into transactions: every `batch_events` items from the start, except that
+    when there is more than one, the end is cut in halves: a half, a quarter, ... down to a
+    thirty-second of a transaction.
+
+    A pipelined run ends waiting for the writer, which commits a batch in about half the time
+    folding it took: each batch at the end is committed while the next, half its size, is
+    folded, and the last wait is for the smallest. Both paths cut the same way, so they report
+    the same results.
+    """
+    if len(items) <= batch_events:
+        return [items] if items else []
+    tails = [size for size in (batch_events >> shift for shift in range(1, 6)) if size]
+    body = len(items) - sum(tails)  # > 0: the tails add up to less than one transaction
+    starts = list(range(0, body, batch_events))
+    position = body
+    if tails and body - starts[-1] + tails[0] <= batch_events:  # none: batches of one event
+        # The body's last batch is short: the first half joins it.
+        position += tails[0]
+        tails = tails[1:]
+    ends = [*starts[1:], position]
+    batches = [items[start:end] for start, end in zip(starts, ends, strict=True)]
+    for size in tails:
+        batches.append(items[position : position + size])
+        position += size
+    return batches

@@ -57,16 +57,11 @@ from jiefeng.service.decision_order import (
     int64_view,
     line_routing,
     packed_key,
+    transaction_batches,
     with_stored_appeals,
 )
-from jiefeng.service.ingest import (
-    UNREADABLE_KEY,
-    _order_facts,
-    _order_key,
-    tie_rank,
-    transaction_batches,
-)
 from jiefeng.service.lines import UTF8_BOM
+from jiefeng.service.order_facts import UNREADABLE_KEY, order_facts, order_key, tie_rank
 
 # Read at a time by `scan` (a longer line is carried over). A block is held about four times
 # over while it is cut into lines: a few MB at most.
@@ -407,7 +402,7 @@ def scan_range(source: IO[bytes], keep_types: Collection[str] = (), start: int =
             offset += len(line) + 1
             if not line or line.isspace():
                 continue
-            # What `_order_facts` reads, inline for the usual line (this loop runs once a
+            # What `order_facts` reads, inline for the usual line (this loop runs once a
             # line, and calls cost); any other line, or one it cannot read, goes to it.
             try:
                 fields = loads(line)
@@ -426,7 +421,7 @@ def scan_range(source: IO[bytes], keep_types: Collection[str] = (), start: int =
                 account_id = account_id if type(account_id) is str else None
                 appeal_id = appeal_id if type(appeal_id) is str else None
             else:
-                facts = _order_facts(line)
+                facts = order_facts(line)
                 if facts is not None:
                     event_id, kind = facts.event_id, facts.kind
                     key = packed_key(facts.at, facts.rank)
@@ -541,7 +536,7 @@ def _settle_group(file: EventFile, indices: list[int]) -> None:
     group."""
     first: dict[str, int] = {}
     for index, (_, line) in zip(indices, file.lines(indices), strict=True):
-        found = _order_key(line)
+        found = order_key(line)
         if found is not None:  # an unreadable line keeps UNREADABLE_KEY
             origin = first.setdefault(found[0], index)
             file.keys[index] = file.keys[origin]

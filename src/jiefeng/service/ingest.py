@@ -27,7 +27,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection
@@ -49,9 +49,10 @@ from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.policy.schema import Policy
 from jiefeng.service import decision_order as ordering
 from jiefeng.service import writeset
-from jiefeng.service.decision_order import AppealResolver
+from jiefeng.service.decision_order import AppealResolver, transaction_batches
 from jiefeng.service.feature_table import feature_values
 from jiefeng.service.late_events import Replayed, replay_account
+from jiefeng.service.order_facts import UNREADABLE_KEY, order_facts, tie_rank
 from jiefeng.service.states import (
     SNAPSHOT_EVERY_EVENTS,
     StateCache,
@@ -92,6 +93,11 @@ class ItemResult:
     event_id: str | None = None
     field: str | None = None
     reason: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # Pickled by its fields in order: a folding process sends thousands a batch, and the
+        # default (the class, then a state per object) took twice the time both ways.
+        return ItemResult, (self.position, self.status, self.event_id, self.field, self.reason)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"position": self.position, "status": self.status,
@@ -156,15 +162,6 @@ class FileReport(IngestReport):
 def canonical_json(raw: dict[str, Any]) -> str:
     """Sorted keys, no spaces: two sends of one event compare equal whatever their layout."""
     return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def tie_rank(event_type: str) -> int:
-    """The order of events at one instant: operator commands that change the scopes first (a
-    maintenance window known at t covers a purchase at t, as a replay has it), then account
-    openings, then the rest as sent."""
-    if event_type in SCOPE_TYPES:
-        return 0
-    return 1 if event_type == "account_opened" else 2
 
 
 def _decision_order(candidate: _Candidate) -> tuple[dt.datetime, int]:
@@ -625,54 +622,6 @@ def _same_event(body: str, other_body: str, event: Any) -> bool:
         return False
 
 
-_UNREADABLE = (dt.datetime.min.replace(tzinfo=dt.UTC), 0)  # rejected wherever it goes
-UNREADABLE_KEY = ordering.packed_key(*_UNREADABLE)
-
-
-class OrderFacts(NamedTuple):
-    """What deciding a raw item's place needs, read without validating it."""
-
-    event_id: str
-    at: dt.datetime  # in UTC
-    rank: int  # `tie_rank`
-    kind: str
-    account_id: str | None  # as sent (None if absent or not a string)
-    appeal_id: str | None  # of an appeal submission or decision
-
-
-def _order_facts(raw: Any) -> OrderFacts | None:
-    """The item's `OrderFacts`, or None if its time or id cannot be read."""
-    try:
-        fields = raw if isinstance(raw, dict) else orjson.loads(raw)
-        at, event_id, kind = fields["at"], fields["event_id"], fields["type"]
-        if isinstance(at, str) and isinstance(event_id, str) and isinstance(kind, str):
-            instant = dt.datetime.fromisoformat(at)
-            if instant.tzinfo is not None:
-                account_id, appeal_id = fields.get("account_id"), fields.get("appeal_id")
-                # One tzinfo for all: datetimes that share it compare several times faster.
-                return OrderFacts(
-                    event_id, instant.astimezone(dt.UTC), tie_rank(kind), kind,
-                    account_id if isinstance(account_id, str) else None,
-                    appeal_id if isinstance(appeal_id, str) else None)
-    except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
-        pass  # Overflow: year 1 at +01:00; AttributeError: not an object (no .get)
-    # What the quick read misses, validation may still accept: ask it (rare, so slow is fine).
-    parsed = _parse(0, raw)
-    if isinstance(parsed, ItemResult):
-        return None
-    event = parsed[0]
-    fields = event.__dict__
-    return OrderFacts(event.event_id, event.at, tie_rank(event.type), event.type,
-                      fields.get("account_id"), fields.get("appeal_id"))
-
-
-def _order_key(raw: Any) -> tuple[str, tuple[dt.datetime, int]] | None:
-    """(event_id, (at in UTC, tie rank)) of a raw item, read without validating it; None if
-    it cannot be read."""
-    facts = _order_facts(raw)
-    return None if facts is None else (facts.event_id, (facts.at, facts.rank))
-
-
 def decision_order(items: Sequence[tuple[int, Any]],
                    resolve_appeals: AppealResolver | None = None
                    ) -> Sequence[tuple[int, Any]]:
@@ -680,7 +629,7 @@ def decision_order(items: Sequence[tuple[int, Any]],
     between the portfolio's barriers (see jiefeng.service.decision_order), whatever the order
     of its lines. `resolve_appeals` names the accounts of appeals the items do not submit
     (the store's), for decisions sent without an account_id."""
-    facts = [_order_facts(raw) for _, raw in items]
+    facts = [order_facts(raw) for _, raw in items]
     submitted: dict[str, str] = {}
     decided: list[str] = []  # appeals whose decisions name no account (`line_routing`)
     for fact in facts:
@@ -728,34 +677,6 @@ def decision_batches(items: Sequence[tuple[int, Any]], batch_events: int,
     if len(items) > batch_events:
         items = decision_order(items, resolve_appeals)
     return transaction_batches(items, batch_events)
-
-
-def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:
-    """Cut `items` into transactions: every `batch_events` items from the start, except that
-    when there is more than one, the end is cut in halves: a half, a quarter, ... down to a
-    thirty-second of a transaction.
-
-    A pipelined run ends waiting for the writer, which commits a batch in about half the time
-    folding it took: each batch at the end is committed while the next, half its size, is
-    folded, and the last wait is for the smallest. Both paths cut the same way, so they report
-    the same results.
-    """
-    if len(items) <= batch_events:
-        return [items] if items else []
-    tails = [size for size in (batch_events >> shift for shift in range(1, 6)) if size]
-    body = len(items) - sum(tails)  # > 0: the tails add up to less than one transaction
-    starts = list(range(0, body, batch_events))
-    position = body
-    if tails and body - starts[-1] + tails[0] <= batch_events:  # none: batches of one event
-        # The body's last batch is short: the first half joins it.
-        position += tails[0]
-        tails = tails[1:]
-    ends = [*starts[1:], position]
-    batches = [items[start:end] for start, end in zip(starts, ends, strict=True)]
-    for size in tails:
-        batches.append(items[position : position + size])
-        position += size
-    return batches
 
 
 def ingest(
