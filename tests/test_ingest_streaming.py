@@ -349,6 +349,54 @@ def test_a_large_file_is_indexed_in_halves_elsewhere_or_here_if_that_fails(
         assert elsewhere.started is None  # too small to split
 
 
+class _FirstInProcess:
+    """Another process's index of the first lines, made here (or not at all: `fails`)."""
+
+    def __init__(self, data: bytes, end: int | None, keep_types, fails: bool = False) -> None:
+        self.data, self.end, self.keep_types, self.fails = data, end, keep_types, fails
+        self.collected = False
+
+    def collect(self):
+        self.collected = True
+        if self.fails:
+            return None
+        part, lines = event_file.scan_range(io.BytesIO(self.data), self.keep_types, 0, self.end)
+        part.source = None  # as it arrives from another process
+        return part, lines
+
+
+@pytest.mark.parametrize("fails", [False, True])
+@pytest.mark.parametrize("halves", [False, True])
+def test_a_file_whose_first_lines_are_indexed_elsewhere_gives_the_index_of_one_scan(
+        monkeypatch, tmp_path: Path, fails, halves) -> None:
+    """`jiefeng ingest`'s early scan: another process indexes the lines before a point, this one
+    the rest (itself, or in halves with the helper); cut anywhere, whole file included, and if
+    that process fails, the index and the batches are those of one scan."""
+    monkeypatch.setattr(event_file, "SPLIT_SCAN_BYTES", 10_000)
+    data = _file_bytes()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(data)
+    with scan(io.BytesIO(data), COMMAND_TYPES) as whole:
+        expected = _index(whole), [list(b) for b in whole.batches(BATCH)]
+        expected_kept = list(whole.kept)
+    assert expected_kept  # the file holds commands: their line numbers are checked too
+    starts = [i + 1 for i, byte in enumerate(data) if byte == 10][:-1]
+    random.Random(3).shuffle(starts)
+    for end in [*starts[:12], None]:
+        first = _FirstInProcess(data, end, COMMAND_TYPES, fails)
+        elsewhere = _InProcess(data) if halves else None
+        with path.open("rb") as source, scan(source, COMMAND_TYPES, elsewhere,
+                                             first) as indexed:
+            assert first.collected and indexed.source is source
+            got = _index(indexed), [list(b) for b in indexed.batches(BATCH)]
+            assert got == expected, end
+            assert indexed.kept == expected_kept, end
+        if halves and end is not None and len(data) - end >= 10_000:
+            assert elsewhere.started is not None and elsewhere.started[0] > end
+        if end is None and halves:
+            assert elsewhere.started is None  # nothing left to split
+
+
 def test_the_second_half_starts_at_a_line_past_the_middle_or_not_at_all(
         monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(event_file, "SPLIT_SCAN_BYTES", 100)

@@ -18,7 +18,7 @@ from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.cli import PRESTART_BYTES, app
 from jiefeng.service import pipeline_processes
 from jiefeng.service.engine import Engine
-from jiefeng.service.event_file import scan
+from jiefeng.service.event_file import scan, spooled
 from jiefeng.service.security import COMMAND_TYPES
 from jiefeng.store.sql import SqlStore
 from test_pipeline import _contents
@@ -67,16 +67,46 @@ def launches(monkeypatch, mode) -> list[pipeline_processes.Launched]:
     return seen
 
 
+@pytest.fixture
+def early_scans(monkeypatch) -> list[tuple[pipeline_processes.EarlyScan, list]]:
+    """Every early scan `jiefeng ingest` forks, with what each collected."""
+    seen: list[tuple[pipeline_processes.EarlyScan, list]] = []
+    start = pipeline_processes.EarlyScan.start
+
+    def recorded(source, keep_types):
+        early = start(source, keep_types)
+        if early is not None:
+            collected: list = []
+            collect = early.collect
+
+            def collect_recorded():
+                collected.append(collect())
+                return collected[-1]
+
+            early.collect = collect_recorded
+            seen.append((early, collected))
+        return early
+
+    monkeypatch.setattr(pipeline_processes.EarlyScan, "start", staticmethod(recorded))
+    return seen
+
+
 def _children(launched: pipeline_processes.Launched) -> list[pipeline_processes.ChildProcess]:
     return [c for c in (launched.writer, launched.helper) if c is not None]
 
 
 def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_process_does(
-        tmp_path, big_file, launches) -> None:
+        tmp_path, big_file, launches, early_scans, mode) -> None:
     ahead = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "a.db"),
                                 "--quiet"])
     assert ahead.exit_code == 0, ahead.output
     assert len(launches) == 1 and not any(c.is_alive() for c in _children(launches[0]))
+    if mode == "forked":  # the file's first lines were indexed by an early scan, and used
+        [(early, collected)] = early_scans
+        assert not early.is_alive() and early.returncode == 0
+        assert collected and collected[0] is not None and len(collected[0][0]) > 0
+    else:
+        assert early_scans == []
     one = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "b.db"),
                               "--quiet", "--no-pipeline"])
     assert one.exit_code == 0, one.output
@@ -89,7 +119,7 @@ def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_pr
 
 @pytest.mark.parametrize("db", ["no/such/folder/x.db", "notes.db"])
 def test_processes_started_ahead_end_when_the_database_cannot_be_used(
-        tmp_path, monkeypatch, big_file, launches, db) -> None:
+        tmp_path, monkeypatch, big_file, launches, early_scans, db) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.db").write_text("hello, not SQLite\n" * 100, encoding="utf-8")
     refused = runner.invoke(app, ["ingest", str(big_file), "--db", db])
@@ -97,6 +127,7 @@ def test_processes_started_ahead_end_when_the_database_cannot_be_used(
     assert f"--db {db}" in refused.stderr
     assert len(launches) == 1
     assert not any(c.is_alive() for c in _children(launches[0]))
+    assert not any(early.is_alive() for early, _ in early_scans)  # stopped, not waited for
 
 
 def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
@@ -232,3 +263,83 @@ def test_a_child_imports_jiefeng_from_where_this_process_did(tmp_path, monkeypat
     launched = pipeline_processes.launch()
     launched.close()
     assert [c.returncode for c in _children(launched)] == [0] * len(_children(launched))
+
+
+def test_an_early_scan_indexes_the_first_lines_or_the_whole_file(tmp_path, big_file,
+                                                                 monkeypatch) -> None:
+    """Forked before the engine is imported, it indexes up to a line past the middle plus its
+    head start (a file smaller than the head start: all of it); `scan` joins what it sends."""
+    expected = _indexed(big_file)
+    for head_bytes in (pipeline_processes.EARLY_SCAN_HEAD_BYTES, 0):
+        monkeypatch.setattr(pipeline_processes, "EARLY_SCAN_HEAD_BYTES", head_bytes)
+        with big_file.open("rb") as source:
+            early = pipeline_processes.EarlyScan.start(source, COMMAND_TYPES)
+            assert early is not None
+            size = big_file.stat().st_size
+            if head_bytes >= size:
+                assert early.end is None
+            else:
+                assert size // 2 <= early.end < size and big_file.read_bytes()[early.end - 1] == 10
+            with scan(source, COMMAND_TYPES, first=early) as indexed:
+                got = indexed.items(), [list(b) for b in indexed.batches(10_000)]
+        assert not early.is_alive() and early.returncode == 0
+        assert got == expected
+
+
+def test_a_file_replaced_before_its_early_scan_is_indexed_here(tmp_path, big_file,
+                                                                caplog) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(big_file.read_bytes())
+    with path.open("rb") as source:
+        stat = os.fstat(source.fileno())
+        (tmp_path / "other.jsonl").write_bytes(b"{}\n" * 1_000_000)
+        os.replace(tmp_path / "other.jsonl", path)  # the path names another file now
+        early = pipeline_processes.EarlyScan(str(path), (stat.st_dev, stat.st_ino), None,
+                                             COMMAND_TYPES)
+        with scan(source, COMMAND_TYPES, first=early) as indexed:
+            got = indexed.items(), [list(b) for b in indexed.batches(10_000)]
+    assert "is no longer the file being ingested" in caplog.text
+    assert got == _indexed(big_file)
+
+
+def test_stdin_has_no_early_scan(big_file) -> None:
+    """Spooled to an unnamed temporary file, it has no path another process could open."""
+    with big_file.open("rb") as stream, spooled(stream) as source:
+        assert pipeline_processes.EarlyScan.start(source, COMMAND_TYPES) is None
+
+
+def test_an_early_scan_stopped_before_it_is_done_is_killed_at_once(tmp_path) -> None:
+    path = tmp_path / "large.jsonl"
+    line = json.dumps({"event_id": "e", "type": "purchase", "at": "2026-01-01T00:00:00+08:00",
+                       "account_id": "A1", "amount": "1.00"}).encode() + b"\n"
+    path.write_bytes(line * 500_000)  # a second or more of indexing
+    with path.open("rb") as source:
+        early = pipeline_processes.EarlyScan.start(source, ())
+        assert early is not None
+        started = time.monotonic()
+        early.close()
+    assert not early.is_alive() and time.monotonic() - started < 5
+    assert early.returncode == -9  # killed, not waited for
+
+
+def test_the_file_index_imports_no_event_model_store_nor_engine() -> None:
+    """What lets the early scan start before the command imports the rest of jiefeng."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jiefeng.service.event_file, jiefeng.service.pipeline_processes; "
+            "heavy = [m for m in ('jiefeng.domain.events', 'jiefeng.service.ingest', "
+            "'jiefeng.store.sql', 'pydantic', 'sqlalchemy') if m in sys.modules]; "
+            "print(heavy)")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True)
+    assert completed.stdout.strip() == "[]", completed.stdout
+
+
+def test_the_event_kinds_known_ahead_are_the_models() -> None:
+    from jiefeng.domain import event_kinds
+    from jiefeng.domain.events import OPERATOR_TYPES
+
+    assert event_kinds.OPERATOR_TYPES == OPERATOR_TYPES
+    assert event_kinds.SCOPE_TYPES <= OPERATOR_TYPES
+    assert COMMAND_TYPES == event_kinds.COMMAND_TYPES == {*OPERATOR_TYPES, "appeal_submitted"}

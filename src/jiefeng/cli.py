@@ -168,7 +168,8 @@ def ingest(
 
     The file is read twice, never held whole: once to index its lines, then one transaction
     at a time (stdin is copied to a temporary file first)."""
-    from jiefeng.service.pipeline_processes import can_fork, launch
+    from jiefeng.domain.event_kinds import COMMAND_TYPES
+    from jiefeng.service.pipeline_processes import EarlyScan, can_fork, launch
 
     def unreadable(error: OSError) -> typer.Exit:
         errors.print(f"[red]{'stdin' if str(file) == '-' else file}: {error.strerror}[/red]")
@@ -190,28 +191,36 @@ def ingest(
     prestart = pipeline and os.fstat(source.fileno()).st_size >= PRESTART_BYTES
     forked = prestart and can_fork()
     launched = launch() if prestart and not forked else None
+    # Forking, a child indexes the file's first lines meanwhile, on the core these imports
+    # leave idle (the index's modules are light: see jiefeng.service.event_file).
+    early = EarlyScan.start(source, COMMAND_TYPES) if forked else None
     try:
         from jiefeng.service.event_file import scan
-        from jiefeng.service.security import COMMAND_TYPES
 
         if forked:
-            launched = launch(forked=True)
+            launched = launch(forked=True, inherited=[early.connection] if early else [])
         engine = _engine(db, policy)
         processes = engine.start_file_processes(launched) if launched is not None else None
     except BaseException:
         if launched is not None:
             launched.close()
+        if early is not None:
+            early.close()
         source.close()
         raise
     try:
         # Bytes, cut on \n only: a bad line is rejected alone (see jiefeng.service.lines).
-        # The second folding process, idle until the first batch, indexes half of it.
+        # The second folding process, idle until the first batch, indexes part of the rest.
         lines = scan(source, keep_types=COMMAND_TYPES,
-                     elsewhere=processes.helper if processes is not None else None)
+                     elsewhere=processes.helper if processes is not None else None,
+                     first=early)
     except OSError as error:
         if processes is not None:
             processes.close()
         raise unreadable(error) from None
+    finally:
+        if early is not None:
+            early.close()  # collected, or the scan failed before: never left running
     with lines:
         with progress_bar() as bar:
             task = bar.add_task("ingest", total=len(lines))

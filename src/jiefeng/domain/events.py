@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from jiefeng.domain import event_kinds
 from jiefeng.domain.money import format_fen, parse_amount_fen
 from jiefeng.domain.upcasting import SCHEMA_VERSION, upcast, version_problem
 
@@ -462,6 +463,9 @@ EVENT_TYPES: dict[str, type[_Event]] = {
 OPERATOR_TYPES = frozenset(
     model.model_fields["type"].default for model in OperatorEvent.__args__  # type: ignore[attr-defined]
 )
+# Known ahead of the models where they are not imported (jiefeng.domain.event_kinds).
+assert OPERATOR_TYPES == event_kinds.OPERATOR_TYPES, "event_kinds.OPERATOR_TYPES is out of date"
+assert event_kinds.SCOPE_TYPES <= OPERATOR_TYPES
 
 _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 

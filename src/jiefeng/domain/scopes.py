@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jiefeng.domain import events as ev
-from jiefeng.domain.scope_types import SCOPE_TYPES  # noqa: F401 - read from here too
+from jiefeng.domain.event_kinds import SCOPE_TYPES  # noqa: F401 - read from here too
 
 
 @dataclass(frozen=True, slots=True)

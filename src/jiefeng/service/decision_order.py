@@ -34,7 +34,7 @@ from itertools import islice
 from operator import le
 from typing import Any
 
-from jiefeng.domain.scope_types import SCOPE_TYPES
+from jiefeng.domain.event_kinds import SCOPE_TYPES
 
 # Commands that act on every account at once: lines before one are decided before it.
 BARRIER_TYPES = frozenset({"policy_sweep", "policy_activated"})

@@ -340,19 +340,46 @@ class ScanElsewhere(Protocol):
         """That part's index (`scan_range`) and its count of lines; None if it failed."""
 
 
+class FirstPart(Protocol):
+    """The index of a file's first lines, being made by another process since before this one
+    called `scan` (`jiefeng ingest`'s early scan: see jiefeng.service.pipeline_processes)."""
+
+    end: int | None  # the byte it stops before (a line's first), None: the end of the file
+
+    def collect(self) -> tuple[EventFile, int] | None:
+        """That part's index (`scan_range`) and its count of lines; None if it failed."""
+
+
 def scan(source: IO[bytes], keep_types: Collection[str] = (),
-         elsewhere: ScanElsewhere | None = None) -> EventFile:
+         elsewhere: ScanElsewhere | None = None, first: FirstPart | None = None) -> EventFile:
     """Index a seekable binary file (see the module's docstring); the lines of these event
     types are kept whole in `EventFile.kept` (the CLI keeps the commands it audits). A line
     whose type cannot be read is not kept: validation rejects it.
 
-    Given `elsewhere`, a file of SPLIT_SCAN_BYTES or more is indexed in two halves at once,
-    the second there (cut at a line's start), and the two indexes joined: the same index.
-    If that part fails, it is indexed here."""
-    split = _split_point(source) if elsewhere is not None else None
-    if split is not None and not elsewhere.start_scan(source, split, keep_types):
+    Given `first`, the lines before `first.end` are indexed by another process already, and
+    this one starts there. Given `elsewhere`, what is left, if it is SPLIT_SCAN_BYTES or more,
+    is indexed in two halves at once, the second there (cut at a line's start). The parts are
+    joined into the index one scan gives; a part that fails elsewhere is indexed here."""
+    start = 0 if first is None else first.end
+    if start is None:  # `first` indexes the whole file
+        mine, lines_read = None, 0
         split = None
-    file, lines_read = scan_range(source, keep_types, 0, split)
+    else:
+        split = _split_point(source, start) if elsewhere is not None else None
+        if split is not None and not elsewhere.start_scan(source, split, keep_types):
+            split = None
+        mine, lines_read = scan_range(source, keep_types, start, split)
+    if first is not None:
+        collected = first.collect()
+        head, head_lines = (collected if collected is not None
+                            else scan_range(source, keep_types, 0, first.end))
+        head.source = source
+        if mine is not None:
+            head.join(mine, head_lines)
+        file, lines_read = head, head_lines + lines_read
+    else:
+        assert mine is not None
+        file = mine
     if split is not None:
         assert elsewhere is not None
         scanned = elsewhere.collect_scan()
@@ -361,18 +388,11 @@ def scan(source: IO[bytes], keep_types: Collection[str] = (),
     return file
 
 
-def _split_point(source: IO[bytes]) -> int | None:
-    """Where a file's second half starts (the first line that starts after its middle byte),
-    or None for a file too small to split or a line that runs to its end."""
-    try:
-        size = os.fstat(source.fileno()).st_size
-    except (OSError, AttributeError, ValueError):  # not a real file (BytesIO)
-        return None
-    if size < SPLIT_SCAN_BYTES:
-        return None
-    middle = size // 2
-    source.seek(middle)
-    position = middle
+def line_start_after(source: IO[bytes], position: int) -> int | None:
+    """The first byte of the first line that starts after byte `position` of a file, or None
+    if the line there runs to its end."""
+    size = os.fstat(source.fileno()).st_size
+    source.seek(position)
     while block := source.read(SCAN_BLOCK_BYTES):
         found = block.find(b"\n")
         if found >= 0:
@@ -380,6 +400,39 @@ def _split_point(source: IO[bytes]) -> int | None:
             return split if split < size else None
         position += len(block)
     return None
+
+
+def _split_point(source: IO[bytes], start: int = 0) -> int | None:
+    """Where the second half of the file's lines from byte `start` starts (the first line that
+    starts after the middle byte of the rest), or None for a rest too small to split or a line
+    that runs to its end."""
+    try:
+        size = os.fstat(source.fileno()).st_size
+    except (OSError, AttributeError, ValueError):  # not a real file (BytesIO)
+        return None
+    if size - start < SPLIT_SCAN_BYTES:
+        return None
+    return line_start_after(source, start + (size - start) // 2)
+
+
+def scan_file_part(path: str, identity: tuple[int, int], start: int, end: int | None,
+                   keep_types: Collection[str]) -> tuple[EventFile, int] | str:
+    """Index the lines of the file at `path` from byte `start` to byte `end` (None: its end),
+    in a process other than the one ingesting it: `scan_range`'s index (without its file) and
+    count of lines, or why not (the path no longer names the file `identity` (device, inode)
+    gave, or it cannot be read)."""
+    try:
+        with open(path, "rb") as source:
+            stat = os.fstat(source.fileno())
+            if (stat.st_dev, stat.st_ino) != identity:
+                return f"{path} is no longer the file being ingested"
+            part, lines = scan_range(source, keep_types, start, end)
+    except OSError as error:
+        return f"{path}: {error.strerror}"
+    except Exception as error:  # noqa: BLE001 - said; the caller reads that part itself
+        return f"{type(error).__name__}: {error}"
+    part.source = None  # type: ignore[assignment] - the index travels, not the file
+    return part, lines
 
 
 def scan_range(source: IO[bytes], keep_types: Collection[str] = (), start: int = 0,

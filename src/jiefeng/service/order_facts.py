@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from jiefeng.domain.scope_types import SCOPE_TYPES
+from jiefeng.domain.event_kinds import SCOPE_TYPES
 from jiefeng.service.decision_order import packed_key
 
 

@@ -53,7 +53,7 @@ from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.decision_order import owner_of
-from jiefeng.service.event_file import EventFile, scan_range
+from jiefeng.service.event_file import EventFile, scan_file_part
 from jiefeng.service.ingest import (
     BatchIngest,
     IngestReport,
@@ -908,18 +908,10 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
 def _scan_part(path: str, identity: tuple[int, int], start: int,
                keep_types: frozenset[str]) -> tuple[str, str, Any]:
     """The helper's half of a file's index (`_FoldHelper.start_scan`)."""
-    try:
-        with open(path, "rb") as source:
-            stat = os.fstat(source.fileno())
-            if (stat.st_dev, stat.st_ino) != identity:
-                return FAILED, SCAN, f"{path} is no longer the file being ingested"
-            part, lines = scan_range(source, keep_types, start)
-    except OSError as error:
-        return FAILED, SCAN, f"{path}: {error.strerror}"
-    except Exception as error:  # noqa: BLE001 - reported; the command reads that half itself
-        return FAILED, SCAN, f"{type(error).__name__}: {error}"
-    part.source = None  # the index travels, not the file
-    return COMMITTED, SCAN, (part, lines)
+    scanned = scan_file_part(path, identity, start, None, keep_types)
+    if isinstance(scanned, str):
+        return FAILED, SCAN, scanned
+    return COMMITTED, SCAN, scanned
 
 
 def _helper_process(url: str, policy: Policy, snapshot_every: int, cache_accounts: int,

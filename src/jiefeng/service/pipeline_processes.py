@@ -29,6 +29,7 @@ parent is gone reads the end of the connection and exits.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import subprocess
@@ -36,9 +37,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 WRITER, HELPER = "writer", "helper"
 CHILD_MODULE = "jiefeng.service.pipeline_child"
@@ -94,14 +98,15 @@ class ForkedChild(ChildProcess):
     """A child forked from this process (see the module's docstring): it runs one of the
     pipeline's loops with the modules this process had imported."""
 
-    def __init__(self, role: str, inherited: Sequence[Connection] = ()) -> None:
+    def __init__(self, role: str, inherited: Sequence[Connection] = (),
+                 work: Callable[[Connection], None] | None = None) -> None:
         """`inherited`: this process's connections to children forked before, which the new
         child closes (holding them open, it would keep those children from seeing this
-        process end)."""
+        process end). `work`: what the child does with its end (default: serve `role`)."""
         parent_end, child_end = socket.socketpair()
         pid = os.fork()
         if pid == 0:  # the child: it never returns from here
-            _run_forked(role, parent_end, child_end, inherited)
+            _run_forked(work or _serving(role), parent_end, child_end, inherited)
         child_end.close()
         self.pid = pid
         self._returncode: int | None = None
@@ -139,24 +144,95 @@ class ForkedChild(ChildProcess):
         self._reaped(wait=True)
 
 
-def _run_forked(role: str, parent_end: socket.socket, child_end: socket.socket,
-                inherited: Sequence[Connection]) -> None:
-    """A forked child's whole life: serve, then `os._exit` whatever happens (it must not
+def _serving(role: str) -> Callable[[Connection], None]:
+    def serve(connection: Connection) -> None:
+        from jiefeng.service import pipeline
+
+        pipeline.serve(role, connection)  # exits itself when done
+
+    return serve
+
+
+def _run_forked(work: Callable[[Connection], None], parent_end: socket.socket,
+                child_end: socket.socket, inherited: Sequence[Connection]) -> None:
+    """A forked child's whole life: its work, then `os._exit` whatever happens (it must not
     return into its parent's code, nor flush the parent's buffers at exit)."""
     code = 1
     try:
         parent_end.close()
         for connection in inherited:
             connection.close()
-        from jiefeng.service import pipeline
-
-        pipeline.serve(role, Connection(child_end.detach()))  # exits itself when done
+        work(Connection(child_end.detach()))
         code = 0
     except BaseException:  # noqa: BLE001 - said on stderr; the parent sees the child gone
         traceback.print_exc()
         sys.stderr.flush()
     finally:
         os._exit(code)
+
+
+# What the early scan indexes while the command imports jiefeng and opens the database (about
+# half a second; the scan reads some 35 MB a second): the head start it is given over the two
+# processes that index the rest once the command is ready.
+EARLY_SCAN_HEAD_BYTES = 16 * 1024 * 1024
+SCANNING = "scan"  # the early scan's role
+
+
+class EarlyScan(ForkedChild):
+    """A child forked before the command imports the rest of jiefeng, indexing the file's first
+    lines (`jiefeng.service.event_file.FirstPart`) on the core the command's imports leave
+    idle; it sends the index and exits. `end`: the byte it stops before, None for the whole
+    file (the index of a small file is all done before the command is ready)."""
+
+    def __init__(self, path: str, identity: tuple[int, int], end: int | None,
+                 keep_types: Collection[str]) -> None:
+        self.end = end
+        keep = frozenset(keep_types)
+
+        def index(connection: Connection) -> None:
+            from jiefeng.service.event_file import scan_file_part
+
+            connection.send(scan_file_part(path, identity, 0, end, keep))
+
+        super().__init__(SCANNING, work=index)
+
+    def collect(self) -> tuple[Any, int] | None:
+        """The index and its count of lines, or None (said on stderr) if the child could not
+        make it: the caller indexes those lines itself."""
+        try:
+            scanned = self.connection.recv()
+        except (EOFError, OSError):
+            scanned = "the early scan ended without its index"
+        self.close(timeout=5)  # it exits once it has sent the index
+        if isinstance(scanned, str):
+            log.warning("the early scan did not index the file's first lines (%s); this "
+                        "process does", scanned)
+            return None
+        return scanned
+
+    def close(self, timeout: float = 0) -> None:
+        """Stop it: it only reads the file, so one not done by `timeout` is killed."""
+        super().close(timeout)
+
+    @staticmethod
+    def start(source: IO[bytes], keep_types: Collection[str]) -> EarlyScan | None:
+        """Fork one for `source` (a file with a path), sized so that it and the processes that
+        index the rest are done about together; None where that is not possible."""
+        path = getattr(source, "name", None)
+        if not isinstance(path, str) or not can_fork():
+            return None  # stdin (spooled to an unnamed file), or not Linux
+        from jiefeng.service.event_file import line_start_after
+
+        try:
+            stat = os.fstat(source.fileno())
+            # It starts about EARLY_SCAN_HEAD_BYTES ahead of the two others: the first part
+            # is that much more than the half of the file.
+            wanted = (EARLY_SCAN_HEAD_BYTES + stat.st_size) // 2
+            end = None if wanted >= stat.st_size else line_start_after(source, wanted)
+            source.seek(0)
+        except OSError:
+            return None
+        return EarlyScan(os.path.abspath(path), (stat.st_dev, stat.st_ino), end, keep_types)
 
 
 def can_fork() -> bool:
@@ -187,11 +263,12 @@ class Launched:
             self.helper.close()
 
 
-def launch(*, forked: bool = False) -> Launched:
+def launch(*, forked: bool = False, inherited: Sequence[Connection] = ()) -> Launched:
     """Start a writer and (given more than one core: see Engine._helper_cache_accounts) a second
     folding process, ahead of a file ingest that will need them: fresh interpreters, or
     `forked` from this process (only where `can_fork`), with the pipeline's modules imported
-    first so that the children have them."""
+    first so that the children have them; a forked child closes the `inherited` connections
+    (this process's to other children, such as an early scan)."""
     helper_wanted = (os.cpu_count() or 1) >= 2
     if not forked:
         return Launched(ChildProcess(WRITER), ChildProcess(HELPER) if helper_wanted else None)
@@ -201,6 +278,6 @@ def launch(*, forked: bool = False) -> Launched:
     import jiefeng.service.pipeline  # noqa: F401 - imported once, here, for both children
 
     gc.freeze()  # what is loaded now stays put: the children share its pages, not copy them
-    writer = ForkedChild(WRITER)
-    helper = ForkedChild(HELPER, [writer.connection]) if helper_wanted else None
+    writer = ForkedChild(WRITER, inherited)
+    helper = ForkedChild(HELPER, [*inherited, writer.connection]) if helper_wanted else None
     return Launched(writer, helper)

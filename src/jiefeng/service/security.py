@@ -37,6 +37,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from jiefeng.domain import event_kinds
 from jiefeng.domain.events import EVENT_TYPES, OPERATOR_TYPES
 from jiefeng.store import schema as t
 from jiefeng.store import service_tables as st
@@ -76,7 +77,8 @@ EVENT_ROLES: dict[str, str] = {
     "appeal_decided": "reviewer",
 }
 # Commands (a human decision in them): audited whichever endpoint they come through.
-COMMAND_TYPES = frozenset({*OPERATOR_TYPES, "appeal_submitted"})
+COMMAND_TYPES = event_kinds.COMMAND_TYPES  # the operator events and appeals
+assert COMMAND_TYPES == {*OPERATOR_TYPES, "appeal_submitted"}
 assert set(EVENT_ROLES) == set(EVENT_TYPES), "every event type has its role"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from jiefeng.domain.scope_types import SCOPE_TYPES
+from jiefeng.domain.event_kinds import SCOPE_TYPES
 from jiefeng.store import checkpoints
 from jiefeng.store.checkpoints import Checkpoint
 from jiefeng.store.sql import SNAPSHOT_FORMAT, AccountValues, EventValues, SqlStore
