@@ -5,10 +5,14 @@ is stored as one process stores it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,34 @@ from jiefeng.store.sql import SqlStore
 from test_pipeline import _contents
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+# Set in a test's own process (`forks`): the test runs there, not again in a process of its own.
+OWN_PROCESS = "JIEFENG_TEST_IN_OWN_PROCESS"
+
+
+def forks(when: Callable[..., bool] = lambda **_: True):
+    """A test that forks this process (or needs it to be able to): `jiefeng ingest` forks only
+    from a process running one thread, and the test session runs others by now (servers and
+    portals of other tests' fixtures). Run in a pytest process of its own, where it forks as
+    the command line does; `when(**arguments)` says which parameters fork."""
+
+    def decorate(test):
+        @functools.wraps(test)
+        def run(*args, **kwargs):
+            if os.environ.get(OWN_PROCESS) == "1" or not when(**kwargs):
+                return test(*args, **kwargs)
+            node = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]
+            completed = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+                 "addopts=", node], cwd=ROOT, env={**os.environ, OWN_PROCESS: "1"},
+                capture_output=True, text=True, timeout=600)
+            assert completed.returncode == 0 and " passed" in completed.stdout, (
+                completed.stdout[-4000:] + completed.stderr[-2000:])
+            return None
+
+        return run
+
+    return decorate
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +75,15 @@ def mode(request, monkeypatch) -> str:
     command line's case) or as fresh interpreters (anywhere else)."""
     if request.param == "spawned":
         monkeypatch.setattr(pipeline_processes, "can_fork", lambda: False)
-    else:
+    elif os.environ.get(OWN_PROCESS) == "1":  # where the test runs (`forks`)
         assert pipeline_processes.can_fork(), (
             "forks only on Linux from a process running one thread; running: "
             f"{[t.name for t in threading.enumerate()]}")
     return request.param
+
+
+def _forked_mode(mode: str = "", **_) -> bool:
+    return mode == "forked"
 
 
 @pytest.fixture
@@ -95,6 +131,7 @@ def _children(launched: pipeline_processes.Launched) -> list[pipeline_processes.
     return [c for c in (launched.writer, launched.helper) if c is not None]
 
 
+@forks(_forked_mode)
 def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_process_does(
         tmp_path, big_file, launches, early_scans, mode) -> None:
     ahead = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "a.db"),
@@ -118,6 +155,7 @@ def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_pr
 
 
 @pytest.mark.parametrize("db", ["no/such/folder/x.db", "notes.db"])
+@forks(_forked_mode)
 def test_processes_started_ahead_end_when_the_database_cannot_be_used(
         tmp_path, monkeypatch, big_file, launches, early_scans, db) -> None:
     monkeypatch.chdir(tmp_path)
@@ -130,6 +168,7 @@ def test_processes_started_ahead_end_when_the_database_cannot_be_used(
     assert not any(early.is_alive() for early, _ in early_scans)  # stopped, not waited for
 
 
+@forks(_forked_mode)
 def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
         tmp_path, big_file, launches) -> None:
     bad = tmp_path / "bad.toml"
@@ -141,6 +180,7 @@ def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
     assert not any(c.is_alive() for c in _children(launches[0]))
 
 
+@forks(_forked_mode)
 def test_a_small_file_starts_nothing_ahead(tmp_path, launches) -> None:
     small = tmp_path / "small.jsonl"
     small.write_text(json.dumps({"event_id": "e1", "type": "account_opened",
@@ -154,6 +194,7 @@ def test_a_small_file_starts_nothing_ahead(tmp_path, launches) -> None:
 
 
 @pytest.mark.parametrize("forked", [True, False])
+@forks(lambda forked, **_: forked)
 def test_a_child_closed_before_its_setup_exits_at_once(forked) -> None:
     launched = pipeline_processes.launch(forked=forked)
     started = time.monotonic()
@@ -164,6 +205,7 @@ def test_a_child_closed_before_its_setup_exits_at_once(forked) -> None:
     assert time.monotonic() - started < 25
 
 
+@forks()
 def test_a_forked_child_does_not_hold_its_siblings_connection() -> None:
     """The helper, forked after the writer, closes its copy of this process's connection to
     the writer: closing that connection here ends the writer while the helper runs on."""
@@ -179,6 +221,7 @@ def test_a_forked_child_does_not_hold_its_siblings_connection() -> None:
     assert not launched.helper.is_alive()
 
 
+@forks()
 def test_a_forked_child_that_fails_exits_with_an_error_and_never_returns_here(
         capfd) -> None:
     """A setup it cannot use (here: the wrong number of values) ends the child with status 1
@@ -193,6 +236,7 @@ def test_a_forked_child_that_fails_exits_with_an_error_and_never_returns_here(
     assert "TypeError" in capfd.readouterr().err
 
 
+@forks()
 def test_no_fork_while_another_thread_runs() -> None:
     """A fork copies only the calling thread, and any lock another thread holds stays held in
     the child: `jiefeng ingest` forks only with one thread running."""
@@ -265,6 +309,7 @@ def test_a_child_imports_jiefeng_from_where_this_process_did(tmp_path, monkeypat
     assert [c.returncode for c in _children(launched)] == [0] * len(_children(launched))
 
 
+@forks()
 def test_an_early_scan_indexes_the_first_lines_or_the_whole_file(tmp_path, big_file,
                                                                  monkeypatch) -> None:
     """Forked before the engine is imported, it indexes up to a line past the middle plus its
@@ -286,6 +331,7 @@ def test_an_early_scan_indexes_the_first_lines_or_the_whole_file(tmp_path, big_f
         assert got == expected
 
 
+@forks()
 def test_a_file_replaced_before_its_early_scan_is_indexed_here(tmp_path, big_file,
                                                                 caplog) -> None:
     path = tmp_path / "events.jsonl"
@@ -302,12 +348,14 @@ def test_a_file_replaced_before_its_early_scan_is_indexed_here(tmp_path, big_fil
     assert got == _indexed(big_file)
 
 
+@forks()
 def test_stdin_has_no_early_scan(big_file) -> None:
     """Spooled to an unnamed temporary file, it has no path another process could open."""
     with big_file.open("rb") as stream, spooled(stream) as source:
         assert pipeline_processes.EarlyScan.start(source, COMMAND_TYPES) is None
 
 
+@forks()
 def test_an_early_scan_stopped_before_it_is_done_is_killed_at_once(tmp_path) -> None:
     path = tmp_path / "large.jsonl"
     line = json.dumps({"event_id": "e", "type": "purchase", "at": "2026-01-01T00:00:00+08:00",
@@ -324,9 +372,6 @@ def test_an_early_scan_stopped_before_it_is_done_is_killed_at_once(tmp_path) -> 
 
 def test_the_file_index_imports_no_event_model_store_nor_engine() -> None:
     """What lets the early scan start before the command imports the rest of jiefeng."""
-    import subprocess
-    import sys
-
     code = ("import sys, jiefeng.service.event_file, jiefeng.service.pipeline_processes; "
             "heavy = [m for m in ('jiefeng.domain.events', 'jiefeng.service.ingest', "
             "'jiefeng.store.sql', 'pydantic', 'sqlalchemy') if m in sys.modules]; "

@@ -203,3 +203,71 @@ def test_zero_balances_read_back_and_amounts_keep_their_places() -> None:
     for amount, fen in (("7", 700), ("0.01", 1), ("012.30", 1230), ("99999999.99", 9999999999)):
         body = _stored_forms({**PURCHASE, "amount": amount})[1]
         assert parse_stored_json(body).amount_fen == fen
+
+
+# --- new lines read by the lighter validator (`parse_event_json`) -------------------------------
+
+
+def test_every_new_line_reads_as_the_full_validator_reads_it(monkeypatch) -> None:
+    """`parse_event_json` reads a line with the stored-body validator first: the same event,
+    values and fields set as the full validator gives, for every event type."""
+    lines = [orjson.dumps(raw) for raw in _wire_events()]
+    expected = [events_module._EVENT_ADAPTER.validate_json(line) for line in lines]
+    taken = []
+    read_current = stored_schema.read_current
+
+    def counted(text, *, stored=True):
+        event = read_current(text, stored=stored)
+        taken.append(stored)
+        return event
+
+    monkeypatch.setattr(stored_schema, "read_current", counted)
+    for line, event in zip(lines, expected, strict=True):
+        _same(events_module.parse_event_json(line), event)
+    assert len(taken) == len(lines) and not any(taken)  # every line, as a new one
+
+
+def test_a_new_sweep_whose_criteria_are_refused_is_refused() -> None:
+    """Read as a new line, not a stored one: its criteria are compiled and refused."""
+    raw = {"event_id": "s1", "type": "policy_sweep", "at": "2025-03-01T00:00:00+08:00",
+           "actor": "ops-1", "sweep_id": "S1", "criteria": OVERFLOWING,
+           "reopen_criteria": "score >= 700"}
+    with pytest.raises(EventRejected, match="criteria") as as_dict:
+        parse_event(raw)
+    with pytest.raises(EventRejected) as as_line:
+        events_module.parse_event_json(orjson.dumps(raw))
+    assert (as_line.value.field, as_line.value.reason) == (as_dict.value.field,
+                                                           as_dict.value.reason)
+
+
+@pytest.mark.parametrize("change", [
+    {"amount": "0.00"}, {"amount": "0"}, {"amount": "100000000001.00"}, {"amount": "1e3"},
+    {"amount": "１２.30"}, {"amount": " 12.30"}, {"amount": "-12.30"}, {"amount": 12.3},
+    {"at": "2025-01-05T10:00:00"}, {"at": "2301-01-05T10:00:00+08:00"}, {"at": 1736042400},
+    {"at": "2025-01-05"}, {"at": "1969-12-31T23:59:59+08:00"},
+])
+def test_a_new_line_the_lighter_reading_refuses_is_read_in_full(change) -> None:
+    """What the lighter reading refuses goes to the full validator: the same event, or the
+    same field and reason, as a dict sent through the API."""
+    raw = {**PURCHASE, **change}
+    line = orjson.dumps(raw)
+    with pytest.raises((ValueError, TypeError, pydantic.ValidationError)):
+        stored_schema.read_current(line, stored=False)
+    try:
+        expected = parse_event(raw)
+    except EventRejected as as_dict:
+        with pytest.raises(EventRejected) as as_line:
+            events_module.parse_event_json(line)
+        assert (as_line.value.field, as_line.value.reason) == (as_dict.field,
+                                                               as_dict.reason)
+    else:
+        _same(events_module.parse_event_json(line), expected)
+
+
+def test_a_unix_time_in_a_string_is_read_the_same_both_ways() -> None:
+    """pydantic reads "1736042400" as an instant in UTC, strictly or not: the lighter reading
+    takes it as the full one does (the contract asks for RFC 3339; see the issue's note)."""
+    raw = {**PURCHASE, "at": "1736042400"}
+    read = events_module.parse_event_json(orjson.dumps(raw))
+    _same(read, parse_event(raw))
+    assert read.at == dt.datetime(2025, 1, 5, 2, 0, tzinfo=dt.UTC)

@@ -546,9 +546,16 @@ def parse_event(raw: Any, *, stored: bool = False) -> Any:
 def parse_event_json(text: str | bytes) -> Any:
     """Validate one JSON text into an event in a single pass (the ingest fast path).
 
-    On failure the text is decoded again to report the same field-named problems as
-    `parse_event`; the slow path runs only for rejected events.
+    Read first by the lighter validator of `jiefeng.domain.stored_schema` (its instants and
+    amounts finished in one Python pass, not by a validator call per field: about a fifth
+    cheaper), which takes exactly what the full validator takes; a line it refuses is
+    validated in full. On failure the text is decoded again to report the same field-named
+    problems as `parse_event`; the slow path runs only for rejected events.
     """
+    try:
+        return _stored_schema.read_current(text, stored=False)
+    except (ValidationError, ValueError, TypeError):
+        pass
     try:
         return _EVENT_ADAPTER.validate_json(text)
     except ValidationError:

@@ -1,4 +1,4 @@
-"""A cheaper validator for event bodies read back from the log.
+"""A cheaper validator for event bodies read back from the log, and for new lines.
 
 A stored body was validated when it was ingested; reading it back (backtests, state reloads,
 late arrivals, exports) must give the same event, and it is most of what a backtest spends
@@ -12,7 +12,9 @@ is an instance of the same class, with the same values and the same fields set.
 
 Models with a validator of their own, optional fields and operator events keep their schema as
 it is. Anything this reading refuses, the caller reads with the full validator, which names the
-problem, so a damaged body is refused as it would be on the way in.
+problem, so a damaged body is refused as it would be on the way in. A new line is read this way
+too (`parse_event_json`): it accepts what the full validator accepts, with the same values, and
+a line it refuses is validated in full.
 """
 
 from __future__ import annotations
@@ -120,12 +122,14 @@ _VALIDATOR, _PLANS = _build()
 _NOTHING: Plan = ()
 
 
-def read_current(text: str) -> Any:
-    """The event a stored body in the current shape (its stamp removed) holds.
+def read_current(text: str | bytes, *, stored: bool = True) -> Any:
+    """The event a stored body in the current shape (its stamp removed) holds; with
+    `stored=False`, the event a new line holds (checked as on the way in: a sweep's criteria
+    are compiled, where a stored sweep's are not checked again).
 
-    Raises ValueError, TypeError or pydantic's ValidationError for a body this reading does not
-    take; the caller then reads it with the full validator."""
-    event = _VALIDATOR.validate_json(text, context=ev._STORED)
+    Raises ValueError, TypeError or pydantic's ValidationError for a text this reading does not
+    take; the caller then reads it with the full validator, which names the problem."""
+    event = _VALIDATOR.validate_json(text, context=ev._STORED if stored else None)
     fields = event.__dict__
     for name, convert in _PLANS.get(type(event), _NOTHING):
         fields[name] = convert(fields[name])
