@@ -82,7 +82,8 @@ def mode(request, monkeypatch) -> str:
     return request.param
 
 
-def _forked_mode(mode: str = "", **_) -> bool:
+def _forked_mode(mode: str, **_) -> bool:
+    """For a test parametrized by `mode` (it takes `mode` itself, so that `forks` sees it)."""
     return mode == "forked"
 
 
@@ -157,7 +158,7 @@ def test_a_file_goes_through_the_processes_started_ahead_and_is_stored_as_one_pr
 @pytest.mark.parametrize("db", ["no/such/folder/x.db", "notes.db"])
 @forks(_forked_mode)
 def test_processes_started_ahead_end_when_the_database_cannot_be_used(
-        tmp_path, monkeypatch, big_file, launches, early_scans, db) -> None:
+        tmp_path, monkeypatch, big_file, launches, early_scans, db, mode) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.db").write_text("hello, not SQLite\n" * 100, encoding="utf-8")
     refused = runner.invoke(app, ["ingest", str(big_file), "--db", db])
@@ -170,7 +171,7 @@ def test_processes_started_ahead_end_when_the_database_cannot_be_used(
 
 @forks(_forked_mode)
 def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
-        tmp_path, big_file, launches) -> None:
+        tmp_path, big_file, launches, mode) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[billing]\nminimum_payment_pct = 0\n", encoding="utf-8")
     refused = runner.invoke(app, ["ingest", str(big_file), "--db", str(tmp_path / "p.db"),
@@ -181,7 +182,7 @@ def test_processes_started_ahead_end_when_the_policy_file_is_invalid(
 
 
 @forks(_forked_mode)
-def test_a_small_file_starts_nothing_ahead(tmp_path, launches) -> None:
+def test_a_small_file_starts_nothing_ahead(tmp_path, launches, mode) -> None:
     small = tmp_path / "small.jsonl"
     small.write_text(json.dumps({"event_id": "e1", "type": "account_opened",
                                  "at": "2026-01-01T00:00:00+08:00", "account_id": "A1",
