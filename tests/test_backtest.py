@@ -382,3 +382,32 @@ def test_a_chunk_that_fails_here_stops_the_workers_too(monkeypatch):
         _share(monkeypatch, 500, fold)
     # At most the chunks the two workers took as it failed.
     assert len(taken_after_failure) <= 2
+
+
+@pytest.mark.parametrize("sample, criteria, sampled", [
+    (None, None, False),  # every stored account
+    (2, None, True),  # two of four
+    (4, None, False),  # a sample as large as the store is every account
+    (2, "score IS NULL OR score > 0", False),  # criteria: every account is read and tested
+])
+def test_an_engine_is_told_when_the_accounts_are_a_sample_of_the_stored_ones(
+        stored, sample, criteria, sampled):  # noqa: F811
+    """An engine that reads every stored account's events (Spark, from an export) filters them
+    first only for a sample: for every account the filter costs more than it saves."""
+    from jiefeng.policy.schema import default_policy
+    from jiefeng.service import backtest as service_backtest
+    from jiefeng.service.engine import Engine
+
+    db, _ = stored
+    store = SqlStore(db, upgrade=False)
+    seen: list[tuple[bool, int]] = []
+
+    def engine(context, account_ids, workers, progress):
+        seen.append((context.accounts_sampled, len(account_ids)))
+        return [], 0
+
+    spec = service_backtest.BacktestSpec(default_policy(), default_policy(), sample=sample,
+                                         criteria=criteria)
+    service_backtest.run_backtest(db, store, Engine(store).scopes(), spec, engine=engine)
+    store.close()
+    assert seen == [(sampled, 2 if sampled else 4)]

@@ -78,3 +78,19 @@ def test_spark_backtests_a_sample_as_local_does(stored, tmp_path, monkeypatch, p
     assert data["accounts"]["compared"] == 2
     assert (tmp_path / "local" / "backtest.json").read_bytes() == \
         (tmp_path / "spark" / "backtest.json").read_bytes()
+
+
+def test_a_pushed_selection_matches_identifiers_with_quotes_and_backslashes_exactly():
+    """A sample's filter is one SQL expression: identifiers may hold any non-blank character,
+    so a quote or a backslash in one must neither break the expression nor match another."""
+    from jiefeng.service.backtest_spark import in_list_sql, spark_session, sql_string_literal
+
+    tricky = ["o'brien", "back\\slash", "both\\'", "'", "\\", "plain", "中文-账户"]
+    spark = spark_session(1, None)
+    for value in tricky:
+        assert spark.sql(f"SELECT {sql_string_literal(value)} AS v").first().v == value
+    frame = spark.createDataFrame([(v,) for v in [*tricky, "other", "o''brien", "back\\\\slash"]],
+                                  "account_id string")
+    chosen = ["o'brien", "back\\slash", "\\"]
+    kept = {row.account_id for row in frame.where(in_list_sql("account_id", chosen)).collect()}
+    assert kept == set(chosen)

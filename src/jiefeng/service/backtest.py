@@ -72,6 +72,9 @@ class BacktestContext:
     scopes: Scopes
     window: B.Window
     criteria: str | None
+    # The accounts asked for are a sample of the stored ones (not all of them): an engine
+    # that reads every stored account's events may filter them first.
+    accounts_sampled: bool = False
 
 
 _worker: dict[str, Any] = {}  # the context of this worker process (set by _init_worker)
@@ -195,7 +198,7 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
     if on_total:
         on_total(len(account_ids))
     context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
-                              window, spec.criteria)
+                              window, spec.criteria, len(account_ids) < stored_accounts)
     pairs, left_out = (engine or local_pairs)(context, account_ids, spec.workers, progress)
     pairs.sort(key=lambda pair: pair[0].account_id)
     if spec.sample is not None and spec.criteria:

@@ -99,6 +99,16 @@ def _fold_partitions(context: BacktestContext) -> Callable[[Iterator[Any]], Iter
     return fold
 
 
+def sql_string_literal(value: str) -> str:
+    """A Spark SQL string literal of `value` (identifiers may hold any non-blank character:
+    Spark reads a backslash as an escape in a literal, so both it and the quote are escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def in_list_sql(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(sql_string_literal(v) for v in values)})"
+
+
 def spark_pairs_from(export_dir: Path, remote: str | None
                      ) -> Callable[..., tuple[list[Pair], int]]:
     """An engine for `run_backtest` that replays on Spark from an events export."""
@@ -113,11 +123,13 @@ def spark_pairs_from(export_dir: Path, remote: str | None
         frame = spark.read.parquet(str(events_path))
         wanted = set(account_ids)
         frame = frame.where(frame.at_utc <= context.window.end)
-        if len(wanted) <= MAX_PUSHED_ACCOUNTS:
+        if context.accounts_sampled and len(wanted) <= MAX_PUSHED_ACCOUNTS:
             # A sample: only its accounts' rows are read, sorted and folded. For every
             # account, a join (or a long IN list) cost more than the rows it would drop; the
-            # few an export may hold beyond the store are dropped below.
-            frame = frame.where(frame.account_id.isin(sorted(wanted)))
+            # few an export may hold beyond the store are dropped below. One SQL expression:
+            # `Column.isin` made a call into the JVM per account (0.17 s for 588 accounts,
+            # a tenth of a backtest of 100,000 events).
+            frame = frame.where(in_list_sql("account_id", sorted(wanted)))
         # One partition a core: each task pays Arrow's and the Python worker's set-up once.
         frame = (frame.select("account_id", "at_utc", "seq", "body")
                  .repartition(max(1, workers), "account_id")
