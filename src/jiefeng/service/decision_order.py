@@ -158,22 +158,60 @@ def account_order_of_timed(keys: Sequence[int], groups: Sequence[int],
     (`in_time_by_group`), as most files are: a stable counting sort by (segment, group), in
     two passes and one int64 a line (`account_order` holds a Python int a line, a sort needs
     more). Groups are below `group_count`, or PORTFOLIO."""
+    counted = _counted(keys, groups, barrier_keys, group_count)
+    return range(len(keys)) if counted is None else counted[0]
+
+
+def account_order_of_any(keys: Sequence[int], groups: Sequence[int],
+                         barrier_keys: Sequence[int], group_count: int) -> Sequence[int]:
+    """`account_order` for lines in any order: counted into place by (segment, group) as
+    `account_order_of_timed` does, then each (segment, group)'s lines sorted by key (stably:
+    ties keep line order), one account's lines at a time. One int64 a line, as counting.
+
+    Arrow sorted these files before: importing it took longer than this whole sort up to
+    about a million lines (100,000 lines: 0.05 s against 0.24-0.28 s with the import;
+    1,000,000: 0.51 against 0.38-0.40 s), and the process peaked at twice the memory."""
+    counted = _counted(keys, groups, barrier_keys, group_count)
+    if counted is None:  # one (segment, group): the whole file is one run to sort
+        order: Any = array("q", range(len(keys)))
+        bounds = [0, len(keys)]
+    else:
+        order, bounds = counted
+    by_key = keys.__getitem__
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        if end - start < 2:
+            continue
+        run = order[start:end]
+        run_keys = [by_key(index) for index in run]
+        if not all(map(le, run_keys, islice(run_keys, 1, None))):
+            order[start:end] = array("q", sorted(run, key=by_key))
+    return order
+
+
+def _counted(keys: Sequence[int], groups: Sequence[int], barrier_keys: Sequence[int],
+             group_count: int) -> tuple[array, list[int]] | None:
+    """Line indices counted into place by (segment, group), stably, and where each
+    (segment, group)'s lines start (its last entry the line count); None if all the lines
+    share one (segment, group): they are in place already."""
     barriers = sorted(barrier_keys)
     buckets = group_count + 1  # PORTFOLIO first
     counts = [0] * ((len(barriers) + 1) * buckets)
     for bucket in _buckets(keys, groups, barriers, buckets):
         counts[bucket] += 1
     if max(counts, default=0) == len(keys):
-        return range(len(keys))  # one account (or only the portfolio's lines): as they are
+        return None  # one account (or only the portfolio's lines): as they are
     starts = counts  # counts become each bucket's next place
+    bounds = [0]
     place = 0
     for bucket, count in enumerate(counts):
         starts[bucket], place = place, place + count
+        if count:
+            bounds.append(place)
     order = array("q", bytes(8 * len(keys)))
     for index, bucket in enumerate(_buckets(keys, groups, barriers, buckets)):
         order[starts[bucket]] = index
         starts[bucket] += 1
-    return order
+    return order, bounds
 
 
 def _buckets(keys: Sequence[int], groups: Sequence[int], barriers: list[int],
@@ -194,36 +232,6 @@ def int64_view(values: array) -> Any:
 
     assert values.itemsize == 8
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-
-
-def arrow_account_order(keys: array, groups: array, barrier_keys: list[int]) -> Sequence[int]:
-    """`account_order` sorted by arrow, in C++ (16 bytes a line): for a file not in time
-    order."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    key_values = int64_view(keys)
-    assert groups.itemsize == 4
-    columns = {"key": key_values,
-               "group": pa.Array.from_buffers(pa.int32(), len(groups),
-                                              [None, pa.py_buffer(groups)])}
-    sort_keys = [("group", "ascending"), ("key", "ascending")]
-    if barrier_keys:
-        # The segment: how many barriers are at or before the line (as segment_of counts).
-        segment = None
-        for barrier in sorted(barrier_keys):
-            past = pc.cast(pc.greater_equal(key_values, barrier), pa.int32())
-            segment = past if segment is None else pc.add(segment, past)
-        columns["segment"] = segment
-        sort_keys.insert(0, ("segment", "ascending"))
-    indices = pc.sort_indices(pa.table(columns), sort_keys=sort_keys)  # stable
-    del columns
-    # memoryview slices share the buffer: a batch's indices are never copied twice.
-    order = memoryview(indices.buffers()[1]).cast("B").cast("Q")[indices.offset:][:len(keys)]
-    # Arrow's allocator keeps what the sorting freed for arrow alone: given back, the ingest
-    # that follows can use it.
-    pa.default_memory_pool().release_unused()
-    return order
 
 
 def transaction_batches(items: Sequence[Any], batch_events: int) -> list[Sequence[Any]]:

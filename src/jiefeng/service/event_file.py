@@ -14,7 +14,8 @@ per line made a 5,000,000-event file need several gigabytes. Here the file is re
    settled by reading again the ids of the lines whose hash repeats, so a hash collision
    changes nothing. A file of one transaction needs none of it (it sorts itself).
 2. `batches` puts the lines in decision order (account by account between barriers: a file
-   in time order is counted into place, in one int64 a line; another is sorted by arrow),
+   in time order is counted into place, in one int64 a line; another is counted into place
+   by account, then each account's lines are sorted),
    cuts them where `transaction_batches` cuts, and reads a batch's lines back by offset only
    when that batch is taken.
 
@@ -207,15 +208,15 @@ class EventFile:
                 groups[index] = ranks[group]
         keys = self.keys
         # Most files are in time order, at least account by account: counted into place, in
-        # one int64 a line; pyarrow (0.15 s to import, about 45 MB resident for the rest of
-        # the process) only sorts one that is not.
+        # one int64 a line; another is counted into place by account, then each account's
+        # lines are sorted.
         order: Sequence[int]
         if (all(map(operator.le, keys, islice(keys, 1, None)))
                 or ordering.in_time_by_group(keys, groups, len(ranks))):
             order = ordering.account_order_of_timed(keys, groups, self.barrier_keys,
                                                     len(ranks))
         else:
-            order = ordering.arrow_account_order(keys, groups, self.barrier_keys)
+            order = ordering.account_order_of_any(keys, groups, self.barrier_keys, len(ranks))
         # The keys and groups served only to order the lines (60 MB for 5,000,000).
         del keys, groups
         self.keys, self.groups, self.accounts = array("q"), array("i"), {}
