@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import random
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -454,3 +455,75 @@ def test_a_sweep_writes_every_account_a_chunk_at_a_time(db_url: str, monkeypatch
     # The next batch finds them as written.
     engine.ingest_events([ev("A2-later", "score_update", sweep_at + DAY, "A2", score=690)])
     assert engine.state_at("A2", sweep_at + 91 * DAY)[0].sweeps_seen == 1
+
+
+def _sqlite_schema(path: Path) -> tuple[list[tuple], list[tuple]]:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    try:
+        objects = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    finally:
+        connection.close()
+    return objects, version
+
+
+def test_a_new_sqlite_database_is_made_at_head_as_the_migrations_make_it(
+        tmp_path: Path, monkeypatch) -> None:
+    """A new SQLite file gets the head schema in one step, without Alembic: the same tables,
+    columns, indexes, triggers and version, object for object, as running every migration.
+    A migration that changes the schema without the tables (or the reverse) fails here."""
+    import subprocess
+    import sys
+
+    from jiefeng.store.sql import HEAD_REVISION
+
+    probe = ("import sys\nfrom jiefeng.store.sql import SqlStore\n"
+             f"SqlStore({str(tmp_path / 'fresh.db')!r}).close()\n"
+             "print('alembic' in sys.modules)\n")
+    made = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert made.stdout.split() == ["False"]  # made without Alembic
+    monkeypatch.setattr(SqlStore, "_created_at_head", lambda self: False)
+    SqlStore(str(tmp_path / "migrated.db")).close()
+    fresh = _sqlite_schema(tmp_path / "fresh.db")
+    assert fresh == _sqlite_schema(tmp_path / "migrated.db")
+    assert fresh[1] == [(HEAD_REVISION,)]
+    assert {name for kind, name, _, _ in fresh[0] if kind == "trigger"} == {
+        "audit_log_no_update", "audit_log_no_delete"}
+
+
+def test_a_sqlite_file_that_holds_anything_is_migrated_not_made_afresh(tmp_path: Path) -> None:
+    """Only an empty database is made in one step: one with a table of its own (not jiefeng's,
+    or an old schema without a version) goes through the migrations, which refuse or upgrade
+    it as before."""
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.commit()
+    connection.close()
+    store = SqlStore(str(path))  # the migrations create jiefeng's tables beside it
+    store.close()
+    objects, version = _sqlite_schema(path)
+    assert ("table", "notes", "notes", "CREATE TABLE notes (text TEXT)") in objects
+    assert len(version) == 1
+
+
+def test_the_audit_log_of_a_database_made_at_head_is_append_only(tmp_path: Path) -> None:
+    from sqlalchemy.exc import DatabaseError
+
+    store = SqlStore(str(tmp_path / "fresh.db"))
+    with store.transaction() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO audit_log (at_utc, request_id, actor_kind, actor, roles, action, "
+            "method, path, status) VALUES ('t', 'r', 'api_key', 'a', 'operator', 'x', 'POST', "
+            "'/p', 200)")
+    for statement in ("UPDATE audit_log SET actor = 'b'", "DELETE FROM audit_log"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with store.transaction() as connection:
+                connection.exec_driver_sql(statement)
+    store.close()

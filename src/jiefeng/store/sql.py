@@ -249,6 +249,8 @@ class SqlStore:
         start-up (`jiefeng explain`, `jiefeng authorize`)."""
         if self.current_revision() == HEAD_REVISION:
             return
+        if self.dialect == "sqlite" and self._created_at_head():
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -264,6 +266,17 @@ class SqlStore:
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def _created_at_head(self) -> bool:
+        """An empty SQLite database is given the head schema at once (see
+        jiefeng.store.fresh_sqlite); False for one that holds anything."""
+        from jiefeng.store import fresh_sqlite
+
+        with self.engine.begin() as connection:
+            if not fresh_sqlite.is_empty(connection):
+                return False
+            fresh_sqlite.create_head_schema(connection, HEAD_REVISION)
+        return True
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
