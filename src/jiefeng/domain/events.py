@@ -15,6 +15,7 @@ next to the others, so a change to one is seen against all.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
@@ -43,13 +44,21 @@ MAX_LIST_ITEMS = 10_000  # bounds account_ids in one operator command
 MAX_TEXT_CHARS = 2_000  # appeal statements, reasons
 
 
-def _require_rfc3339_text(value: Any) -> Any:
-    # pydantic would accept a Unix number as UTC; the contract says RFC 3339 with an offset.
+RFC3339_START = r"^[0-9]{4}-"  # a full date first: "2025-03-01T09:30:00+08:00"
+
+
+def _require_rfc3339_text(value: Any, *, stored: bool = False) -> Any:
+    # pydantic would accept a Unix number as UTC, and one in a string ("1736042400"); the
+    # contract says RFC 3339 with an offset. A stored body is not held to the second rule:
+    # it was accepted when it came, before the rule, and a replay must still read it.
     if isinstance(value, dt.datetime):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not (stored or _RFC3339_START.match(value)):
         raise ValueError("must be an RFC 3339 timestamp string with an offset")
     return value
+
+
+_RFC3339_START = re.compile(RFC3339_START)
 
 
 def _require_date_text(value: Any) -> Any:
@@ -72,10 +81,12 @@ def _in_range_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def _timestamp(value: Any, handler: ValidatorFunctionWrapHandler) -> dt.datetime:
+def _timestamp(value: Any, handler: ValidatorFunctionWrapHandler,
+               info: ValidationInfo) -> dt.datetime:
     # One Python call around pydantic's own parsing, where a before and an after validator
     # were two: this runs for every event ingested.
-    return _in_range_utc(handler(_require_rfc3339_text(value)))
+    stored = info.context is not None and info.context.get("stored", False)
+    return _in_range_utc(handler(_require_rfc3339_text(value, stored=stored)))
 
 
 def _date_in_range(value: dt.date) -> dt.date:
