@@ -42,7 +42,7 @@ import tempfile
 from array import array
 from collections.abc import Collection, Iterator, Sequence
 from itertools import islice
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 from zlib import crc32
 
 import orjson
@@ -414,6 +414,27 @@ def _split_point(source: IO[bytes], start: int = 0) -> int | None:
     if size - start < SPLIT_SCAN_BYTES:
         return None
     return line_start_after(source, start + (size - start) // 2)
+
+
+class NamedFile(NamedTuple):
+    """A file another process can open by its path and check it is the same file."""
+
+    path: str  # absolute
+    identity: tuple[int, int]  # (device, inode)
+    size: int
+
+
+def named_file(source: IO[bytes]) -> NamedFile | None:
+    """`source` as a NamedFile, or None for one without a path (stdin, spooled to an unnamed
+    file) or that cannot be looked at."""
+    path = getattr(source, "name", None)
+    if not isinstance(path, str):
+        return None
+    try:
+        stat = os.fstat(source.fileno())
+    except OSError:
+        return None
+    return NamedFile(os.path.abspath(path), (stat.st_dev, stat.st_ino), stat.st_size)
 
 
 def scan_file_part(path: str, identity: tuple[int, int], start: int, end: int | None,

@@ -53,7 +53,7 @@ from jiefeng.domain.scopes import SCOPE_TYPES, Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service import writeset
 from jiefeng.service.decision_order import owner_of
-from jiefeng.service.event_file import EventFile, scan_file_part
+from jiefeng.service.event_file import EventFile, named_file, scan_file_part
 from jiefeng.service.ingest import (
     BatchIngest,
     IngestReport,
@@ -812,13 +812,11 @@ class _FoldHelper:
     def start_scan(self, source: Any, start: int, keep_types: Collection[str]) -> bool:
         """Index a file from byte `start` to its end (`event_file.scan`), if it has a path
         the helper can open; it checks that the path still names this file."""
-        path = getattr(source, "name", None)
-        if not isinstance(path, str):
+        named = named_file(source)
+        if named is None:
             return False  # stdin, spooled to an unnamed file
         try:
-            stat = os.fstat(source.fileno())
-            self.connection.send((SCAN, os.path.abspath(path), (stat.st_dev, stat.st_ino),
-                                  start, frozenset(keep_types)))
+            self.connection.send((SCAN, named.path, named.identity, start, frozenset(keep_types)))
         except OSError:
             return False
         return True

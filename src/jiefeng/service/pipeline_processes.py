@@ -197,8 +197,8 @@ class EarlyScan(ForkedChild):
         super().__init__(SCANNING, work=index)
 
     def collect(self) -> tuple[Any, int] | None:
-        """The index and its count of lines, or None (said on stderr) if the child could not
-        make it: the caller indexes those lines itself."""
+        """The index and its count of lines, or None (logged as a warning) if the child could
+        not make it: the caller indexes those lines itself."""
         try:
             scanned = self.connection.recv()
         except (EOFError, OSError):
@@ -218,21 +218,20 @@ class EarlyScan(ForkedChild):
     def start(source: IO[bytes], keep_types: Collection[str]) -> EarlyScan | None:
         """Fork one for `source` (a file with a path), sized so that it and the processes that
         index the rest are done about together; None where that is not possible."""
-        path = getattr(source, "name", None)
-        if not isinstance(path, str) or not can_fork():
-            return None  # stdin (spooled to an unnamed file), or not Linux
-        from jiefeng.service.event_file import line_start_after
+        from jiefeng.service.event_file import line_start_after, named_file
 
+        named = named_file(source)
+        if named is None or not can_fork():
+            return None  # stdin (spooled to an unnamed file), or not Linux
         try:
-            stat = os.fstat(source.fileno())
             # It starts about EARLY_SCAN_HEAD_BYTES ahead of the two others: the first part
             # is that much more than the half of the file.
-            wanted = (EARLY_SCAN_HEAD_BYTES + stat.st_size) // 2
-            end = None if wanted >= stat.st_size else line_start_after(source, wanted)
+            wanted = (EARLY_SCAN_HEAD_BYTES + named.size) // 2
+            end = None if wanted >= named.size else line_start_after(source, wanted)
             source.seek(0)
         except OSError:
             return None
-        return EarlyScan(os.path.abspath(path), (stat.st_dev, stat.st_ino), end, keep_types)
+        return EarlyScan(named.path, named.identity, end, keep_types)
 
 
 def can_fork() -> bool:
