@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,6 +109,39 @@ class ItemResult:
         return data
 
 
+@dataclass(slots=True)
+class AcceptedLines:
+    """The results of accepted lines, compactly: their positions and event ids. A folding
+    process sends a batch's thousands so (an array and a list of texts pickle in a few
+    copies, where an object per result cost a call each way); a file's report only counts
+    most of them (`FileReport.add_accepted`)."""
+
+    positions: array
+    event_ids: list[str]
+
+    @staticmethod
+    def split(results: Iterable[ItemResult]) -> tuple[list[ItemResult], AcceptedLines]:
+        """(the results that are not a plain acceptance, the accepted lines)."""
+        others: list[ItemResult] = []
+        positions: list[int] = []
+        event_ids: list[str] = []
+        for result in results:
+            if result.status == ACCEPTED and result.event_id is not None \
+                    and result.field is None and result.reason is None:
+                positions.append(result.position)
+                event_ids.append(result.event_id)
+            else:
+                others.append(result)
+        return others, AcceptedLines(array("q", positions), event_ids)
+
+    def results(self) -> Iterator[ItemResult]:
+        for position, event_id in zip(self.positions, self.event_ids, strict=True):
+            yield ItemResult(position, ACCEPTED, event_id)
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return AcceptedLines, (self.positions, self.event_ids)
+
+
 @dataclass
 class IngestReport:
     results: list[ItemResult] = field(default_factory=list)
@@ -115,6 +149,9 @@ class IngestReport:
 
     def add(self, results: Iterable[ItemResult]) -> None:
         self.results.extend(results)
+
+    def add_accepted(self, accepted: AcceptedLines) -> None:
+        self.add(accepted.results())
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -154,6 +191,16 @@ class FileReport(IngestReport):
             self.counts[result.status] += 1
             if result.status == REJECTED or result.position in self.watched:
                 self.results.append(result)
+
+    def add_accepted(self, accepted: AcceptedLines) -> None:
+        self.counts[ACCEPTED] += len(accepted.positions)
+        if self.watched:
+            watched = self.watched
+            self.results.extend(
+                ItemResult(position, ACCEPTED, event_id)
+                for position, event_id in zip(accepted.positions, accepted.event_ids,
+                                              strict=True)
+                if position in watched)
 
     def count(self, status: str) -> int:
         return self.counts.get(status, 0)

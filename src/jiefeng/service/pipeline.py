@@ -55,6 +55,7 @@ from jiefeng.service import writeset
 from jiefeng.service.decision_order import owner_of
 from jiefeng.service.event_file import EventFile, named_file, scan_file_part
 from jiefeng.service.ingest import (
+    AcceptedLines,
     BatchIngest,
     IngestReport,
     ItemResult,
@@ -95,6 +96,8 @@ class _InFlight:
     number: int
     results: list[ItemResult]
     size: int
+    # The helper's accepted lines, compactly (`AcceptedLines`), besides `results`.
+    accepted: list[AcceptedLines] = field(default_factory=list)
     bodies: dict[str, str] = field(default_factory=dict)  # event_id -> body
     # account_id -> (body, outcome) of its events, in log order
     account_records: dict[str, list[EventRecord]] = field(default_factory=dict)
@@ -484,6 +487,8 @@ def ingest_batches_pipelined(
             if status == COMMITTED and number == batch.number and resume_at is None:
                 committed = number
                 report.add(batch.results)  # effects stay in the store only
+                for accepted in batch.accepted:
+                    report.add_accepted(accepted)
                 if progress:
                     progress(batch.size)
             elif resume_at is None:
@@ -776,11 +781,12 @@ def _fold_in_parts(store: SqlStore, writer: _Writer, helper: _FoldHelper, number
     pickled = [pickle.dumps(own, protocol=5)]
     if theirs.items:
         try:
-            their_results, their_write_set = helper.collect(number)
+            (their_results, their_accepted), their_write_set = helper.collect(number)
         except _Diverged:
             cache.clear()  # this part's states moved on and will not be written
             raise
         sent.results.extend(their_results)
+        sent.accepted.append(their_accepted)
         pickled.append(their_write_set)
     sent.size = len(mine.items) + len(theirs.items) - len(theirs.shadow)
     writer.send_parts(number, pickled)
@@ -894,7 +900,8 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
                 continue
             in_flight.append(sent)
             connection.send((COMMITTED, number,
-                             (sent.results, pickle.dumps(write_set, protocol=5))))
+                             (AcceptedLines.split(sent.results),
+                              pickle.dumps(write_set, protocol=5))))
             del write_set
             _give_back_freed_memory()
     except (EOFError, KeyboardInterrupt):
