@@ -94,3 +94,26 @@ def test_a_pushed_selection_matches_identifiers_with_quotes_and_backslashes_exac
     chosen = ["o'brien", "back\\slash", "\\"]
     kept = {row.account_id for row in frame.where(in_list_sql("account_id", chosen)).collect()}
     assert kept == set(chosen)
+
+
+def test_the_schema_given_to_spark_is_the_one_it_reads_from_an_export(stored, tmp_path):  # noqa: F811
+    """A Spark backtest gives the export's schema instead of having Spark infer it from the
+    files: both must be the same, columns, types and the bucket column of the partitions."""
+    import pyarrow as pa
+    from typer.testing import CliRunner
+
+    from jiefeng.batch.export import EVENT_SCHEMA
+    from jiefeng.cli import app
+    from jiefeng.service.backtest_spark import spark_ddl, spark_session
+
+    db, _ = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    assert exported.exit_code == 0, exported.output
+    spark = spark_session(1, None)
+    path = str(tmp_path / "exp" / "events")
+    inferred = spark.read.parquet(path)
+    given = spark.read.schema(spark_ddl(EVENT_SCHEMA)).parquet(path)
+    assert given.schema == inferred.schema
+    assert sorted(given.collect()) == sorted(inferred.collect())
+    with pytest.raises(ValueError, match="no Spark type"):
+        spark_ddl(pa.schema([("amount", pa.float32())]))
