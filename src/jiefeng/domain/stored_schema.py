@@ -69,34 +69,38 @@ Conversion = Callable[[Any], Any]
 SchemaMaker = Callable[[dict[str, Any]], dict[str, Any]]
 Plan = tuple[tuple[str, Conversion], ...]  # (field, conversion) of one model
 
-# The field validators left out: the schema that replaces each, and the conversion that then
-# finishes the field's value.
-_STANDS_IN: dict[Callable[..., Any], tuple[SchemaMaker, Conversion]] = {
+StandsIn = dict[Callable[..., Any], tuple[SchemaMaker, Conversion]]
+
+# The field validators left out of the stored bodies' reading: the schema that replaces each,
+# and the conversion that then finishes the field's value.
+_STANDS_IN: StandsIn = {
     ev._timestamp: (_timestamp_schema, ev._in_range_utc),  # the year bounds, then in UTC
     ev._amount_fen: (_amount_schema, _amount),
     ev._balance_fen: (_amount_schema, _balance),
 }
+# New lines': the same, but an instant's text must start with a full date.
+_NEW_STANDS_IN: StandsIn = {
+    **_STANDS_IN, ev._timestamp: (_new_timestamp_schema, ev._in_range_utc)}
 
 
-def _replaced(field_schema: dict[str, Any], new: bool) -> tuple[SchemaMaker, Conversion] | None:
-    """(schema maker, conversion) that replace this field's validator, if it is left out;
-    `new`: for new lines, else for stored bodies."""
+def _replaced(field_schema: dict[str, Any], stands_in: StandsIn
+              ) -> tuple[SchemaMaker, Conversion] | None:
+    """(schema maker, conversion) that replace this field's validator, if it is left out."""
     if field_schema.get("type") not in ("function-wrap", "function-before"):
         return None
     function = field_schema.get("function", {})
     if function.get("type") not in ("no-info", "with-info"):
         return None
-    replacement = _STANDS_IN.get(function.get("function"))
-    if replacement is not None and new and function.get("function") is ev._timestamp:
-        return _new_timestamp_schema, replacement[1]
-    return replacement
+    return stands_in.get(function.get("function"))
 
 
 def _lighten(model: dict[str, Any], new: bool) -> Plan:
-    """Replace the left-out validators of one model schema (in place); (field, conversion)."""
+    """Replace the left-out validators of one model schema (in place); (field, conversion).
+    `new`: for new lines, else for stored bodies."""
+    stands_in = _NEW_STANDS_IN if new else _STANDS_IN
     conversions = []
     for name, field in model["schema"]["fields"].items():
-        replacement = _replaced(field["schema"], new)
+        replacement = _replaced(field["schema"], stands_in)
         if replacement is not None:
             make_schema, convert = replacement
             field["schema"] = make_schema(field["schema"])
