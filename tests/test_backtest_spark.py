@@ -61,15 +61,8 @@ def test_spark_reads_a_given_export_and_refuses_a_folder_without_one(stored, tmp
     assert empty.exit_code == 2 and "--input" in empty.output
 
 
-@pytest.mark.parametrize("pushed", [True, False], ids=["filtered-in-plan", "filtered-after"])
-def test_spark_backtests_a_sample_as_local_does(stored, tmp_path, monkeypatch, pushed):  # noqa: F811
-    """A sample's accounts are filtered in Spark's plan (small selections) or after the fold
-    (every account, where a filter costs more than it saves): the same backtest.json either
-    way, and the same as local."""
-    from jiefeng.service import backtest_spark
-
-    if not pushed:
-        monkeypatch.setattr(backtest_spark, "MAX_PUSHED_ACCOUNTS", 0)
+def test_spark_backtests_a_sample_as_local_does(stored, tmp_path):  # noqa: F811
+    """A sample's accounts are the only rows a task reads: the same backtest.json as local."""
     db, candidate = stored
     local = backtest(db, candidate, tmp_path / "local", "--sample", "2")
     spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark", "--sample", "2")
@@ -80,40 +73,50 @@ def test_spark_backtests_a_sample_as_local_does(stored, tmp_path, monkeypatch, p
         (tmp_path / "spark" / "backtest.json").read_bytes()
 
 
-def test_a_pushed_selection_matches_identifiers_with_quotes_and_backslashes_exactly():
-    """A sample's filter is one SQL expression: identifiers may hold any non-blank character,
-    so a quote or a backslash in one must neither break the expression nor match another."""
-    from jiefeng.service.backtest_spark import in_list_sql, spark_session, sql_string_literal
-
-    tricky = ["o'brien", "back\\slash", "both\\'", "'", "\\", "plain", "中文-账户"]
-    spark = spark_session(1, None)
-    for value in tricky:
-        assert spark.sql(f"SELECT {sql_string_literal(value)} AS v").first().v == value
-    frame = spark.createDataFrame([(v,) for v in [*tricky, "other", "o''brien", "back\\\\slash"]],
-                                  "account_id string")
-    chosen = ["o'brien", "back\\slash", "\\"]
-    kept = {row.account_id for row in frame.where(in_list_sql("account_id", chosen)).collect()}
-    assert kept == set(chosen)
+def test_criteria_that_leave_every_account_out_give_the_same_empty_backtest(stored, tmp_path):  # noqa: F811
+    """Every result of a task then has no runs (null columns): Spark must still take them."""
+    db, candidate = stored
+    local = backtest(db, candidate, tmp_path / "local", "--accounts", "score > 10000")
+    spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark", "--workers", "2",
+                     "--accounts", "score > 10000")
+    assert local.exit_code == 0 and spark.exit_code == 0, (local.output, spark.output)
+    data = json.loads((tmp_path / "spark" / "backtest.json").read_text(encoding="utf-8"))
+    assert data["accounts"]["compared"] == 0
+    assert data["accounts"]["left_out_by_criteria"] == 4
+    assert (tmp_path / "local" / "backtest.json").read_bytes() == \
+        (tmp_path / "spark" / "backtest.json").read_bytes()
 
 
-def test_the_schema_given_to_spark_is_the_one_it_reads_from_an_export(stored, tmp_path):  # noqa: F811
-    """A Spark backtest gives the export's schema instead of having Spark infer it from the
-    files: both must be the same, columns, types and the bucket column of the partitions."""
-    import pyarrow as pa
+@pytest.mark.parametrize("layout", ["two-files-a-bucket", "no-buckets"])
+def test_an_export_rewritten_in_another_layout_gives_the_same_backtest(stored, tmp_path, layout):  # noqa: F811
+    """An export whose buckets hold several files (a tool rewrote them), or with no bucket
+    folders at all: an account's rows may then be in any file of its group, and a task must
+    still fold all of them, in time order."""
+    import pyarrow.parquet as pq
     from typer.testing import CliRunner
 
-    from jiefeng.batch.export import EVENT_SCHEMA
     from jiefeng.cli import app
-    from jiefeng.service.backtest_spark import spark_ddl, spark_session
 
-    db, _ = stored
-    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    db, candidate = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db,
+                                        "--buckets", "2"])
     assert exported.exit_code == 0, exported.output
-    spark = spark_session(1, None)
-    path = str(tmp_path / "exp" / "events")
-    inferred = spark.read.parquet(path)
-    given = spark.read.schema(spark_ddl(EVENT_SCHEMA)).parquet(path)
-    assert given.schema == inferred.schema
-    assert sorted(given.collect()) == sorted(inferred.collect())
-    with pytest.raises(ValueError, match="no Spark type"):
-        spark_ddl(pa.schema([("amount", pa.float32())]))
+    events = tmp_path / "exp" / "events"
+    rows = [pq.read_table(path) for path in sorted(events.rglob("*.parquet"))]
+    shutil.rmtree(events)
+    for number, table in enumerate(rows):
+        # Newest first and cut in two: each account's rows split between files, out of order.
+        table = table.sort_by([("seq", "descending")])
+        half = table.num_rows // 2
+        folder = events / (f"account_bucket={number:02d}" if layout == "two-files-a-bucket"
+                           else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.slice(0, half), folder / f"{number}-a.parquet")
+        pq.write_table(table.slice(half), folder / f"{number}-b.parquet")
+    (events / "_SUCCESS").write_text("", encoding="utf-8")
+    local = backtest(db, candidate, tmp_path / "local")
+    spark = backtest(db, candidate, tmp_path / "spark", "--engine", "spark", "--workers", "2",
+                     "--input", str(tmp_path / "exp"))
+    assert local.exit_code == 0 and spark.exit_code == 0, (local.output, spark.output)
+    assert (tmp_path / "local" / "backtest.json").read_bytes() == \
+        (tmp_path / "spark" / "backtest.json").read_bytes()
