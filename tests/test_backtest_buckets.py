@@ -99,3 +99,10 @@ def test_a_bucket_keeps_the_window_and_the_sample_only(tmp_path, until_minutes, 
     table = read_bucket(export_buckets(tmp_path)[0],
                         T0 + dt.timedelta(minutes=until_minutes), accounts)
     assert table["seq"].to_pylist() == expected
+
+
+def test_the_window_end_is_an_instant_whatever_its_offset(tmp_path):
+    pq.write_table(_rows([(1, "A", 0), (2, "A", 60), (3, "A", 61)]), tmp_path / "x.parquet")
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    until = (T0 + dt.timedelta(minutes=60)).astimezone(beijing)  # 09:00 in Beijing
+    assert read_bucket(export_buckets(tmp_path)[0], until, None)["seq"].to_pylist() == [1, 2]
