@@ -106,3 +106,20 @@ def test_the_window_end_is_an_instant_whatever_its_offset(tmp_path):
     beijing = dt.timezone(dt.timedelta(hours=8))
     until = (T0 + dt.timedelta(minutes=60)).astimezone(beijing)  # 09:00 in Beijing
     assert read_bucket(export_buckets(tmp_path)[0], until, None)["seq"].to_pylist() == [1, 2]
+
+
+def test_files_another_tool_rewrote_are_read_in_the_columns_types(tmp_path):
+    """Times in nanoseconds and an outcome column of nulls only (as pandas or another engine
+    may write them) are read as the export's types, not refused."""
+    rewritten = _rows([(2, "A", 5), (1, "A", 0)])
+    at = rewritten.schema.get_field_index("at_utc")
+    rewritten = rewritten.set_column(at, pa.field("at_utc", pa.timestamp("ns", tz="UTC")),
+                                     rewritten["at_utc"].cast(pa.timestamp("ns", tz="UTC")))
+    outcome = rewritten.schema.get_field_index("outcome")
+    rewritten = rewritten.set_column(outcome, pa.field("outcome", pa.null()),
+                                     pa.nulls(rewritten.num_rows))
+    pq.write_table(rewritten, tmp_path / "a.parquet")
+    pq.write_table(_rows([(3, "A", 1)]), tmp_path / "b.parquet")
+    table = read_bucket(export_buckets(tmp_path)[0], T0 + dt.timedelta(days=1), None)
+    assert table["seq"].to_pylist() == [1, 3, 2]
+    assert table.schema.field("at_utc").type == pa.timestamp("us", tz="UTC")

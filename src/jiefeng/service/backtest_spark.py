@@ -113,7 +113,11 @@ def read_bucket(bucket: Bucket, until: Any, accounts: Sequence[str] | None) -> A
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    files = ds.dataset(list(bucket.files), format="parquet")
+    # The columns read, typed: files another tool rewrote (times in nanoseconds, a column of
+    # nulls) are cast to them rather than refused as a schema that does not unify.
+    schema = pa.schema([("account_id", pa.string()), ("at_utc", pa.timestamp("us", tz="UTC")),
+                        ("seq", pa.int64()), ("body", pa.string())])
+    files = ds.dataset(list(bucket.files), format="parquet", schema=schema)
     condition = ds.field("at_utc") <= pa.scalar(until, pa.timestamp("us", tz="UTC"))
     if accounts is not None:
         condition = condition & ds.field("account_id").isin(pa.array(accounts, pa.string()))
