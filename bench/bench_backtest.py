@@ -75,6 +75,27 @@ def concurrent_fold_rate(events: list[dict], processes: int = 2) -> float:
     return statistics.mean(rates)
 
 
+def empty_spark_job_seconds(runs: int = 5) -> float:
+    """What a Spark job costs with nothing to do: two tasks through the Python workers, as a
+    backtest's job runs them (median of `runs`, warm session). A reference for Spark's fixed
+    cost per backtest."""
+    from jiefeng.service.backtest_spark import spark_session
+
+    spark = spark_session(2, None)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        spark.range(0, 2, 1, numPartitions=2).mapInArrow(_count_rows, "n bigint").collect()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _count_rows(batches):
+    import pyarrow as pa
+
+    yield pa.RecordBatch.from_pydict({"n": [sum(batch.num_rows for batch in batches)]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -112,11 +133,16 @@ def main() -> None:
         runs = [(f"backtest local, {w} worker(s)", w, None) for w in (1, 2)]
         if spark_engine is not None:
             runs.append(("backtest spark (local session), 2 workers", 2, spark_engine))
-        for _ in range(args.repeat):
+        job_seconds: list[float] = []
+        for round_number in range(args.repeat):
             fold = fold_rate(events)
             folds.append(fold)
             ceilings.append(concurrent_fold_rate(events) / fold)
-            for label, workers, engine_function in runs:
+            if spark_engine is not None:
+                job_seconds.append(empty_spark_job_seconds())
+            # Each round starts with another engine: none is always measured after the others.
+            shift = round_number % len(runs)
+            for label, workers, engine_function in runs[shift:] + runs[:shift]:
                 elapsed, _ = timed_backtest(db, workers, engine_function)
                 rate = 2 * account_events / elapsed / workers
                 rates.setdefault(label, []).append(rate)
@@ -133,6 +159,11 @@ def main() -> None:
               f"ratio {statistics.median(ratios[label]):.2f} of the fold (target >= 0.70)")
     if spark_engine is None:
         print("backtest spark: PySpark not installed, skipped")
+    else:
+        local_two = 2 * account_events / statistics.median(rates["backtest local, 2 worker(s)"]) / 2
+        print(f"{'spark job of two empty tasks (fixed cost)':44}: "
+              f"{statistics.median(job_seconds):10.3f} s                "
+              f"{statistics.median(job_seconds) / local_two:.2f} of a local 2-worker backtest")
 
 
 if __name__ == "__main__":
