@@ -49,7 +49,6 @@ SPARK_EXTRA_HINT = "the spark engine needs PySpark: pip install 'jiefeng[spark]'
 _RESULT_SCHEMA = "account_id string, selected boolean, baseline string, candidate string"
 _RESULT_COLUMNS = ("account_id", "selected", "baseline", "candidate")
 BUCKET_PREFIX = "account_bucket="
-_READ_COLUMNS = ["account_id", "at_utc", "seq", "body"]  # what a fold reads, and its order
 _ROWS_PER_CHUNK = 10_000  # rows turned into Python objects at a time
 
 
@@ -121,7 +120,7 @@ def read_bucket(bucket: Bucket, until: Any, accounts: Sequence[str] | None) -> A
     condition = ds.field("at_utc") <= pa.scalar(until, pa.timestamp("us", tz="UTC"))
     if accounts is not None:
         condition = condition & ds.field("account_id").isin(pa.array(accounts, pa.string()))
-    table = files.to_table(columns=_READ_COLUMNS, filter=condition)
+    table = files.to_table(columns=schema.names, filter=condition)
     return table.sort_by([("account_id", "ascending"), ("at_utc", "ascending"),
                           ("seq", "ascending")])
 
@@ -148,8 +147,8 @@ def fold_sorted_table(table: Any, context: BacktestContext,
     for chunk in table.to_batches(max_chunksize=_ROWS_PER_CHUNK):
         # Only the columns read here become Python objects: the time and arrival columns are
         # there for the sort.
-        account_ids = chunk.column(0).to_pylist()
-        bodies = chunk.column(3).to_pylist()
+        account_ids = chunk.column("account_id").to_pylist()
+        bodies = chunk.column("body").to_pylist()
         with collector_paused():  # as a local chunk: one Arrow chunk at a time
             for account_id, body in zip(account_ids, bodies, strict=True):
                 if account_id != current:
