@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
+from jiefeng.batch.export_schema import EVENT_SCHEMA
 from jiefeng.domain import core
 from jiefeng.domain.features import features
 from jiefeng.policy.feature_catalog import FEATURES
@@ -35,17 +36,6 @@ from jiefeng.store import schema as t
 
 DEFAULT_BUCKETS = 16
 ROWS_PER_GROUP = 50_000
-
-EVENT_SCHEMA = pa.schema([
-    ("seq", pa.int64()),
-    ("event_id", pa.string()),
-    ("account_id", pa.string()),
-    ("type", pa.string()),
-    ("at_utc", pa.timestamp("us", tz="UTC")),
-    ("actor", pa.string()),
-    ("body", pa.string()),  # the event as stored (JSON), the input of a fold
-    ("outcome", pa.string()),  # a purchase's recorded decision (see domain/outcomes.py)
-])
 
 
 def feature_schema() -> pa.Schema:

@@ -112,12 +112,15 @@ def read_bucket(bucket: Bucket, until: Any, accounts: Sequence[str] | None) -> A
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    # The columns read, typed: files another tool rewrote (times in nanoseconds, a column of
-    # nulls) are cast to them rather than refused as a schema that does not unify.
-    schema = pa.schema([("account_id", pa.string()), ("at_utc", pa.timestamp("us", tz="UTC")),
-                        ("seq", pa.int64()), ("body", pa.string())])
+    from jiefeng.batch.export_schema import EVENT_SCHEMA
+
+    # The columns read, in the export's types: files another tool rewrote (times in
+    # nanoseconds, a column of nulls) are cast to them rather than refused as a schema that
+    # does not unify.
+    schema = pa.schema([EVENT_SCHEMA.field(name) for name in ("account_id", "at_utc", "seq",
+                                                               "body")])
     files = ds.dataset(list(bucket.files), format="parquet", schema=schema)
-    condition = ds.field("at_utc") <= pa.scalar(until, pa.timestamp("us", tz="UTC"))
+    condition = ds.field("at_utc") <= pa.scalar(until, schema.field("at_utc").type)
     if accounts is not None:
         condition = condition & ds.field("account_id").isin(pa.array(accounts, pa.string()))
     table = files.to_table(columns=schema.names, filter=condition)
