@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from jiefeng.batch import backtest as B
+from jiefeng.batch.policy_reach import PolicyWatch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service.states import parse_stored
@@ -60,6 +61,10 @@ class BacktestSpec:
     criteria: str | None = None  # SQL criteria over the features, as of the window's start
     sample: int | None = None
     workers: int = 1
+    # An account whose baseline fold never read a setting the candidate changes reuses its
+    # baseline run as its candidate run (see jiefeng.batch.policy_reach); False folds every
+    # account under both policies (the same result, for checking and measuring).
+    reuse_unreached: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class BacktestContext:
     # The accounts asked for are a sample of the stored ones (not all of them): an engine
     # that reads every stored account's events may filter them first.
     accounts_sampled: bool = False
+    reuse_unreached: bool = True
 
 
 _worker: dict[str, Any] = {}  # the context of this worker process (set by _init_worker)
@@ -142,15 +148,35 @@ def collector_paused() -> Iterator[None]:
 def compare_account(account_id: str, events: Sequence[Any], context: BacktestContext,
                     criteria: CompiledCriteria | None) -> Pair | None:
     """One account under both policies; None if the criteria leave it out. Every engine
-    (local processes, Spark partitions) runs this same function."""
+    (local processes, Spark partitions) runs this same function.
+
+    The baseline is folded watched (`policy_watch`): where it never read a setting the
+    candidate changes, the candidate's run is the baseline's and is not folded again."""
     if criteria is not None and not B.selected(account_id, events, context.baseline,
                                                context.scopes, criteria, context.window.start):
         return None
-    base_run, _ = B.run_account(account_id, events, context.baseline, context.scopes,
+    watch = policy_watch(context.baseline, context.candidate)
+    watch.read = False
+    base_run, _ = B.run_account(account_id, events, watch.policy, context.scopes,
                                 context.window)
+    if context.reuse_unreached and not watch.read:
+        return base_run, base_run
     cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
                                 context.window)
     return base_run, cand_run
+
+
+_watches = threading.local()  # this thread's PolicyWatch, and the two policies it watches
+
+
+def policy_watch(baseline: Policy, candidate: Policy) -> PolicyWatch:
+    """The watch of `baseline` against `candidate`, made once per thread for a pair of
+    policies (a backtest's workers, a Spark task, a server's threads each make their own)."""
+    made = getattr(_watches, "made", None)
+    if made is None or made[0] is not baseline or made[1] is not candidate:
+        made = (baseline, candidate, PolicyWatch(baseline, candidate))
+        _watches.made = made
+    return made[2]
 
 
 def _window(store: SqlStore, spec: BacktestSpec) -> B.Window:
@@ -198,7 +224,8 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
     if on_total:
         on_total(len(account_ids))
     context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
-                              window, spec.criteria, len(account_ids) < stored_accounts)
+                              window, spec.criteria, len(account_ids) < stored_accounts,
+                              spec.reuse_unreached)
     pairs, left_out = (engine or local_pairs)(context, account_ids, spec.workers, progress)
     pairs.sort(key=lambda pair: pair[0].account_id)
     if spec.sample is not None and spec.criteria:
