@@ -42,9 +42,17 @@ def test_longer_cure_probation_and_higher_threshold_are_measured(stored, tmp_pat
     assert score_view["baseline"]["status"] == "active"
     assert score_view["candidate"]["status"] == "frozen"
     assert "620" in score_view["candidate"]["explanation"]["en"]
+    # What the candidate changes, and who ever read it: the cured account (its cure period)
+    # and the account with a score update (the threshold, then the release score).
+    assert data["policies"]["changed_settings"] == ["cure_probation.days", "score.threshold",
+                                                    "score.release_at"]
+    assert data["accounts"]["reached_by_changes"] == 2
+    assert "compared 4 accounts, 1 differ (2 read a setting the candidate changes: " \
+        "cure_probation.days, score.threshold, score.release_at)" in " ".join(result.output.split())
     html = (tmp_path / "out" / "backtest.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 2  # frozen over time, time to release
     assert "SCORE" in html
+    assert "<code>cure_probation.days</code>" in html and "read by 2 of the 4 accounts" in html
 
 
 def test_same_inputs_give_byte_identical_json_whatever_the_workers(stored, tmp_path):

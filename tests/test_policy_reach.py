@@ -209,3 +209,19 @@ def test_the_candidate_is_folded_only_for_reached_accounts_and_the_result_is_the
         else:
             assert sorted(set(folded_for_runs)) == ["CURED", "QUIET1", "QUIET2", "SCORE"]
     assert results[True] == results[False]
+    assert json.loads(results[True])["accounts"]["reached_by_changes"] == 2
+
+
+def test_a_candidate_that_changes_only_its_version_changes_nothing(stored, tmp_path):  # noqa: F811
+    db, _ = stored
+    store = SqlStore(db, upgrade=False)
+    candidate = default_policy().model_copy(update={"version": "renamed"})
+    result = S.run_backtest(db, store, Engine(store).scopes(),
+                            S.BacktestSpec(default_policy(), candidate))
+    store.close()
+    assert result["policies"]["changed_settings"] == []
+    assert result["accounts"]["reached_by_changes"] == 0
+    assert result["accounts"]["differing"] == 0
+    from jiefeng.batch.backtest_report import render_backtest_html
+
+    assert "changes no setting" in render_backtest_html(result)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jiefeng.batch.policy_reach import PolicyWatch
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
 from jiefeng.domain.clock import local_date, zone
@@ -69,6 +70,9 @@ class AccountRun:
     bureau_reports: int = 0  # reports made within the window
     status_end: str = "unknown"
     codes_end: tuple[str, ...] = ()
+    # The fold read a setting the other policy changes (see jiefeng.batch.policy_reach): the
+    # other policy could have done otherwise here. True where it was not watched.
+    reads_changed_settings: bool = True
 
     def codes_in_window(self, window: Window) -> frozenset[str]:
         return frozenset(i.code for i in self.intervals if _overlaps(i, window))
@@ -88,6 +92,7 @@ def run_to_dict(run: AccountRun) -> dict[str, Any]:
         "bureau_reports": run.bureau_reports,
         "status_end": run.status_end,
         "codes_end": list(run.codes_end),
+        "reads_changed_settings": run.reads_changed_settings,
     }
 
 
@@ -100,6 +105,7 @@ def run_from_dict(data: Mapping[str, Any]) -> AccountRun:
         data["bureau_reports"],
         data["status_end"],
         tuple(data["codes_end"]),
+        data.get("reads_changed_settings", True),
     )
 
 
@@ -308,8 +314,10 @@ def summarize(
         "policies": {
             "baseline": {"version": baseline_policy.version},
             "candidate": {"version": candidate_policy.version},
+            "changed_settings": list(PolicyWatch(baseline_policy, candidate_policy).settings),
         },
-        "accounts": {**selection, "compared": len(baseline), "differing": differing},
+        "accounts": {**selection, "compared": len(baseline), "differing": differing,
+                     "reached_by_changes": sum(r.reads_changed_settings for r in baseline)},
         "by_code": by_code,
         "by_status_at_end": {
             side: {s: sum(1 for r in runs if r.status_end == s) for s in statuses}

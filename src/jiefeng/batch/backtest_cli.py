@@ -86,7 +86,9 @@ def backtest(
         encoding="utf-8")
     (out / "backtest.html").write_text(render_backtest_html(result), encoding="utf-8")
     figures = result["accounts"]
-    console.print(f"compared {figures['compared']} accounts, {figures['differing']} differ; "
+    console.print(f"compared {figures['compared']} accounts, {figures['differing']} differ "
+                  f"({figures['reached_by_changes']} read a setting the candidate changes: "
+                  f"{', '.join(result['policies']['changed_settings']) or 'none'}); "
                   f"wrote {out / 'backtest.json'} and {out / 'backtest.html'}",
                   markup=False, highlight=False)
 

@@ -178,6 +178,20 @@ def _sample(result: dict[str, Any]) -> str:
     return "\n".join(parts) if parts else "<p>No account's outcome differs.</p>"
 
 
+def _changes(result: dict[str, Any]) -> str:
+    """The settings the candidate changes, and how many accounts ever read one of them."""
+    changed = result["policies"].get("changed_settings")
+    if changed is None:  # a result written before the key existed
+        return ""
+    if not changed:
+        return "The candidate changes no setting (only its version): every outcome is the same."
+    names = ", ".join(f"<code>{html.escape(name)}</code>" for name in changed)
+    reached = result["accounts"]["reached_by_changes"]
+    return (f"Settings the candidate changes: {names} · read by {reached:,} of the "
+            f"{result['accounts']['compared']:,} accounts compared (no other account can "
+            "differ)")
+
+
 def render_backtest_html(result: dict[str, Any]) -> str:
     policies = result["policies"]
     accounts = result["accounts"]
@@ -200,6 +214,7 @@ def render_backtest_html(result: dict[str, Any]) -> str:
 <p class="meta">Window {html.escape(window['from'])} – {html.escape(window['to'])}
 · {accounts['compared']:,} accounts compared of {accounts['stored']:,} stored{selection}
 · {accounts['differing']:,} with a different outcome</p>
+<p class="meta">{_changes(result)}</p>
 <h2>Accounts and bureau reports</h2>
 {_status_table(result)}
 <h2>Frozen accounts over time</h2>

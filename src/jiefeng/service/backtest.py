@@ -159,6 +159,7 @@ def compare_account(account_id: str, events: Sequence[Any], context: BacktestCon
     watch.read = False
     base_run, _ = B.run_account(account_id, events, watch.policy, context.scopes,
                                 context.window)
+    base_run.reads_changed_settings = watch.read
     if context.reuse_unreached and not watch.read:
         return base_run, base_run
     cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
