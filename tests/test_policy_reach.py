@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from backtest_portfolio import stored  # noqa: F401  (fixture)
 from jiefeng.batch import backtest as B
-from jiefeng.batch.policy_reach import PolicyWatch
+from jiefeng.batch.policy_reach import PolicyWatch, policy_watch
 from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.policy.schema import PolicyInvalid, default_policy, load_policy, parse_policy
 from jiefeng.service import backtest as S
@@ -151,6 +151,20 @@ def test_two_watches_of_one_baseline_keep_their_own_flags():
     second = PolicyWatch(default_policy(), candidate_with([("password.lock_hours", 3)]))
     assert first.policy.password.lock_hours == 24
     assert first.read is True and second.read is False
+
+
+def test_a_thread_keeps_one_watch_per_pair_of_policies_and_no_thread_shares_it():
+    import threading
+
+    baseline, candidate = default_policy(), candidate_with([("password.lock_hours", 2)])
+    mine = policy_watch(baseline, candidate)
+    assert policy_watch(baseline, candidate) is mine
+    other: list[PolicyWatch] = []
+    thread = threading.Thread(target=lambda: other.append(policy_watch(baseline, candidate)))
+    thread.start()
+    thread.join()
+    assert other[0] is not mine and other[0].settings == mine.settings
+    assert policy_watch(baseline, candidate_with([("password.lock_hours", 3)])) is not mine
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=[c[0] for c in CHANGES])

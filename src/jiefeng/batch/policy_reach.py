@@ -27,11 +27,12 @@ What this relies on, and what keeps it true:
 - tests/test_policy_reach.py: backtests of random candidates (settings changed anywhere in the
   policy) give, byte for byte, the result of folding every account under both policies.
 
-Pure: no I/O.
+Pure: no I/O (a thread keeps its watch: `policy_watch`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -102,3 +103,16 @@ class PolicyWatch:
             return model.__dict__[name]
 
         return read
+
+
+_watches = threading.local()  # this thread's PolicyWatch, and the two policies it watches
+
+
+def policy_watch(baseline: Policy, candidate: Policy) -> PolicyWatch:
+    """The watch of `baseline` against `candidate`, made once per thread for a pair of
+    policies (a backtest's workers, a Spark task, a server's threads each make their own)."""
+    made = getattr(_watches, "made", None)
+    if made is None or made[0] is not baseline or made[1] is not candidate:
+        made = (baseline, candidate, PolicyWatch(baseline, candidate))
+        _watches.made = made
+    return made[2]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from jiefeng.batch import backtest as B
-from jiefeng.batch.policy_reach import PolicyWatch
+from jiefeng.batch.policy_reach import policy_watch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
 from jiefeng.service.states import parse_stored
@@ -165,19 +165,6 @@ def compare_account(account_id: str, events: Sequence[Any], context: BacktestCon
     cand_run, _ = B.run_account(account_id, events, context.candidate, context.scopes,
                                 context.window)
     return base_run, cand_run
-
-
-_watches = threading.local()  # this thread's PolicyWatch, and the two policies it watches
-
-
-def policy_watch(baseline: Policy, candidate: Policy) -> PolicyWatch:
-    """The watch of `baseline` against `candidate`, made once per thread for a pair of
-    policies (a backtest's workers, a Spark task, a server's threads each make their own)."""
-    made = getattr(_watches, "made", None)
-    if made is None or made[0] is not baseline or made[1] is not candidate:
-        made = (baseline, candidate, PolicyWatch(baseline, candidate))
-        _watches.made = made
-    return made[2]
 
 
 def _window(store: SqlStore, spec: BacktestSpec) -> B.Window:
