@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import fold_rate, make_events  # noqa: E402
+from bench_core import fold_rate, make_events, parsed_by_account  # noqa: E402
 
 
 def candidate_policy():
@@ -101,23 +101,14 @@ def reached_share(events: list[dict]) -> float:
     """The share of accounts whose baseline fold reads a setting the candidate changes."""
     from jiefeng.batch.policy_reach import PolicyWatch
     from jiefeng.domain import core
-    from jiefeng.domain.events import parse_event
-    from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
     from jiefeng.policy.schema import default_policy
 
     watch = PolicyWatch(default_policy(), candidate_policy())
-    scopes = Scopes()
-    by_account: dict[str, list] = {}
-    for raw in sorted(events, key=lambda raw: raw["at"]):
-        event = parse_event(raw)
-        if event.type in SCOPE_TYPES:
-            scopes = apply_scope_command(scopes, event)
-        elif getattr(event, "account_id", None):
-            by_account.setdefault(event.account_id, []).append(event)
+    by_account, scopes = parsed_by_account(events)
     reached = 0
     for account_id, account_events in by_account.items():
         watch.read = False
-        core.fold(account_id, sorted(account_events, key=lambda e: e.at), watch.policy, scopes)
+        core.fold(account_id, account_events, watch.policy, scopes)
         reached += watch.read
     return reached / len(by_account)
 

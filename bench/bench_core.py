@@ -36,6 +36,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 # The shapes of input (`--shape`): events per account and how the lines are laid out.
 SHAPES = {
@@ -109,13 +110,12 @@ def ingest_rate(path: Path, db_path: Path, count: int, *options: str) -> float:
     return count / (time.perf_counter() - started)
 
 
-def fold_rate(events: list[dict]) -> float:
-    from jiefeng.domain import core
+def parsed_by_account(events: list[dict]) -> tuple[dict[str, list], Any]:
+    """The events parsed, each account's in time order, and the scopes of the operator
+    commands among them."""
     from jiefeng.domain.events import parse_event
     from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
-    from jiefeng.policy.schema import default_policy
 
-    policy = default_policy()
     scopes = Scopes()
     by_account: dict[str, list] = defaultdict(list)
     # In time order whatever the file's (a shuffled file is sorted on ingest too).
@@ -125,6 +125,15 @@ def fold_rate(events: list[dict]) -> float:
             scopes = apply_scope_command(scopes, event)
         elif getattr(event, "account_id", None):
             by_account[event.account_id].append(event)
+    return by_account, scopes
+
+
+def fold_rate(events: list[dict]) -> float:
+    from jiefeng.domain import core
+    from jiefeng.policy.schema import default_policy
+
+    policy = default_policy()
+    by_account, scopes = parsed_by_account(events)
     total = sum(len(v) for v in by_account.values())
     started = time.perf_counter()
     for account_id, account_events in by_account.items():
