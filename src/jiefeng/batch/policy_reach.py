@@ -24,8 +24,9 @@ What this relies on, and what keeps it true:
   decisions' `policy_version`), never to decide: a run under one policy holds one version, the
   two runs differ only in that recorded name, and what a backtest compares (holds, reports,
   status) holds none.
-- tests/test_policy_reach.py: backtests of random candidates (settings changed anywhere in the
-  policy) give, byte for byte, the result of folding every account under both policies.
+- tests/test_policy_reach.py: for 30 settings across every section, changed alone and several
+  at once, every account the change does not reach runs the same under the candidate; and a
+  backtest gives, byte for byte, the result of folding every account under both policies.
 
 Pure: no I/O (a thread keeps its watch: `policy_watch`).
 """
