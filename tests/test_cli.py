@@ -252,3 +252,11 @@ def test_policy_show_and_validate_take_db(tmp_path):
     refused = invoke("policy", "validate", str(changed), "--db", db)
     assert refused.exit_code == 2 and "already stored" in refused.output
     assert invoke("policy", "show", str(same), "--db", db).exit_code == 2
+
+
+def test_help_names_the_spark_extra_with_its_brackets() -> None:
+    """The help is rendered as markup, where `[spark]` would be a tag and vanish: the command's
+    help must still say which extra to install."""
+    result = runner.invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "jiefeng[spark]" in result.output

@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
     app.command()(backtest)
 
 
+# The help is rich markup: `\[` keeps the extra's brackets, which markup would take as a tag.
 def backtest(
     policy: Annotated[Path, typer.Option("--policy", help="The candidate policy file (TOML).")],
     baseline: Annotated[str, typer.Option(
@@ -43,7 +44,7 @@ def backtest(
     """What would the candidate policy have done? Holds, frozen-days, releases, bureau reports,
     per hold code, against the baseline; backtest.json and backtest.html in --out.
 
-    --engine spark replays a Parquet export on Spark (the optional extra `jiefeng[spark]`):
+    --engine spark replays a Parquet export on Spark (the optional extra `jiefeng\\[spark]`):
     the same fold and the same backtest.json."""
     if engine_name == "local" and workers > 1:
         from jiefeng.service.backtest import start_worker_server
