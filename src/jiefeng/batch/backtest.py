@@ -36,6 +36,7 @@ BACKTEST_FORMAT = 1  # bumped when a key of backtest.json changes meaning
 RELEASE_KINDS = (H.RELEASE_TIME, H.RELEASE_CONDITION, H.RELEASE_EVENT, H.RELEASE_REVIEW)
 SUPERSEDED = "superseded"  # cure probation cut short by a new overdue: not a release by the way out
 SECONDS_PER_DAY = 86_400
+_RUN_KINDS = frozenset({HOLD_PLACED, HOLD_RELEASED, BUREAU_REPORTED})  # what a run keeps
 
 
 @dataclass(frozen=True)
@@ -146,21 +147,26 @@ def selected(account_id: str, events: Sequence[Any], policy: Policy, scopes: Sco
 
 def run_account(account_id: str, events: Sequence[Any], policy: Policy, scopes: Scopes,
                 window: Window) -> tuple[AccountRun, AccountState]:
-    """Fold the account's events up to the window's end under `policy`."""
-    state, effects = core.fold(account_id, [e for e in events if e.at <= window.end], policy,
-                               scopes, until=window.end)
+    """Fold the account's events (in time order) up to the window's end under `policy`."""
+    end = window.end
+    if events and events[-1].at > end:  # engines read up to the end already: rarely copied
+        events = [e for e in events if e.at <= end]
+    state, effects = core.fold(account_id, events, policy, scopes, until=end)
     run = AccountRun(account_id)
     open_since: dict[str, dt.datetime] = {}
     for effect in effects:
-        if effect.kind == HOLD_PLACED and effect.code is not None:
+        kind = effect.kind
+        if kind not in _RUN_KINDS:  # most effects: decisions, traces, statements
+            continue
+        if kind == HOLD_PLACED and effect.code is not None:
             open_since.setdefault(effect.code, effect.at)
-        elif effect.kind == HOLD_RELEASED and effect.code is not None:
+        elif kind == HOLD_RELEASED and effect.code is not None:
             since = open_since.pop(effect.code, None)
             if since is None:
                 continue  # released without a placement in this fold: cannot happen, skip
             run.intervals.append(Interval(effect.code, since, effect.at,
                                           release_kind(effect.code, effect.data.get("path", ""))))
-        elif effect.kind == BUREAU_REPORTED and window.start <= effect.at <= window.end:
+        elif kind == BUREAU_REPORTED and window.start <= effect.at <= end:
             run.bureau_reports += 1
     for code, since in open_since.items():
         run.intervals.append(Interval(code, since, None, None))

@@ -404,8 +404,20 @@ class SqlStore:
             parameters.append(t.utc_text(until))
         sql += " ORDER BY account_id, at_utc, seq"
         bodies: dict[str, list[str]] = {}
-        for account_id, body in connection.exec_driver_sql(sql, tuple(parameters)):
-            bodies.setdefault(account_id, []).append(body)
+        # The driver's own cursor, in the connection's transaction: SQLAlchemy's result rows
+        # cost a quarter of reading them (measured on SQLite, 4,000 rows a query).
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, tuple(parameters))
+            current: list[str] = []
+            current_id = None
+            for account_id, body in cursor:
+                if account_id != current_id:
+                    current_id, current = account_id, []
+                    bodies[account_id] = current
+                current.append(body)
+        finally:
+            cursor.close()
         return bodies
 
     def account_events_page(self, connection: Connection, account_id: str, after_seq: int,
