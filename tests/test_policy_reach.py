@@ -239,3 +239,23 @@ def test_a_candidate_that_changes_only_its_version_changes_nothing(stored, tmp_p
     from jiefeng.batch.backtest_report import render_backtest_html
 
     assert "changes no setting" in render_backtest_html(result)
+
+
+def test_a_run_ignores_the_events_after_its_window(portfolio):
+    """An engine reads up to the window's end; given later events too, a run folds only those
+    up to the end (the same run as from the events cut there), and the caller's list is left
+    as it was."""
+    events, scopes, window = portfolio
+    middle = window.start + (window.end - window.start) / 2
+    cut_window = B.Window(window.start, middle)
+    differs = 0
+    for account_id, account_events in events.items():
+        given = list(account_events)
+        run, _ = B.run_account(account_id, given, default_policy(), scopes, cut_window)
+        assert given == account_events
+        cut = [e for e in account_events if e.at <= middle]
+        alone, _ = B.run_account(account_id, cut, default_policy(), scopes, cut_window)
+        assert run == alone, account_id
+        whole, _ = B.run_account(account_id, account_events, default_policy(), scopes, window)
+        differs += whole != run
+    assert differs > 0  # the later events would have changed some runs
