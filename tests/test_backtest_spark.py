@@ -120,3 +120,44 @@ def test_an_export_rewritten_in_another_layout_gives_the_same_backtest(stored, t
     assert local.exit_code == 0 and spark.exit_code == 0, (local.output, spark.output)
     assert (tmp_path / "local" / "backtest.json").read_bytes() == \
         (tmp_path / "spark" / "backtest.json").read_bytes()
+
+
+def test_a_large_export_runs_a_task_a_bucket_and_the_bar_counts_every_account(
+        stored, tmp_path, monkeypatch):  # noqa: F811
+    """Past TASK_BYTES a worker, the job runs more tasks than workers (here: one per bucket);
+    the result is the local one, and the progress bar ends at the accounts compared."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from jiefeng.cli import app
+    from jiefeng.policy.schema import default_policy, parse_policy_text
+    from jiefeng.service import backtest_spark as SP
+    from jiefeng.service import spark_tasks
+    from jiefeng.service.backtest import BacktestSpec, run_backtest
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    db, candidate = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    assert exported.exit_code == 0, exported.output
+    buckets = SP.export_buckets(tmp_path / "exp" / "events")
+    assert len(buckets) > 2  # four accounts: more buckets than the two workers
+    monkeypatch.setattr(spark_tasks, "TASK_BYTES", 1)
+    tasks_run: list[int] = []
+    assign = SP.assign_buckets
+    monkeypatch.setattr(SP, "assign_buckets",
+                        lambda b, n: tasks_run.append(n) or assign(b, n))
+    spec = BacktestSpec(default_policy(),
+                        parse_policy_text(Path(candidate).read_text(encoding="utf-8")),
+                        workers=2)
+    store = SqlStore(db, upgrade=False)
+    scopes = Engine(store).scopes()
+    steps: list[int] = []
+    spark = run_backtest(db, store, scopes, spec, progress=steps.append,
+                         engine=SP.spark_pairs_from(tmp_path / "exp", None))
+    local = run_backtest(db, store, scopes, spec)
+    store.close()
+    assert tasks_run == [len(buckets)]
+    assert spark == local
+    assert sum(steps) == spark["accounts"]["compared"] == 4

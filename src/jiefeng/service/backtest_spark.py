@@ -1,12 +1,14 @@
 """The backtest on Spark: the same pure fold, run per partition of accounts.
 
 The events export is already partitioned by account: every event of an account is in one
-bucket (`account_bucket=NN/`, a hash of its id). Spark runs one task per worker, each given
-whole buckets (balanced by their size); a task reads its buckets one at a time (the columns a
-fold needs, the window's and the sample's rows only), sorts each by (account, time, arrival)
-and hands the accounts one by one to `compare_account`, through `mapInArrow`. The small,
-per-account results (two runs as JSON) come back to the driver and are summarized exactly as
-a local backtest is, so both engines write the same `backtest.json`.
+bucket (`account_bucket=NN/`, a hash of its id). Spark runs one task per worker for a small
+export and more for a large one (`spark_tasks.task_count`: the progress bar moves as each
+ends, a retry re-reads fewer buckets), each given whole buckets (balanced by their size); a
+task reads its buckets one at a time (the columns a fold needs, the window's and the sample's
+rows only), sorts each by (account, time, arrival) and hands the accounts one by one to
+`compare_account`, through `mapInArrow`. The small, per-account results (two runs as JSON)
+come back to the driver and are summarized exactly as a local backtest is, so both engines
+write the same `backtest.json`.
 
 Why the executors read the buckets themselves instead of through Spark's Parquet reader and a
 repartition by account: the export is partitioned already, so the shuffle moved every row to
@@ -29,6 +31,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ from jiefeng.service.backtest import (
     collector_paused,
     compare_account,
 )
+from jiefeng.service.spark_tasks import TaskProgress, polled, task_count
 
 if TYPE_CHECKING:
     from jiefeng.policy.criteria import CompiledCriteria
@@ -203,12 +207,15 @@ def spark_pairs_from(export_dir: Path, remote: str | None
         # A sample: only its accounts' rows are read and folded. For every account a filter
         # would drop nothing; the few an export may hold beyond the store are dropped below.
         accounts = sorted(wanted) if context.accounts_sampled else None
-        tasks = assign_buckets(buckets, workers)
+        tasks = assign_buckets(buckets, task_count(buckets, workers))
         spark = spark_session(workers, remote)
         numbers = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
-        rows = [row for row in numbers.mapInArrow(_fold_buckets(context, tasks, accounts),
-                                                  _RESULT_SCHEMA).collect()
-                if row.account_id in wanted]
+        reporter = TaskProgress([sum(b.size_bytes for b in task) for task in tasks],
+                                len(wanted), progress or (lambda _: None))
+        with polled(spark, reporter) if progress else nullcontext():
+            results = numbers.mapInArrow(_fold_buckets(context, tasks, accounts),
+                                         _RESULT_SCHEMA).collect()
+        rows = [row for row in results if row.account_id in wanted]
         pairs: list[Pair] = []
         left_out = 0
         for row in rows:
@@ -217,8 +224,7 @@ def spark_pairs_from(export_dir: Path, remote: str | None
                               B.run_from_dict(json.loads(row.candidate))))
             else:
                 left_out += 1
-        if progress:
-            progress(len(rows))
+        reporter.finish(len(rows))
         return pairs, left_out
 
     return engine
