@@ -154,3 +154,40 @@ def test_an_error_in_the_job_stops_the_poller_and_restores_the_group():
         raise ValueError("a task failed")
     assert context.properties["spark.jobGroup.id"] == "someone-else"
     assert not any(t.name == "jiefeng-spark-progress" for t in threading.enumerate())
+
+
+def test_a_tracker_that_fails_mid_job_stops_the_bar_but_not_the_job():
+    class FailingTracker(Tracker):
+        def getStageInfo(self, stage_id: int) -> Any:  # noqa: N802
+            self.calls += 1
+            if self.calls > 1:
+                raise ConnectionError("the gateway went away")
+            return super().getStageInfo(stage_id)
+
+    tracker = FailingTracker({})
+    tracker.calls = 0
+    context = Context(tracker)
+    session = type("Session", (), {"sparkContext": context})()
+    steps: list[int] = []
+    uncaught: list[Any] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = uncaught.append
+    try:
+        reporter = T.TaskProgress([1, 1], 10, steps.append)
+        with T.polled(session, reporter, every_seconds=0.01):
+            tracker.done = 1  # before the job is in the group: the first read sees it
+            tracker.group_of[context.properties["spark.jobGroup.id"]] = [1]
+            deadline = time.monotonic() + 5
+            while tracker.calls < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert tracker.calls >= 2  # it failed while the block ran
+            poller = [t for t in threading.enumerate() if t.name == "jiefeng-spark-progress"]
+            for thread in poller:
+                thread.join(5)
+            assert not any(thread.is_alive() for thread in poller)  # it stopped polling
+        reporter.finish(10)
+    finally:
+        threading.excepthook = previous_hook
+    assert uncaught == []
+    assert sum(steps) == 10 and steps[0] == 5  # one of two tasks, then the rest at the end
+    assert context.properties["spark.jobGroup.id"] == "someone-else"

@@ -10,7 +10,8 @@ bar moves as each task ends, a retry re-reads one task's buckets, and a free exe
 the next task.
 
 Progress comes from Spark's status tracker (the job's completed tasks), polled by a thread
-while the job runs; a session without one (Spark Connect) reports every account at the end.
+while the job runs; a session without one (Spark Connect), or whose tracker fails while the
+job runs (the gateway going down with the job), reports every account at the end.
 The tracker counts tasks, the bar counts accounts: each finished task advances it by its
 share of the export's bytes (tasks are balanced by bytes), and the last call makes up the
 exact count.
@@ -46,8 +47,8 @@ def task_count(buckets: Sequence[Sized], workers: int, task_bytes: int | None = 
 
 
 class TaskProgress:
-    """Turns the count of finished tasks into accounts for a progress callback: `tasks`
-    tasks of `sizes` bytes together over `accounts` accounts. Never reports past
+    """Turns the count of finished tasks into accounts for a progress callback: tasks of
+    `sizes` bytes (one size a task) together over `accounts` accounts. Never reports past
     `accounts - 1` before `finish`, which reports the rest of the exact count."""
 
     def __init__(self, sizes: Sequence[int], accounts: int,
@@ -103,7 +104,11 @@ def polled(spark: Any, reporter: TaskProgress,
 
     def poll() -> None:
         while not stop.wait(every_seconds):
-            reporter.tasks_done(_completed_tasks(tracker, group))
+            try:
+                done = _completed_tasks(tracker, group)
+            except Exception:  # noqa: BLE001 - the bar is a courtesy: the job goes on,
+                return  # the count is made up at the end, and no traceback reaches the screen
+            reporter.tasks_done(done)
 
     poller = threading.Thread(target=poll, name="jiefeng-spark-progress", daemon=True)
     poller.start()
