@@ -61,7 +61,11 @@ class TaskProgress:
         self.reported = 0
 
     def tasks_done(self, done: int) -> None:
-        share = sum(self._sizes[: max(0, done)]) / self._total_bytes
+        self.bytes_done(sum(self._sizes[: max(0, done)]))
+
+    def bytes_done(self, done_bytes: int) -> None:
+        """Work of `done_bytes` of the export is folded (when it is known which)."""
+        share = done_bytes / self._total_bytes
         self._report(min(self._accounts - 1, int(self._accounts * share)))
 
     def finish(self, accounts: int) -> None:
@@ -87,6 +91,29 @@ def _completed_tasks(tracker: Any, group: str) -> int:
 
 
 @contextmanager
+def polling(read: Callable[[], None], every_seconds: float = POLL_SECONDS) -> Iterator[None]:
+    """Call `read` every `every_seconds` from a thread while the block runs. A `read` that
+    raises stops the polling, not the block: the bar is a courtesy, the count is made up at
+    the end, and no thread's traceback reaches the screen."""
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(every_seconds):
+            try:
+                read()
+            except Exception:  # noqa: BLE001 - see above
+                return
+
+    poller = threading.Thread(target=poll, name="jiefeng-spark-progress", daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+
+
+@contextmanager
 def polled(spark: Any, reporter: TaskProgress,
            every_seconds: float = POLL_SECONDS) -> Iterator[None]:
     """Report the tasks of the jobs this thread runs inside the block as they finish."""
@@ -100,21 +127,9 @@ def polled(spark: Any, reporter: TaskProgress,
     previous = context.getLocalProperty(key)
     group = f"jiefeng-backtest-{uuid.uuid4().hex}"
     context.setLocalProperty(key, group)  # this thread's jobs: the one the block runs
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.wait(every_seconds):
-            try:
-                done = _completed_tasks(tracker, group)
-            except Exception:  # noqa: BLE001 - the bar is a courtesy: the job goes on,
-                return  # the count is made up at the end, and no traceback reaches the screen
-            reporter.tasks_done(done)
-
-    poller = threading.Thread(target=poll, name="jiefeng-spark-progress", daemon=True)
-    poller.start()
     try:
-        yield
+        with polling(lambda: reporter.tasks_done(_completed_tasks(tracker, group)),
+                     every_seconds):
+            yield
     finally:
-        stop.set()
-        poller.join()
         context.setLocalProperty(key, previous)
