@@ -172,7 +172,7 @@ def run_account(account_id: str, events: Sequence[Any], policy: Policy, scopes: 
         run.intervals.append(Interval(code, since, None, None))
     run.intervals.sort(key=lambda i: (i.start, i.code))
     if state.opened:
-        holds = core.active_holds(state, window.end, scopes)
+        holds = core.active_holds(state, end, scopes)
         run.status_end = H.derive_status(holds)
         run.codes_end = tuple(sorted({h.code for h in holds}))
     return run, state
