@@ -158,6 +158,8 @@ def test_an_error_in_the_job_stops_the_poller_and_restores_the_group():
 
 def test_a_tracker_that_fails_mid_job_stops_the_bar_but_not_the_job():
     class FailingTracker(Tracker):
+        calls = 0
+
         def getStageInfo(self, stage_id: int) -> Any:  # noqa: N802
             self.calls += 1
             if self.calls > 1:
@@ -165,7 +167,6 @@ def test_a_tracker_that_fails_mid_job_stops_the_bar_but_not_the_job():
             return super().getStageInfo(stage_id)
 
     tracker = FailingTracker({})
-    tracker.calls = 0
     context = Context(tracker)
     session = type("Session", (), {"sparkContext": context})()
     steps: list[int] = []

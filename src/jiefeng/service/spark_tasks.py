@@ -61,11 +61,7 @@ class TaskProgress:
         self.reported = 0
 
     def tasks_done(self, done: int) -> None:
-        self.bytes_done(sum(self._sizes[: max(0, done)]))
-
-    def bytes_done(self, done_bytes: int) -> None:
-        """Work of `done_bytes` of the export is folded (when it is known which)."""
-        share = done_bytes / self._total_bytes
+        share = sum(self._sizes[: max(0, done)]) / self._total_bytes
         self._report(min(self._accounts - 1, int(self._accounts * share)))
 
     def finish(self, accounts: int) -> None:
