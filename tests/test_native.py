@@ -40,6 +40,7 @@ for account_id in sorted(by_account):
     for e in made:
         effects.update(repr((e.kind, e.at, e.account_id, e.code, e.cause,
                              json.dumps(e.data, sort_keys=True, default=str))).encode())
+        effects.update(pickle.dumps(e, protocol=5))  # what the pipeline's processes exchange
 print(json.dumps({"compiled": native.compiled_modules(), "states": states.hexdigest(),
                   "effects": effects.hexdigest(), "accounts": len(by_account)}))
 """

@@ -34,7 +34,10 @@ from pathlib import Path
 from typing import Any
 
 # The modules every event goes through (measured with a profile of the fold); the causes'
-# declarations, the state, holds, effects and scopes stay Python (see docs/architecture.md).
+# declarations, holds, events and scopes stay Python (see docs/architecture.md). The state and
+# the effects are compiled for their classes: every compiled module reads and writes an
+# account's state, and compiled code reads a native class's attributes directly, not
+# through a descriptor looked up on the type.
 NATIVE_MODULES = (
     "jiefeng.domain.clock",
     "jiefeng.domain.ledger",
@@ -45,6 +48,8 @@ NATIVE_MODULES = (
     "jiefeng.domain.core",
     "jiefeng.domain.remembered",
     "jiefeng.domain.features",
+    "jiefeng.domain.state",
+    "jiefeng.domain.effects",
     # The causes' handlers, deadlines and checks (plain functions; their declarations and
     # tables, `causes/base.py` and `causes/__init__.py`, stay Python).
     "jiefeng.domain.causes.account_security",

@@ -32,6 +32,11 @@ class Effect:
     cause: str | None = None  # the event id, or clock:<what>
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple:
+        # The class called with its fields: the same bytes whether this module runs as Python
+        # or compiled (`make native`), which pickle dataclasses the default way differently.
+        return Effect, (self.kind, self.at, self.account_id, self.code, self.cause, self.data)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

@@ -10,7 +10,8 @@ copy: containers are copied, their items (tuples, frozen holds) are immutable an
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from jiefeng.domain.holds import Hold
@@ -50,6 +51,9 @@ class BureauFact:
     at: dt.datetime
     event_id: str
 
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Appeal:
@@ -62,6 +66,20 @@ class Appeal:
     decided_at: dt.datetime | None = None
     decided_by: str | None = None
     reason: str = ""
+
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
+
+# The bureau facts and appeals a state holds pickle as their class called with their field
+# values in order: the same bytes whether this module runs as Python or compiled (`make
+# native`), which pickle frozen dataclasses the default way differently (see ledger.py).
+_FIELD_VALUES = {cls: attrgetter(*(f.name for f in fields(cls))) for cls in (BureauFact, Appeal)}
+
+
+def _by_fields(value: BureauFact | Appeal) -> tuple:
+    cls = type(value)
+    return cls, _FIELD_VALUES[cls](value)
 
 
 @dataclass(slots=True)
@@ -152,7 +170,7 @@ class AccountState:
 
     def clone(self) -> AccountState:
         copy = AccountState.__new__(AccountState)
-        for name in AccountState.__slots__:  # type: ignore[attr-defined]
+        for name in _SLOTS:
             value = getattr(self, name)
             if isinstance(value, (list, dict, set)):  # containers copy, items are shared
                 value = value.copy()
@@ -219,5 +237,5 @@ class AccountState:
 
 # Caches of one process or one decision: never pickled, never compared, None once unpickled.
 _TRANSIENT_SLOTS = ("deadline_floor", "purchase_available_fen")
-_PICKLED_SLOTS = tuple(name for name in AccountState.__slots__  # type: ignore[attr-defined]
-                       if name not in _TRANSIENT_SLOTS)
+_SLOTS = tuple(f.name for f in fields(AccountState))
+_PICKLED_SLOTS = tuple(name for name in _SLOTS if name not in _TRANSIENT_SLOTS)

@@ -38,7 +38,7 @@ from jiefeng.store.connect import check_before_connecting, explain_error, no_jie
 from jiefeng.store.features import clear_feature_rows, write_feature_rows
 
 _SCHEMA_LOCK_KEY = 0x6A6965666E67  # 'jiefng': one lock id for schema upgrades
-SNAPSHOT_FORMAT = 12  # bump when AccountState changes shape; older snapshots are rebuilt
+SNAPSHOT_FORMAT = 13  # bump when AccountState changes shape; older snapshots are rebuilt
 # 5: declined purchases remember amount, merchant and codes; score holds keep their numbers
 # 10: remembered purchases are packed (jiefeng.domain.remembered); 11: older ones together
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
