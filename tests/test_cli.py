@@ -165,6 +165,23 @@ def test_the_installed_command_runs_as_a_process(files) -> None:
     assert "accepted 7" in completed.stdout
 
 
+def test_ingest_quiet_prints_only_the_totals(files) -> None:
+    """Without --quiet the command draws its progress bar and names each rejected line on
+    top of the totals; with it, the totals alone (what a script parses), exit code unchanged."""
+    events, db = files
+    jiefeng = Path(sys.executable).with_name("jiefeng")
+    loud = subprocess.run([str(jiefeng), "ingest", str(events), "--db", db],
+                          capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 2
+    assert "ingest" in loud.stderr and "9/9" in loud.stderr  # the bar, at its end
+    assert "line 4: event p2: amount: must not be negative" in loud.stdout
+    quiet = subprocess.run([str(jiefeng), "ingest", str(events), "--db", db, "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 2
+    assert quiet.stderr == ""
+    assert quiet.stdout.strip().splitlines() == ["accepted 0, duplicate 7, rejected 2"]
+
+
 @pytest.mark.postgres
 def test_the_commands_on_postgresql(files) -> None:
     from backends import fresh_pg_database, require_postgres

@@ -126,9 +126,10 @@ def _parse_at(value: str | None, option: str = "--at") -> dt.datetime | None:
     return at
 
 
-def progress_bar() -> Progress:
+def progress_bar(*, shown: bool = True) -> Progress:
+    """The bar long commands draw on stderr; `shown=False` (a command's --quiet) draws none."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=errors, transient=False)
+                    TimeElapsedColumn(), console=errors, transient=False, disable=not shown)
 
 
 def _audit_commands(store: Any, items: list[tuple[int, bytes]], report: Any) -> None:
@@ -158,7 +159,8 @@ def ingest(
     file: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line; - for stdin")],
     db: DbOption = "jiefeng.db",
     policy: PolicyOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only the totals.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="Only the totals: no progress bar, no line per rejected event.")] = False,
     pipeline: Annotated[bool, typer.Option(
         "--pipeline/--no-pipeline",
         help="Fold in this process while a second one writes (files over one transaction).",
@@ -222,7 +224,7 @@ def ingest(
         if early is not None:
             early.close()  # collected, or the scan failed before: never left running
     with lines:
-        with progress_bar() as bar:
+        with progress_bar(shown=not quiet) as bar:
             task = bar.add_task("ingest", total=len(lines))
             report = engine.ingest_file(lines, lambda done: bar.advance(task, done), pipeline,
                                         processes)
