@@ -20,7 +20,7 @@ A compiled module sits next to its source (`ledger.cpython-311-x86_64-linux-gnu.
   forgotten rebuild costs speed, never correctness.
 
 What compiled and Python processes write is the same: states pack and pickle the same bytes
-(`jiefeng.domain.packing`, `ledger._by_fields`), so one store can be served by both.
+(`jiefeng.domain.packing`, `jiefeng.domain.pickled`), so one store can be served by both.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from jiefeng.domain.pickled import by_fields
+
 HOLD_PLACED = "hold_placed"
 HOLD_UPDATED = "hold_updated"
 HOLD_RELEASED = "hold_released"
@@ -33,9 +35,7 @@ class Effect:
     data: dict[str, Any] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple:
-        # The class called with its fields: the same bytes whether this module runs as Python
-        # or compiled (`make native`), which pickle dataclasses the default way differently.
-        return Effect, (self.kind, self.at, self.account_id, self.code, self.cause, self.data)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
     def to_dict(self) -> dict[str, Any]:
         return {

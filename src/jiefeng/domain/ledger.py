@@ -35,9 +35,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
-from operator import attrgetter
 
 from jiefeng.domain.packing import pack, unpack
+from jiefeng.domain.pickled import by_fields, field_values
 
 DAY = dt.timedelta(days=1)
 UNITS_PER_FEN = 10_000  # interest and late fees accrue in 1/10,000 fen (basis points of a fen)
@@ -107,7 +107,7 @@ class Statement:
         return replace(self)
 
     def __reduce__(self) -> tuple:
-        return _by_fields(self)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
 
 # --- installment plans ------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class InstallmentPlan:
         return replace(self)
 
     def __reduce__(self) -> tuple:
-        return _by_fields(self)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
 
 # --- the ledger -------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class Ledger:
         )
 
     def __reduce__(self) -> tuple:
-        return _by_fields(self)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
     @property
     def history(self) -> list[Statement]:
@@ -465,25 +465,11 @@ def retire_settled(ledger: Ledger) -> None:
     ledger.settled = settled[-MAX_STATEMENT_HISTORY:]
 
 
-# --- pickling ---------------------------------------------------------------------------------
-
-_FIELD_VALUES = {cls: attrgetter(*(f.name for f in fields(cls)))
-                 for cls in (Statement, InstallmentPlan, Ledger)}
-
-
-def _by_fields(value: Statement | InstallmentPlan | Ledger) -> tuple:
-    """Pickled as the class called with its field values in order (snapshots hold ledgers):
-    the same bytes whether this module runs as Python or compiled (`make native`), which
-    pickle the default way differently and cannot read each other's."""
-    cls = type(value)
-    return cls, _FIELD_VALUES[cls](value)
-
-
 # --- settled statements, packed ------------------------------------------------------------
 
 # From the dataclass fields, not `__slots__`: a compiled class has none (`make native`).
 _STATEMENT_FIELDS = tuple(f.name for f in fields(Statement))
-_statement_values = _FIELD_VALUES[Statement]  # one C call for the whole tuple
+_statement_values = field_values(Statement)  # one C call for the whole tuple
 _DATE_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("statement_date", "due_date"))
 _INSTANT_INDEXES = tuple(_STATEMENT_FIELDS.index(n) for n in ("overdue_since", "cured_at"))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from jiefeng.domain.holds import Hold
 from jiefeng.domain.ledger import Ledger, Statement
+from jiefeng.domain.pickled import by_fields
 from jiefeng.domain.remembered import PurchaseRecord, RememberedPurchases
 
 __all__ = ["AccountState", "Appeal", "BureauFact", "DeclinedPurchase", "PurchaseRecord",
@@ -52,7 +52,7 @@ class BureauFact:
     event_id: str
 
     def __reduce__(self) -> tuple:
-        return _by_fields(self)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +68,7 @@ class Appeal:
     reason: str = ""
 
     def __reduce__(self) -> tuple:
-        return _by_fields(self)
-
-
-# The bureau facts and appeals a state holds pickle as their class called with their field
-# values in order: the same bytes whether this module runs as Python or compiled (`make
-# native`), which pickle frozen dataclasses the default way differently (see ledger.py).
-_FIELD_VALUES = {cls: attrgetter(*(f.name for f in fields(cls))) for cls in (BureauFact, Appeal)}
-
-
-def _by_fields(value: BureauFact | Appeal) -> tuple:
-    cls = type(value)
-    return cls, _FIELD_VALUES[cls](value)
+        return by_fields(self)  # the same bytes compiled or not (jiefeng.domain.pickled)
 
 
 @dataclass(slots=True)

@@ -41,6 +41,8 @@ _SCHEMA_LOCK_KEY = 0x6A6965666E67  # 'jiefng': one lock id for schema upgrades
 SNAPSHOT_FORMAT = 13  # bump when AccountState changes shape; older snapshots are rebuilt
 # 5: declined purchases remember amount, merchant and codes; score holds keep their numbers
 # 10: remembered purchases are packed (jiefeng.domain.remembered); 11: older ones together
+# 12: ledgers pickle as their class called with their fields (jiefeng.domain.pickled), the
+# same bytes compiled or not; 13: the bureau facts and appeals too
 MAX_BATCH_EVENTS = 1_000  # one API request: the batch a client sends
 # One transaction when ingesting a file. Each transaction rewrites the row of every account it
 # touches, so bigger transactions (still bounded) cost fewer row writes and commits per event;
