@@ -136,6 +136,8 @@ def _audit_commands(store: Any, items: list[tuple[int, bytes]], report: Any) -> 
     """Operator commands and appeals applied from a file go to the audit log (kind `cli`,
     actor the OS user), as they do over HTTP. `items` needs only the lines of commands
     (`scan`'s `keep_types`); `report` must hold their results."""
+    if not items:
+        return  # no command in the file: nothing to audit, nothing to import
     import getpass
 
     from jiefeng.service.audit import AuditLog, cli_command_entries

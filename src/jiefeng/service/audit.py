@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from jiefeng.service.security import COMMAND_TYPES
+from jiefeng.domain.event_kinds import COMMAND_TYPES  # not via security: no jwt for a file ingest
 from jiefeng.store import schema as t
 from jiefeng.store import service_tables as st
 from jiefeng.store.sql import SqlStore
