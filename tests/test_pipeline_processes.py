@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.cli import PRESTART_BYTES, app
-from jiefeng.service import pipeline_processes
+from jiefeng.service import pipeline, pipeline_processes
 from jiefeng.service.engine import Engine
 from jiefeng.service.event_file import scan, spooled
 from jiefeng.service.security import COMMAND_TYPES
@@ -279,6 +280,37 @@ def test_the_second_folding_process_indexes_half_of_a_large_file(tmp_path, big_f
     # Its lines, and the empty piece after the file's last "\n".
     assert 0 < len(part) < len(got[0]) and lines == len(part) + 1
     assert got == _indexed(big_file)
+
+
+def test_the_helper_imports_what_a_files_sweep_needs_before_its_first_part(
+        tmp_path, big_file) -> None:
+    """A sweep's criteria import sqlglot on first use; the helper is told to import it while
+    it waits (nothing answered), not in the middle of a batch. It is told only when the
+    file's commands hold a sweep, and goes on answering what it is sent after."""
+    lines = [(n, line.encode()) for n, line in enumerate(
+        big_file.read_text(encoding="utf-8").splitlines(), start=1)
+        if json.loads(line)["type"] in COMMAND_TYPES]
+    sweeps = [item for item in lines if json.loads(item[1])["type"] == "policy_sweep"]
+    assert sweeps and len(sweeps) < len(lines)
+    sent = []
+    told = SimpleNamespace(connection=SimpleNamespace(send=sent.append))
+    pipeline._FoldHelper.expect_commands(told, [i for i in lines if i not in sweeps])
+    assert sent == []
+    pipeline._FoldHelper.expect_commands(told, lines)
+    assert sent == [(pipeline.WARM, ("jiefeng.policy.criteria",))]
+
+    engine = Engine(SqlStore(str(tmp_path / "w.db")))
+    processes = engine.start_file_processes()
+    assert processes.helper is not None
+    try:
+        processes.helper.expect_commands(sweeps)
+        with big_file.open("rb") as source:
+            assert processes.helper.start_scan(source, 0, COMMAND_TYPES)
+            answer = processes.helper.collect_scan()  # the next answer is the scan's
+    finally:
+        processes.close()
+    assert answer is not None and len(answer[0]) > 0
+    assert processes.helper.process.returncode == 0  # it ended as asked, not on an error
 
 
 def test_a_file_replaced_under_its_path_is_indexed_here(tmp_path, big_file, caplog) -> None:

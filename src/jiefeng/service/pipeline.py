@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import heapq
+import importlib
 import logging
 import os
 import pickle
@@ -83,6 +84,10 @@ PIPELINE_DEPTH = 3
 
 COMMITTED, CONFLICT, FAILED, SKIPPED = "committed", "conflict", "failed", "skipped"
 SCAN = "scan"  # a message to the helper: index part of the file (`_FoldHelper.start_scan`)
+WARM = "warm"  # a message to the helper: import modules now (`_FoldHelper.expect_commands`)
+# What reading a command of these types imports on first use, and what its line always holds.
+# A sweep's criteria are compiled with sqlglot: about 70 ms of CPU in each folding process.
+_FIRST_READ_IMPORTS = {b'"policy_sweep"': ("jiefeng.policy.criteria",)}
 AFTER_BATCH = "after"  # a scope marker given as "the one batch n of this file left"
 # A batch that activates a policy version goes under the locks, after the batches before it
 # commit: the activation carries the stored version's policy, which only the store resolves.
@@ -827,6 +832,19 @@ class _FoldHelper:
             return False
         return True
 
+    def expect_commands(self, kept: Iterable[tuple[int, bytes]]) -> None:
+        """Have the helper import, while it waits for its first part, what reading the file's
+        commands (`kept`: the lines of `COMMAND_TYPES`) will import on first use; it would
+        otherwise import it in the middle of a batch, on the core it shares with the writer.
+        A line is matched by its bytes: a text that merely quotes a type costs an import."""
+        modules = sorted({module for marker, names in _FIRST_READ_IMPORTS.items()
+                          if any(marker in line for _, line in kept) for module in names})
+        if modules:
+            try:
+                self.connection.send((WARM, tuple(modules)))
+            except OSError:
+                pass  # gone: the first batch finds out and goes sequential
+
     def collect_scan(self) -> tuple[EventFile, int] | None:
         try:
             status, kind, payload = self.connection.recv()
@@ -879,6 +897,10 @@ def _helper_main(url: str, policy: Policy, snapshot_every: int, cache_accounts: 
         while (message := connection.recv()) is not None:
             if message[0] == SCAN:
                 connection.send(_scan_part(*message[1:]))
+                continue
+            if message[0] == WARM:  # nothing is answered
+                for name in message[1]:
+                    importlib.import_module(name)
                 continue
             number, items, positions, shadow, now, committed = message
             while in_flight and in_flight[0].number <= committed:
