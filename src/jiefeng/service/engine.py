@@ -142,7 +142,8 @@ class Engine:
         `processes` (`start_file_processes`, called before reading the file) are the pipeline's,
         started ahead; closed here if the file turns out to be one transaction."""
         if isinstance(items, EventFile):
-            if processes is not None and processes.helper is not None:
+            if (pipelined and processes is not None and processes.helper is not None
+                    and len(items) > FILE_BATCH_EVENTS):  # surely pipelined: several batches
                 processes.helper.expect_commands(items.kept)  # while the batches are cut
             batches: Sequence[Sequence[tuple[int, Any]]] = items.batches(
                 FILE_BATCH_EVENTS, self.stored_appeal_accounts)
