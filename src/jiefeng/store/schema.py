@@ -48,14 +48,15 @@ Index("ix_events_account_time", events.c.account_id, events.c.at_utc, events.c.s
 # SQLite file is created from this metadata): naming a dialect's option makes SQLAlchemy
 # import that dialect, and PostgreSQL's is 19 modules (15-20 ms) every process would load
 # for nothing; Alembic's environment adds it (`with_postgresql_options`).
+_OPERATOR_LINES = events.c.account_id.is_(None)
 operator_type_index = Index("ix_events_operator_type", events.c.type, events.c.seq,
-                            sqlite_where=events.c.account_id.is_(None))
+                            sqlite_where=_OPERATOR_LINES)
 
 
 def with_postgresql_options() -> None:
     """Declare the PostgreSQL condition of the partial index too (what migration 0001 made),
     for a process that reads the metadata as PostgreSQL's (Alembic's environment)."""
-    operator_type_index.dialect_options["postgresql"]["where"] = events.c.account_id.is_(None)
+    operator_type_index.dialect_options["postgresql"]["where"] = _OPERATOR_LINES
 
 accounts = Table(
     "accounts",
