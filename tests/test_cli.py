@@ -154,6 +154,64 @@ def test_policy_show_and_validate(tmp_path: Path) -> None:
     assert "nonsense: unknown setting" in result.output
 
 
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output == f"jiefeng {version('jiefeng')}\n"
+
+
+def _not_utf8_policy(tmp_path: Path) -> Path:
+    shown = invoke("policy", "show").output
+    path = tmp_path / "latin1.toml"
+    # A comment saved in GBK by an editor that does not write UTF-8: bytes, not text.
+    path.write_bytes(shown.encode("utf-8") + "# 花呗\n".encode("gbk"))
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    ["ingest", "EVENTS", "--db", "DB", "--policy", "POLICY"],
+    ["policy", "validate", "POLICY"],
+    ["policy", "show", "POLICY"],
+    ["backtest", "--policy", "POLICY", "--db", "DB"],
+    ["backtest", "--policy", "GOOD", "--baseline", "POLICY", "--db", "DB"],
+])
+def test_a_policy_file_that_is_not_utf8_is_refused_in_one_line(files, tmp_path, command) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db, "--quiet")
+    good = tmp_path / "good.toml"
+    good.write_text(invoke("policy", "show").output, encoding="utf-8")
+    bad = _not_utf8_policy(tmp_path)
+    names = {"EVENTS": str(events), "DB": db, "POLICY": str(bad), "GOOD": str(good)}
+    result = invoke(*[names.get(part, part) for part in command])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)  # not an uncaught UnicodeDecodeError
+    assert "not UTF-8 text (byte 0xbb at byte" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_policy_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + invoke("policy", "show").output.encode("utf-8"))
+    assert invoke("policy", "validate", str(path)).exit_code == 0
+    assert invoke("policy", "show", str(path)).output.startswith("# jiefeng default policy")
+
+
+def test_a_missing_policy_file_names_its_option_and_the_reason(files, tmp_path) -> None:
+    events, db = files
+    invoke("ingest", str(events), "--db", db, "--quiet")
+    good = tmp_path / "good.toml"
+    good.write_text(invoke("policy", "show").output, encoding="utf-8")
+    missing = str(tmp_path / "missing.toml")
+    result = invoke("backtest", "--policy", str(good), "--baseline", missing, "--db", db)
+    assert result.exit_code == 2
+    assert f"--baseline {missing}: No such file or directory" in result.output
+    result = invoke("ingest", str(events), "--db", db, "--policy", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"--policy {tmp_path}: Is a directory" in result.output
+
+
 def test_the_installed_command_runs_as_a_process(files) -> None:
     """The console script, not only the in-process runner, is what the README promises."""
     events, db = files

@@ -55,6 +55,28 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, cls=JiefengGroup,
                   help="jiefeng: freeze and unfreeze consumer credit lines, and say why.")
 policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy file.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+
+
+def _print_version(shown: bool) -> None:
+    if not shown:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("jiefeng")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "(not installed)"
+    typer.echo(f"jiefeng {number}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", help="Print jiefeng's version and exit.", callback=_print_version,
+        is_eager=True)] = False) -> None:
+    """jiefeng: freeze and unfreeze consumer credit lines, and say why."""
+
+
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 
@@ -80,7 +102,9 @@ PolicyOption = Annotated[
 ]
 
 
-def _policy(path: Path | None):
+def _policy(path: Path | None, option: str = "--policy"):
+    """The policy of the file `option` names (None: the built-in default), or exit 2 saying
+    why not in one line."""
     from jiefeng.policy.schema import PolicyInvalid, default_policy, load_policy
 
     if path is None:
@@ -88,7 +112,8 @@ def _policy(path: Path | None):
     try:
         return load_policy(path)
     except (OSError, PolicyInvalid) as error:
-        errors.print(f"--policy {path}: {error}", markup=False, highlight=False, soft_wrap=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        errors.print(f"{option} {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -399,14 +424,14 @@ def policy_show(
 ) -> None:
     """Print a policy, validated: a file, else the active version of --db's store, else the
     built-in default."""
-    from jiefeng.policy.schema import default_policy_text
+    from jiefeng.policy.schema import default_policy_text, read_policy_text
 
     if file is not None and db is not None:
         errors.print("give a policy file or --db, not both", markup=False)
         raise typer.Exit(2)
     if file is not None:
-        _policy(file)
-        print(file.read_text(encoding="utf-8"))
+        _policy(file, option="policy file")
+        print(read_policy_text(file))
     elif db is not None:
         print(_active_policy_text(db))
     else:
@@ -418,10 +443,11 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML
                     db: OptionalDbOption = None) -> None:
     """Check a policy file; exit 2 with each field and reason if it is invalid. With --db, also
     refuse a version the store already holds with other settings (upload would refuse it)."""
-    from jiefeng.policy.schema import PolicyInvalid, load_policy
+    from jiefeng.policy.schema import PolicyInvalid, parse_policy_text, read_policy_text
 
     try:
-        policy = load_policy(file)
+        text = read_policy_text(file)
+        policy = parse_policy_text(text)
     except OSError as error:
         errors.print(f"[red]{file}: {error.strerror}[/red]")
         raise typer.Exit(2) from None
@@ -442,7 +468,7 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="Policy file (TOML
             stored = None
         finally:
             store.close()
-        digest = hashlib.sha256(file.read_text(encoding="utf-8").encode()).hexdigest()
+        digest = hashlib.sha256(text.encode()).hexdigest()
         if stored is not None and stored["sha256"] != digest:
             console.print(f"version: {policy.version!r} is already stored with other "
                           "settings; give the changed policy a new version",

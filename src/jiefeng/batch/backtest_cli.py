@@ -61,7 +61,7 @@ def backtest(
     candidate = _policy(policy)
     window_start, window_end = _parse_at(start, "--from"), _parse_at(end, "--to")
     engine = _engine(db, must_exist=True)
-    base = engine.policy if baseline == "active" else _policy(Path(baseline))
+    base = engine.policy if baseline == "active" else _policy(Path(baseline), "--baseline")
     spec = BacktestSpec(base, candidate, window_start, window_end, accounts, sample, workers)
     if engine_name == "local" and (export_dir or spark_remote):
         errors.print("--input and --spark-remote: only with --engine spark", markup=False)

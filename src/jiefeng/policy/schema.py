@@ -289,8 +289,21 @@ def parse_policy_text(text: str) -> Policy:
     return parse_policy(document)
 
 
+def read_policy_text(path: str | Path) -> str:
+    """A policy file's text. Raises OSError if it cannot be read, PolicyInvalid if it is not
+    UTF-8 (TOML is UTF-8 text). A byte-order mark before it, as some Windows editors write, is
+    not part of the text."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PolicyInvalid([("(file)", (
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} at byte {error.start + 1}); "
+            "save the policy file as UTF-8"))]) from None
+
+
 def load_policy(path: str | Path) -> Policy:
-    return parse_policy_text(Path(path).read_text(encoding="utf-8"))
+    return parse_policy_text(read_policy_text(path))
 
 
 def default_policy_text() -> str:
