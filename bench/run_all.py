@@ -12,8 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py", "bench_sweep.py",
-              "bench_late.py", "bench_ingest_memory.py")
+BENCHMARKS = ("bench_core.py", "bench_http.py", "bench_backtest.py",
+              "bench_backtest_summary.py", "bench_sweep.py", "bench_late.py",
+              "bench_ingest_memory.py")
 
 
 def main() -> int:

@@ -3,9 +3,14 @@ portfolio of tests/backtest_portfolio.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections import Counter
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backends import db_url  # noqa: F401  (fixture)
 from backtest_portfolio import backtest, candidate_text, stored  # noqa: F401  (fixture)
@@ -419,3 +424,64 @@ def test_an_engine_is_told_when_the_accounts_are_a_sample_of_the_stored_ones(
     service_backtest.run_backtest(db, store, Engine(store).scopes(), spec, engine=engine)
     store.close()
     assert seen == [(sampled, 2 if sampled else 4)]
+
+
+# --- frozen_by_day ---------------------------------------------------------------------------
+
+_WINDOW = B.Window(dt.datetime(2025, 3, 1, 5, tzinfo=dt.UTC),
+                   dt.datetime(2025, 11, 20, 3, tzinfo=dt.UTC))
+
+
+def _day_by_day(runs, window, timezone):
+    """What frozen_by_day must give, the plain way: every day of every hold visited."""
+    tz = ZoneInfo(timezone)
+    first, last = window.start.astimezone(tz).date(), window.end.astimezone(tz).date()
+    days = {first + dt.timedelta(days=n): Counter() for n in range((last - first).days + 1)}
+    for run in runs:
+        for i in run.intervals:
+            if i.start > window.end or (i.end is not None and i.end <= window.start):
+                continue
+            day = max(first, i.start.astimezone(tz).date())
+            end = last if i.end is None else min(
+                last, (i.end - dt.timedelta(microseconds=1)).astimezone(tz).date())
+            while day <= end:
+                days[day][i.code] += 1
+                day += dt.timedelta(days=1)
+    return {d.isoformat(): dict(sorted(c.items())) for d, c in days.items()}
+
+
+_instants = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2026, 1, 31),
+                         timezones=st.just(dt.UTC))
+_intervals = st.builds(
+    lambda code, start, length_s, still_open: B.Interval(
+        code, start, None if still_open else start + dt.timedelta(seconds=length_s), None),
+    st.sampled_from(["overdue", "dormant", "password_lock"]), _instants,
+    st.one_of(st.just(0), st.integers(0, 400 * 86_400)), st.booleans())
+
+
+@given(st.lists(st.lists(_intervals, max_size=4), max_size=12),
+       st.sampled_from(["Asia/Shanghai", "America/New_York", "UTC"]))
+def test_frozen_by_day_counts_each_hold_on_each_day_it_touches(interval_lists, timezone):
+    runs = [B.AccountRun(f"A{n}", intervals) for n, intervals in enumerate(interval_lists)]
+    got = B.frozen_by_day(runs, _WINDOW, timezone)
+    # Byte for byte, as backtest.json holds it: the same days and codes in the same order.
+    assert json.dumps(got) == json.dumps(_day_by_day(runs, _WINDOW, timezone))
+
+
+def test_frozen_by_day_at_the_window_edges_and_midnight():
+    tz = ZoneInfo("Asia/Shanghai")
+    midnight = dt.datetime(2025, 6, 2, tzinfo=tz).astimezone(dt.UTC)
+    runs = [B.AccountRun("A", [
+        B.Interval("overdue", midnight, midnight, None),  # placed and released at once
+        B.Interval("dormant", midnight, midnight + dt.timedelta(days=1), None),  # one day
+        B.Interval("password_lock", _WINDOW.end, None, None),  # from the window's last instant
+        B.Interval("score_below_threshold", _WINDOW.start - dt.timedelta(days=9),
+                   _WINDOW.start, None),  # released as the window opens: not in it
+    ])]
+    days = B.frozen_by_day(runs, _WINDOW, "Asia/Shanghai")
+    assert days["2025-06-02"] == {"dormant": 1}
+    assert days["2025-06-01"] == {} and days["2025-06-03"] == {}
+    assert days["2025-11-20"] == {"password_lock": 1}
+    assert days["2025-03-01"] == {}
+    assert all("overdue" not in counts for counts in days.values())
+    assert all("score_below_threshold" not in counts for counts in days.values())

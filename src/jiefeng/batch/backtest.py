@@ -250,14 +250,17 @@ def _codes(codes: Iterable[str]) -> list[str]:
 
 def frozen_by_day(runs: Sequence[AccountRun], window: Window, timezone: str
                   ) -> dict[str, dict[str, int]]:
-    """{local day: {code: accounts under the hold at any moment of that day}}."""
+    """{local day: {code: holds of that code in force at some moment of that day}}, every
+    day of the window (an account that holds a code twice in one day counts twice).
+
+    Each hold adds one to each day it touches: recorded as +1 on its first day and -1 after
+    its last (a difference array per code), then summed once over the days. The work grows
+    with the holds plus the days, not with their product (a portfolio's worth of holds that
+    last months: tens of seconds, day by day)."""
     tz = zone(timezone)
     first, last = local_date(window.start, tz), local_date(window.end, tz)
-    days: dict[dt.date, Counter[str]] = {}
-    day = first
-    while day <= last:
-        days[day] = Counter()
-        day += dt.timedelta(days=1)
+    span = (last - first).days + 1
+    changes: dict[str, list[int]] = {}
     for run in runs:
         for interval in run.intervals:
             if not _overlaps(interval, window):
@@ -265,11 +268,24 @@ def frozen_by_day(runs: Sequence[AccountRun], window: Window, timezone: str
             start_day = max(first, local_date(interval.start, tz))
             end_day = last if interval.end is None else min(
                 last, local_date(interval.end - dt.timedelta(microseconds=1), tz))
-            day = start_day
-            while day <= end_day:
-                days[day][interval.code] += 1
-                day += dt.timedelta(days=1)
-    return {d.isoformat(): dict(sorted(c.items())) for d, c in days.items()}
+            if end_day < start_day:  # released at the instant it was placed, at midnight
+                continue
+            deltas = changes.get(interval.code)
+            if deltas is None:
+                deltas = changes[interval.code] = [0] * (span + 1)
+            deltas[(start_day - first).days] += 1
+            deltas[(end_day - first).days + 1] -= 1
+    codes = sorted(changes)
+    in_force = dict.fromkeys(codes, 0)
+    by_day: dict[str, dict[str, int]] = {}
+    for offset in range(span):
+        counts: dict[str, int] = {}
+        for code in codes:
+            in_force[code] += changes[code][offset]
+            if in_force[code]:
+                counts[code] = in_force[code]
+        by_day[(first + dt.timedelta(days=offset)).isoformat()] = counts
+    return by_day
 
 
 def sample_order(account_id: str) -> str:
@@ -301,9 +317,9 @@ def summarize(
             frozen_only_candidate[code] += 1
         if run.signature(window) != other.signature(window):
             differing += 1
-    codes = _codes({*_code_figures(baseline, window), *_code_figures(candidate, window)})
     figures = {"baseline": _code_figures(baseline, window),
                "candidate": _code_figures(candidate, window)}
+    codes = _codes({*figures["baseline"], *figures["candidate"]})
     by_code = {
         code: {
             "baseline": figures["baseline"].get(code, _empty_code_figures()),
