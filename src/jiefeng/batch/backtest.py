@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jiefeng.batch.daily import counts_by_day, hold_days
 from jiefeng.batch.policy_reach import PolicyWatch
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
@@ -251,41 +252,14 @@ def _codes(codes: Iterable[str]) -> list[str]:
 def frozen_by_day(runs: Sequence[AccountRun], window: Window, timezone: str
                   ) -> dict[str, dict[str, int]]:
     """{local day: {code: holds of that code in force at some moment of that day}}, every
-    day of the window (an account that holds a code twice in one day counts twice).
-
-    Each hold adds one to each day it touches: recorded as +1 on its first day and -1 after
-    its last (a difference array per code), then summed once over the days. The work grows
-    with the holds plus the days, not with their product (a portfolio's worth of holds that
-    last months: tens of seconds, day by day)."""
+    day of the window (an account that holds a code twice in one day counts twice); see
+    jiefeng.batch.daily."""
     tz = zone(timezone)
     first, last = local_date(window.start, tz), local_date(window.end, tz)
-    span = (last - first).days + 1
-    changes: dict[str, list[int]] = {}
-    for run in runs:
-        for interval in run.intervals:
-            if not _overlaps(interval, window):
-                continue
-            start_day = max(first, local_date(interval.start, tz))
-            end_day = last if interval.end is None else min(
-                last, local_date(interval.end - dt.timedelta(microseconds=1), tz))
-            if end_day < start_day:  # released at the instant it was placed, at midnight
-                continue
-            deltas = changes.get(interval.code)
-            if deltas is None:
-                deltas = changes[interval.code] = [0] * (span + 1)
-            deltas[(start_day - first).days] += 1
-            deltas[(end_day - first).days + 1] -= 1
-    codes = sorted(changes)
-    in_force = dict.fromkeys(codes, 0)
-    by_day: dict[str, dict[str, int]] = {}
-    for offset in range(span):
-        counts: dict[str, int] = {}
-        for code in codes:
-            in_force[code] += changes[code][offset]
-            if in_force[code]:
-                counts[code] = in_force[code]
-        by_day[(first + dt.timedelta(days=offset)).isoformat()] = counts
-    return by_day
+    spans = ((interval.code, *hold_days(interval.start, interval.end, first, last, tz))
+             for run in runs for interval in run.intervals if _overlaps(interval, window))
+    return {(first + dt.timedelta(days=offset)).isoformat(): counts
+            for offset, counts in enumerate(counts_by_day(spans, first, last))}
 
 
 def sample_order(account_id: str) -> str:

@@ -10,6 +10,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from jiefeng.batch.daily import counts_by_day, hold_days
 from jiefeng.domain import holds as H
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
@@ -37,18 +38,11 @@ class Timeline:
 
     def active_by_day(self, first: dt.date, last: dt.date,
                       tz: dt.tzinfo) -> dict[dt.date, dict[str, int]]:
-        """Accounts under each hold at any moment of each local day."""
-        days: dict[dt.date, Counter] = {first + dt.timedelta(days=n): Counter()
-                                         for n in range((last - first).days + 1)}
-        for interval in self.intervals:
-            start_day = max(first, interval.start.astimezone(tz).date())
-            end_day = last if interval.end is None else min(
-                last, (interval.end - dt.timedelta(microseconds=1)).astimezone(tz).date())
-            day = start_day
-            while day <= end_day:
-                days[day][interval.code] += 1
-                day += dt.timedelta(days=1)
-        return {day: dict(counts) for day, counts in days.items()}
+        """Holds of each code in force at some moment of each local day (see
+        jiefeng.batch.daily)."""
+        spans = ((i.code, *hold_days(i.start, i.end, first, last, tz)) for i in self.intervals)
+        return {first + dt.timedelta(days=offset): counts
+                for offset, counts in enumerate(counts_by_day(spans, first, last))}
 
     def first_of_each_code(self) -> dict[str, HoldInterval]:
         first: dict[str, HoldInterval] = {}
