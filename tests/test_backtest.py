@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -436,7 +435,7 @@ def _day_by_day(runs, window, timezone):
     """What frozen_by_day must give, the plain way: every day of every hold visited."""
     tz = ZoneInfo(timezone)
     first, last = window.start.astimezone(tz).date(), window.end.astimezone(tz).date()
-    days = {first + dt.timedelta(days=n): Counter() for n in range((last - first).days + 1)}
+    days = {first + dt.timedelta(days=n): {} for n in range((last - first).days + 1)}
     for run in runs:
         for i in run.intervals:
             if i.start > window.end or (i.end is not None and i.end <= window.start):
@@ -445,9 +444,10 @@ def _day_by_day(runs, window, timezone):
             end = last if i.end is None else min(
                 last, (i.end - dt.timedelta(microseconds=1)).astimezone(tz).date())
             while day <= end:
-                days[day][i.code] += 1
+                days[day].setdefault(i.code, set()).add(run.account_id)
                 day += dt.timedelta(days=1)
-    return {d.isoformat(): dict(sorted(c.items())) for d, c in days.items()}
+    return {d.isoformat(): {code: len(accounts) for code, accounts in sorted(c.items())}
+            for d, c in days.items()}
 
 
 _instants = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2026, 1, 31),
@@ -461,7 +461,7 @@ _intervals = st.builds(
 
 @given(st.lists(st.lists(_intervals, max_size=4), max_size=12),
        st.sampled_from(["Asia/Shanghai", "America/New_York", "UTC"]))
-def test_frozen_by_day_counts_each_hold_on_each_day_it_touches(interval_lists, timezone):
+def test_frozen_by_day_counts_each_account_on_each_day_a_hold_touches(interval_lists, timezone):
     runs = [B.AccountRun(f"A{n}", intervals) for n, intervals in enumerate(interval_lists)]
     got = B.frozen_by_day(runs, _WINDOW, timezone)
     # Byte for byte, as backtest.json holds it: the same days and codes in the same order.
@@ -485,3 +485,18 @@ def test_frozen_by_day_at_the_window_edges_and_midnight():
     assert days["2025-03-01"] == {}
     assert all("overdue" not in counts for counts in days.values())
     assert all("score_below_threshold" not in counts for counts in days.values())
+
+
+def test_an_account_locked_twice_in_one_day_counts_once_that_day():
+    tz = ZoneInfo("Asia/Shanghai")
+    morning = dt.datetime(2025, 6, 2, 9, tzinfo=tz).astimezone(dt.UTC)
+    twice = B.AccountRun("A", [
+        B.Interval("password_lock", morning, morning + dt.timedelta(hours=3), "time"),
+        B.Interval("password_lock", morning + dt.timedelta(hours=5),
+                   morning + dt.timedelta(days=1, hours=5), "time"),
+    ])
+    other = B.AccountRun("B", [B.Interval("password_lock", morning, None, None)])
+    days = B.frozen_by_day([twice, other], _WINDOW, "Asia/Shanghai")
+    assert days["2025-06-02"] == {"password_lock": 2}  # A once, B once
+    assert days["2025-06-03"] == {"password_lock": 2}
+    assert days["2025-06-04"] == {"password_lock": 1}  # B only

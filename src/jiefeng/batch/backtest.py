@@ -251,13 +251,13 @@ def _codes(codes: Iterable[str]) -> list[str]:
 
 def frozen_by_day(runs: Sequence[AccountRun], window: Window, timezone: str
                   ) -> dict[str, dict[str, int]]:
-    """{local day: {code: holds of that code in force at some moment of that day}}, every
-    day of the window (an account that holds a code twice in one day counts twice); see
-    jiefeng.batch.daily."""
+    """{local day: {code: accounts under a hold of that code at some moment of that day}},
+    every day of the window (see jiefeng.batch.daily)."""
     tz = zone(timezone)
     first, last = local_date(window.start, tz), local_date(window.end, tz)
-    spans = ((interval.code, *hold_days(interval.start, interval.end, first, last, tz))
-             for run in runs for interval in run.intervals if _overlaps(interval, window))
+    spans = ((index, interval.code, *hold_days(interval.start, interval.end, first, last, tz))
+             for index, run in enumerate(runs) for interval in run.intervals
+             if _overlaps(interval, window))
     return {(first + dt.timedelta(days=offset)).isoformat(): counts
             for offset, counts in enumerate(counts_by_day(spans, first, last))}
 

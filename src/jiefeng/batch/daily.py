@@ -1,10 +1,16 @@
-"""Holds counted by local day, for the charts of the demo report and of a backtest.
+"""Accounts under each hold code, by local day, for the charts of the demo report and of a
+backtest.
 
-A hold counts on every local day it is in force at some moment of (its first day, through the
-day of the last instant before its release). Counting it by visiting each of its days costs
-the holds times their length, which a portfolio of holds that last months makes minutes;
-here each hold adds +1 on its first day and -1 after its last (a difference array per code),
-summed once over the days: linear in the holds plus the days.
+An account counts on a day under a code if a hold of that code was in force on it at some
+moment of that day (from the hold's first day through the day of the last instant before its
+release), once however many such holds it had that day (a lock released and placed again the
+same afternoon is one account locked that day, not two).
+
+Counting by visiting each day of each hold costs the holds times their length, which a
+portfolio of holds that last months makes minutes. Here one account's spans of one code are
+merged where they share a day, then each merged span adds +1 on its first day and -1 after its
+last (a difference array per code), summed once over the days: the work grows with the holds
+plus the days.
 
 Pure: no I/O.
 """
@@ -12,11 +18,12 @@ Pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 _INSTANT = dt.timedelta(microseconds=1)
 
-Span = tuple[str, dt.date, dt.date]  # (code, first day, last day), both days counted
+# (account, code, first day, last day), both days counted
+Span = tuple[Hashable, str, dt.date, dt.date]
 
 
 def hold_days(start: dt.datetime, end: dt.datetime | None, first: dt.date, last: dt.date,
@@ -28,17 +35,34 @@ def hold_days(start: dt.datetime, end: dt.datetime | None, first: dt.date, last:
     return start_day, end_day
 
 
+def _merged(spans: Iterable[Span], first: dt.date, last: dt.date
+            ) -> Iterable[tuple[str, dt.date, dt.date]]:
+    """Each account's spans of each code within the days, merged where they share a day."""
+    by_owner: dict[tuple[Hashable, str], list[tuple[dt.date, dt.date]]] = {}
+    for owner, code, start_day, end_day in spans:
+        start_day, end_day = max(start_day, first), min(end_day, last)
+        if start_day <= end_day:
+            by_owner.setdefault((owner, code), []).append((start_day, end_day))
+    for (_, code), days in by_owner.items():
+        days.sort()
+        start_day, end_day = days[0]
+        for next_start, next_end in days[1:]:
+            if next_start <= end_day:  # they share a day: one account that day
+                end_day = max(end_day, next_end)
+            else:
+                yield code, start_day, end_day
+                start_day, end_day = next_start, next_end
+        yield code, start_day, end_day
+
+
 def counts_by_day(spans: Iterable[Span], first: dt.date, last: dt.date
                   ) -> list[dict[str, int]]:
-    """For each day from `first` to `last`: {code: how many spans of that code include the
+    """For each day from `first` to `last`: {code: accounts with a span of that code on the
     day}, codes in sorted order, none with a count of zero. A span outside the days, or whose
     first day is after its last, counts nowhere."""
     days = (last - first).days + 1
     changes: dict[str, list[int]] = {}
-    for code, start_day, end_day in spans:
-        start_day, end_day = max(start_day, first), min(end_day, last)
-        if end_day < start_day:
-            continue
+    for code, start_day, end_day in _merged(spans, first, last):
         deltas = changes.get(code)
         if deltas is None:
             deltas = changes[code] = [0] * (days + 1)

@@ -38,9 +38,10 @@ class Timeline:
 
     def active_by_day(self, first: dt.date, last: dt.date,
                       tz: dt.tzinfo) -> dict[dt.date, dict[str, int]]:
-        """Holds of each code in force at some moment of each local day (see
+        """Accounts under a hold of each code at some moment of each local day (see
         jiefeng.batch.daily)."""
-        spans = ((i.code, *hold_days(i.start, i.end, first, last, tz)) for i in self.intervals)
+        spans = ((i.account_id, i.code, *hold_days(i.start, i.end, first, last, tz))
+                 for i in self.intervals)
         return {first + dt.timedelta(days=offset): counts
                 for offset, counts in enumerate(counts_by_day(spans, first, last))}
 
