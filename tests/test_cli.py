@@ -223,6 +223,33 @@ def test_the_installed_command_runs_as_a_process(files) -> None:
     assert "accepted 7" in completed.stdout
 
 
+def test_the_ingest_process_ends_with_its_output_written_and_its_database_closed(
+        files, tmp_path) -> None:
+    """The command ends its process without the interpreter's teardown: what it printed must
+    still reach a file (not a terminal: buffered), and the database must be closed, its
+    write-ahead log folded back (a copy of the .db file alone holds every event)."""
+    import sqlite3
+
+    events, db = files
+    jiefeng = Path(sys.executable).with_name("jiefeng")
+    for expected_code, source in ((2, events), (0, tmp_path / "clean.jsonl")):
+        if expected_code == 0:
+            source.write_text(LINES[0] + "\n" + LINES[1] + "\n", encoding="utf-8")
+        out = tmp_path / f"out-{expected_code}.txt"
+        with out.open("w", encoding="utf-8") as stdout:
+            completed = subprocess.run([str(jiefeng), "ingest", str(source), "--db", db],
+                                       stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                       timeout=120)
+        assert completed.returncode == expected_code, completed.stderr
+        printed = out.read_text(encoding="utf-8")
+        assert printed.rstrip().splitlines()[-1].startswith("accepted ")
+        assert not Path(db + "-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(Path(db).read_bytes())
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("SELECT count(*) FROM events").fetchone()[0] == 7
+
+
 def test_ingest_quiet_prints_only_the_totals(files) -> None:
     """Without --quiet the command draws its progress bar and names each rejected line on
     top of the totals; with it, the totals alone (what a script parses), exit code unchanged."""

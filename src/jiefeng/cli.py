@@ -56,6 +56,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, cls=JiefengGroup,
 policy_app = typer.Typer(no_args_is_help=True, help="Show or validate a policy file.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
+# Set by `main` (the jiefeng script, `python -m jiefeng`): the process is this command's alone,
+# and may end without the interpreter's teardown (`_exit_now`); not where `app` is embedded.
+_whole_process = False
+
 
 def _print_version(shown: bool) -> None:
     if not shown:
@@ -267,8 +271,25 @@ def ingest(
             console.print(cut(f"line {result.position}:{event} {result.field}: {result.reason}"),
                           markup=False, highlight=False, soft_wrap=True)
     console.print(f"accepted {accepted}, duplicate {duplicates}, rejected {len(rejected)}")
+    if _whole_process:
+        _exit_now(engine.store, 2 if rejected else 0)
     if rejected:
         raise typer.Exit(2)
+
+
+def _exit_now(store: Any, code: int) -> None:
+    """End a command that runs as the whole process (`main`) without the interpreter's
+    teardown: after a file ingest, freeing its objects one by one (the states it keeps, the
+    file's index, the modules) took about a tenth of a second once everything was committed
+    and printed. The store is closed first (SQLite folds its write-ahead log back into the
+    database file then), the log handlers and the output flushed."""
+    import logging
+
+    store.close()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -487,10 +508,12 @@ def db_upgrade(db: DbOption = "jiefeng.db") -> None:
 
 
 def main() -> None:
+    global _whole_process
     # Ingest and replay allocate millions of short-lived objects next to a large cache of
     # account states and few reference cycles; the default thresholds walk that cache in
     # frequent collections that find almost nothing to free.
     gc.set_threshold(200_000, 50, 1000)
+    _whole_process = True
     app()  # JiefengGroup turns a database that cannot be used into one line and exit 2
 
 
