@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from backends import db_url  # noqa: F401  (fixture)
 from backtest_portfolio import backtest, candidate_text, stored  # noqa: F401  (fixture)
 from jiefeng.batch import backtest as B
+from jiefeng.batch import backtest_summary as BS
 from jiefeng.domain import holds as H
 from jiefeng.store.sql import SqlStore
 
@@ -130,10 +131,10 @@ def test_release_kind_follows_the_hold_s_way_out(code, why, kind):
 
 
 def test_quantiles_are_nearest_rank():
-    assert B._quantile([], 0.5) is None
-    assert B._quantile([5.0], 0.9) == 5.0
-    assert B._quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
-    assert B._quantile([float(n) for n in range(1, 11)], 0.9) == 9.0
+    assert BS.quantile([], 0.5) is None
+    assert BS.quantile([5.0], 0.9) == 5.0
+    assert BS.quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert BS.quantile([float(n) for n in range(1, 11)], 0.9) == 9.0
 
 
 def test_spark_engine_without_pyspark_names_the_extra(stored, tmp_path, monkeypatch):
@@ -414,9 +415,8 @@ def test_an_engine_is_told_when_the_accounts_are_a_sample_of_the_stored_ones(
     store = SqlStore(db, upgrade=False)
     seen: list[tuple[bool, int]] = []
 
-    def engine(context, account_ids, workers, progress):
+    def engine(context, account_ids, workers, progress, take):
         seen.append((context.accounts_sampled, len(account_ids)))
-        return [], 0
 
     spec = service_backtest.BacktestSpec(default_policy(), default_policy(), sample=sample,
                                          criteria=criteria)

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jiefeng.batch.daily import counts_by_day, hold_days
-from jiefeng.batch.policy_reach import PolicyWatch
+from jiefeng.batch.backtest_summary import (
+    BACKTEST_FORMAT,
+    RELEASE_KINDS,
+    SUPERSEDED,
+    SideTally,
+    Tally,
+)
+from jiefeng.batch.backtest_summary import overlaps as _overlaps
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
-from jiefeng.domain.clock import local_date, zone
 from jiefeng.domain.effects import BUREAU_REPORTED, HOLD_PLACED, HOLD_RELEASED, Effect
 from jiefeng.domain.features import features
 from jiefeng.domain.scopes import Scopes
@@ -33,10 +37,7 @@ from jiefeng.policy.schema import Policy
 if TYPE_CHECKING:  # sqlglot, imported by the criteria, is needed only where some are compiled
     from jiefeng.policy.criteria import CompiledCriteria
 
-BACKTEST_FORMAT = 1  # bumped when a key of backtest.json changes meaning
-RELEASE_KINDS = (H.RELEASE_TIME, H.RELEASE_CONDITION, H.RELEASE_EVENT, H.RELEASE_REVIEW)
-SUPERSEDED = "superseded"  # cure probation cut short by a new overdue: not a release by the way out
-SECONDS_PER_DAY = 86_400
+__all__ = ["BACKTEST_FORMAT", "RELEASE_KINDS", "SUPERSEDED"]  # also read from here
 _RUN_KINDS = frozenset({HOLD_PLACED, HOLD_RELEASED, BUREAU_REPORTED})  # what a run keeps
 
 
@@ -179,92 +180,29 @@ def run_account(account_id: str, events: Sequence[Any], policy: Policy, scopes: 
     return run, state
 
 
-# --- the summary --------------------------------------------------------------------------------
+# --- the summary (jiefeng.batch.backtest_summary) -----------------------------------------------
 
 
-def _overlaps(interval: Interval, window: Window) -> bool:
-    return interval.start <= window.end and (interval.end is None or interval.end > window.start)
+def sample_order(account_id: str) -> str:
+    """A deterministic, well-mixed order of accounts (for --sample and the differing sample)."""
+    return hashlib.sha256(account_id.encode()).hexdigest()
 
 
-def _frozen_seconds(interval: Interval, window: Window) -> float:
-    start = max(interval.start, window.start)
-    end = window.end if interval.end is None else min(interval.end, window.end)
-    return max(0.0, (end - start).total_seconds())
-
-
-def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank quantile: deterministic and always one of the values."""
-    if not sorted_values:
-        return None
-    rank = max(1, -(-len(sorted_values) * q // 1))  # ceil(n * q), at least 1
-    return sorted_values[int(rank) - 1]
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
-
-
-def _code_figures(runs: Sequence[AccountRun], window: Window) -> dict[str, dict[str, Any]]:
-    placed: Counter[str] = Counter()
-    released: Counter[str] = Counter()
-    by_kind: dict[str, Counter[str]] = defaultdict(Counter)
-    frozen_seconds: Counter[str] = Counter()
-    hours_to_release: dict[str, list[float]] = defaultdict(list)
-    accounts: dict[str, set[str]] = defaultdict(set)
-    for run in runs:
-        for interval in run.intervals:
-            if not _overlaps(interval, window):
-                continue
-            code = interval.code
-            accounts[code].add(run.account_id)
-            frozen_seconds[code] += _frozen_seconds(interval, window)
-            if window.start <= interval.start <= window.end:
-                placed[code] += 1
-            if interval.end is not None and window.start <= interval.end <= window.end:
-                released[code] += 1
-                by_kind[code][interval.release_kind or H.RELEASE_TIME] += 1
-                hours_to_release[code].append(
-                    (interval.end - interval.start).total_seconds() / 3600)
-    figures: dict[str, dict[str, Any]] = {}
-    for code in _codes(accounts):
-        hours = sorted(hours_to_release[code])
-        total = released[code]
-        shares = {kind: _round(by_kind[code][kind] / total) if total else None
-                  for kind in (*RELEASE_KINDS, SUPERSEDED)}
-        figures[code] = {
-            "accounts": len(accounts[code]),
-            "holds_placed": placed[code],
-            "holds_released": total,
-            "account_days_frozen": _round(frozen_seconds[code] / SECONDS_PER_DAY),
-            "median_hours_to_release": _round(_quantile(hours, 0.5)),
-            "p90_hours_to_release": _round(_quantile(hours, 0.9)),
-            "released_by": shares,
-        }
-    return figures
-
-
-def _codes(codes: Iterable[str]) -> list[str]:
-    """Hold codes in the catalog's order, unknown ones after it."""
-    known = set(codes)
-    return [c for c in H.HOLD_CODES if c in known] + sorted(known - set(H.HOLD_CODES))
+def new_tally(window: Window, baseline_policy: Policy, candidate_policy: Policy,
+              sample_size: int) -> Tally:
+    """An empty summary that keeps the `sample_size` differing accounts first in
+    `sample_order`."""
+    return Tally(window, baseline_policy, candidate_policy, sample_order, sample_size)
 
 
 def frozen_by_day(runs: Sequence[AccountRun], window: Window, timezone: str
                   ) -> dict[str, dict[str, int]]:
     """{local day: {code: accounts under a hold of that code at some moment of that day}},
     every day of the window (see jiefeng.batch.daily)."""
-    tz = zone(timezone)
-    first, last = local_date(window.start, tz), local_date(window.end, tz)
-    spans = ((index, interval.code, *hold_days(interval.start, interval.end, first, last, tz))
-             for index, run in enumerate(runs) for interval in run.intervals
-             if _overlaps(interval, window))
-    return {(first + dt.timedelta(days=offset)).isoformat(): counts
-            for offset, counts in enumerate(counts_by_day(spans, first, last))}
-
-
-def sample_order(account_id: str) -> str:
-    """A deterministic, well-mixed order of accounts (for --sample and the differing sample)."""
-    return hashlib.sha256(account_id.encode()).hexdigest()
+    side = SideTally(window, timezone)
+    for run in runs:
+        side.add(run)
+    return side.frozen_by_day()
 
 
 def summarize(
@@ -277,67 +215,10 @@ def summarize(
     selection: Mapping[str, Any],
     differing_sample: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """The backtest's result (backtest.json). Same inputs, same dictionary."""
+    """The backtest's result (backtest.json) of these runs, the candidate's matched to the
+    baseline's by account. Same inputs, same dictionary."""
+    tally = new_tally(window, baseline_policy, candidate_policy, 0)
     by_id_candidate = {run.account_id: run for run in candidate}
-    frozen_only_baseline: Counter[str] = Counter()
-    frozen_only_candidate: Counter[str] = Counter()
-    differing = 0
     for run in baseline:
-        other = by_id_candidate[run.account_id]
-        mine, theirs = run.codes_in_window(window), other.codes_in_window(window)
-        for code in mine - theirs:
-            frozen_only_baseline[code] += 1
-        for code in theirs - mine:
-            frozen_only_candidate[code] += 1
-        if run.signature(window) != other.signature(window):
-            differing += 1
-    figures = {"baseline": _code_figures(baseline, window),
-               "candidate": _code_figures(candidate, window)}
-    codes = _codes({*figures["baseline"], *figures["candidate"]})
-    by_code = {
-        code: {
-            "baseline": figures["baseline"].get(code, _empty_code_figures()),
-            "candidate": figures["candidate"].get(code, _empty_code_figures()),
-            "accounts_frozen_only_baseline": frozen_only_baseline[code],
-            "accounts_frozen_only_candidate": frozen_only_candidate[code],
-        }
-        for code in codes
-    }
-    statuses = ("active", "frozen", "closed")
-    return {
-        "format": BACKTEST_FORMAT,
-        "window": {"from": window.start.isoformat(), "to": window.end.isoformat()},
-        "policies": {
-            "baseline": {"version": baseline_policy.version},
-            "candidate": {"version": candidate_policy.version},
-            "changed_settings": list(PolicyWatch(baseline_policy, candidate_policy).settings),
-        },
-        "accounts": {**selection, "compared": len(baseline), "differing": differing,
-                     "reached_by_changes": sum(r.reads_changed_settings for r in baseline)},
-        "by_code": by_code,
-        "by_status_at_end": {
-            side: {s: sum(1 for r in runs if r.status_end == s) for s in statuses}
-            for side, runs in (("baseline", baseline), ("candidate", candidate))
-        },
-        "bureau_reports": {"baseline": sum(r.bureau_reports for r in baseline),
-                           "candidate": sum(r.bureau_reports for r in candidate)},
-        "frozen_by_day": {
-            "baseline": frozen_by_day(baseline, window, baseline_policy.timezone),
-            "candidate": frozen_by_day(candidate, window, candidate_policy.timezone),
-        },
-        "hours_to_release": {
-            side: sorted(round((i.end - i.start).total_seconds() / 3600, 2)
-                         for r in runs for i in r.intervals
-                         if i.end is not None and window.start <= i.end <= window.end)
-            for side, runs in (("baseline", baseline), ("candidate", candidate))
-        },
-        "differing_sample": list(differing_sample),
-    }
-
-
-def _empty_code_figures() -> dict[str, Any]:
-    return {
-        "accounts": 0, "holds_placed": 0, "holds_released": 0, "account_days_frozen": 0.0,
-        "median_hours_to_release": None, "p90_hours_to_release": None,
-        "released_by": {kind: None for kind in (*RELEASE_KINDS, SUPERSEDED)},
-    }
+        tally.add(run, by_id_candidate[run.account_id])
+    return tally.result(selection, differing_sample)

@@ -55,27 +55,57 @@ def _merged(spans: Iterable[Span], first: dt.date, last: dt.date
         yield code, start_day, end_day
 
 
+class DayCounter:
+    """Accounts under each code on each day from `first` to `last`, added an account at a
+    time: a backtest adds each account's spans as its runs come back and keeps only the
+    difference arrays (one list of days per code), never the spans.
+
+    All of one owner's spans go in one `add` (they are merged there); counters of disjoint
+    owners `merge` into the counts they would have had together."""
+
+    def __init__(self, first: dt.date, last: dt.date):
+        self.first, self.last = first, last
+        self.days = max(0, (last - first).days + 1)
+        self.changes: dict[str, list[int]] = {}  # code -> +1/-1 per day, and one past the end
+
+    def add(self, spans: Iterable[Span]) -> None:
+        first = self.first
+        for code, start_day, end_day in _merged(spans, first, self.last):
+            deltas = self.changes.get(code)
+            if deltas is None:
+                deltas = self.changes[code] = [0] * (self.days + 1)
+            deltas[(start_day - first).days] += 1
+            deltas[(end_day - first).days + 1] -= 1
+
+    def merge(self, other: DayCounter) -> None:
+        if (other.first, other.last) != (self.first, self.last):
+            raise ValueError("day counters of different days do not merge")
+        for code, theirs in other.changes.items():
+            mine = self.changes.setdefault(code, [0] * (self.days + 1))
+            for offset, delta in enumerate(theirs):
+                mine[offset] += delta
+
+    def counts(self) -> list[dict[str, int]]:
+        """For each day: {code: accounts with a span of that code on the day}, codes in
+        sorted order, none with a count of zero."""
+        codes = sorted(self.changes)
+        in_force = dict.fromkeys(codes, 0)
+        counted: list[dict[str, int]] = []
+        for offset in range(self.days):
+            counts: dict[str, int] = {}
+            for code in codes:
+                in_force[code] += self.changes[code][offset]
+                if in_force[code]:
+                    counts[code] = in_force[code]
+            counted.append(counts)
+        return counted
+
+
 def counts_by_day(spans: Iterable[Span], first: dt.date, last: dt.date
                   ) -> list[dict[str, int]]:
     """For each day from `first` to `last`: {code: accounts with a span of that code on the
     day}, codes in sorted order, none with a count of zero. A span outside the days, or whose
     first day is after its last, counts nowhere."""
-    days = (last - first).days + 1
-    changes: dict[str, list[int]] = {}
-    for code, start_day, end_day in _merged(spans, first, last):
-        deltas = changes.get(code)
-        if deltas is None:
-            deltas = changes[code] = [0] * (days + 1)
-        deltas[(start_day - first).days] += 1
-        deltas[(end_day - first).days + 1] -= 1
-    codes = sorted(changes)
-    in_force = dict.fromkeys(codes, 0)
-    counted: list[dict[str, int]] = []
-    for offset in range(max(0, days)):
-        counts: dict[str, int] = {}
-        for code in codes:
-            in_force[code] += changes[code][offset]
-            if in_force[code]:
-                counts[code] = in_force[code]
-        counted.append(counts)
-    return counted
+    counter = DayCounter(first, last)
+    counter.add(spans)
+    return counter.counts()

@@ -9,12 +9,13 @@ its one policy throughout and every difference is the policy's.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gc
 import multiprocessing
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
 if TYPE_CHECKING:
+    from jiefeng.batch.backtest_summary import Tally
     from jiefeng.policy.criteria import CompiledCriteria
 
 # The workers' fork server imports this module before the first worker can start: what only
@@ -189,11 +191,12 @@ def without_activations(scopes: Scopes) -> Scopes:
 def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
                  progress: Callable[[int], None] | None = None,
                  on_total: Callable[[int], None] | None = None,
-                 engine: Callable[..., tuple[list[Pair], int]] | None = None) -> dict[str, Any]:
+                 engine: Callable[..., None] | None = None) -> dict[str, Any]:
     """The backtest's result (the content of backtest.json).
 
-    `engine(context, account_ids, progress)` replays the accounts and returns their pairs of
-    runs and how many the criteria left out; default: local processes (`local_pairs`)."""
+    `engine(context, account_ids, workers, progress, take)` replays the accounts and hands
+    each chunk's results to `take` as it finishes (a pair of runs an account, None for one the
+    criteria leave out), in any order; default: local processes (`local_pairs`)."""
     if spec.workers < 1:
         raise BacktestError("--workers", "must be at least 1")
     if spec.sample is not None and spec.sample < 1:
@@ -214,44 +217,69 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
     context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
                               window, spec.criteria, len(account_ids) < stored_accounts,
                               spec.reuse_unreached)
-    pairs, left_out = (engine or local_pairs)(context, account_ids, spec.workers, progress)
-    pairs.sort(key=lambda pair: pair[0].account_id)
-    if spec.sample is not None and spec.criteria:
-        keep = set(sorted((p[0].account_id for p in pairs), key=B.sample_order)[: spec.sample])
-        pairs = [p for p in pairs if p[0].account_id in keep]
-    differing = [p[0].account_id for p in pairs
-                 if p[0].signature(window) != p[1].signature(window)]
-    chosen = sorted(sorted(differing, key=B.sample_order)[:DIFFERING_SAMPLE_SIZE])
+    tally = B.new_tally(window, spec.baseline, spec.candidate, DIFFERING_SAMPLE_SIZE)
+    collector = PairCollector(tally, spec.sample if spec.criteria else None)
+    (engine or local_pairs)(context, account_ids, spec.workers, progress, collector.take)
+    collector.finish()
     _init_worker(context)  # the sample's explanations are folded here, in this process
-    sample = [_side_by_side(account_id, context) for account_id in chosen]
+    sample = [_side_by_side(account_id, context) for account_id in tally.differing_sample_ids()]
     selection = {
         "stored": stored_accounts,
         "criteria": spec.criteria,
         "criteria_as_of": window.start.isoformat() if spec.criteria else None,
-        "left_out_by_criteria": left_out,
+        "left_out_by_criteria": collector.left_out,
         "sample": spec.sample,
     }
-    return B.summarize([p[0] for p in pairs], [p[1] for p in pairs], window,
-                       baseline_policy=spec.baseline, candidate_policy=spec.candidate,
-                       selection=selection, differing_sample=sample)
+    return tally.result(selection, sample)
+
+
+class PairCollector:
+    """What this process keeps of the pairs an engine hands back (`take`, a chunk at a time):
+    each goes into the summary at once and is dropped, so the memory does not grow with the
+    accounts (see jiefeng.batch.backtest_summary). With a sample of the accounts the criteria
+    select (`sample`), which accounts count is known only once every one was tested: the
+    `sample` selected first in sample order are kept meanwhile, and summarized by `finish`."""
+
+    def __init__(self, tally: Tally, sample: int | None):
+        self.tally = tally
+        self.sample = sample
+        self.left_out = 0  # accounts the criteria left out
+        self._first: list[tuple[str, str, Pair]] = []  # (sample order, account, pair), sorted
+
+    def take(self, results: Iterable[Pair | None]) -> None:
+        for result in results:
+            if result is None:
+                self.left_out += 1
+            elif self.sample is None:
+                self.tally.add(*result)
+            else:
+                self._keep(result)
+
+    def _keep(self, pair: Pair) -> None:
+        account_id = pair[0].account_id
+        entry = (B.sample_order(account_id), account_id, pair)  # accounts are unique: no tie
+        first = self._first
+        if len(first) < self.sample or entry[:2] < first[-1][:2]:
+            bisect.insort(first, entry, key=lambda e: e[:2])
+            del first[self.sample:]
+
+    def finish(self) -> None:
+        for _, _, pair in self._first:
+            self.tally.add(*pair)
+        self._first = []
 
 
 def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: int,
-                progress: Callable[[int], None] | None) -> tuple[list[Pair], int]:
+                progress: Callable[[int], None] | None,
+                take: Callable[[list[Pair | None]], None]) -> None:
     """Replay on this machine: in this process, or in `workers` spawned processes, each
-    folding partitions of ACCOUNTS_PER_TASK accounts it reads from the store itself."""
+    folding partitions of ACCOUNTS_PER_TASK accounts it reads from the store itself; each
+    partition's results go to `take` as they come back."""
     chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
               for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
-    pairs: list[Pair] = []
-    left_out = 0
 
     def collect(chunk: Sequence[str], results: list[Pair | None]) -> None:
-        nonlocal left_out
-        for result in results:
-            if result is None:
-                left_out += 1
-            else:
-                pairs.append(result)
+        take(results)
         if progress:
             progress(len(chunk))
 
@@ -264,7 +292,6 @@ def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: i
                                  initializer=_init_worker, initargs=(context,)) as pool:
             _init_worker(context)
             _share_with_workers(pool, workers, chunks, collect)
-    return pairs, left_out
 
 
 def start_worker_server() -> None:

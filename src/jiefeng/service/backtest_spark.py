@@ -192,12 +192,12 @@ def _fold_buckets(context: BacktestContext, tasks: Sequence[Sequence[Bucket]],
     return fold
 
 
-def spark_pairs_from(export_dir: Path, remote: str | None
-                     ) -> Callable[..., tuple[list[Pair], int]]:
+def spark_pairs_from(export_dir: Path, remote: str | None) -> Callable[..., None]:
     """An engine for `run_backtest` that replays on Spark from an events export."""
 
     def engine(context: BacktestContext, account_ids: Sequence[str], workers: int,
-               progress: Callable[[int], None] | None) -> tuple[list[Pair], int]:
+               progress: Callable[[int], None] | None,
+               take: Callable[[list[Pair | None]], None]) -> None:
         events_path = export_dir / "events"
         buckets = export_buckets(events_path) if events_path.is_dir() else []
         if not buckets:
@@ -215,16 +215,13 @@ def spark_pairs_from(export_dir: Path, remote: str | None
         with polled(spark, reporter) if progress else nullcontext():
             results = numbers.mapInArrow(_fold_buckets(context, tasks, accounts),
                                          _RESULT_SCHEMA).collect()
-        rows = [row for row in results if row.account_id in wanted]
-        pairs: list[Pair] = []
-        left_out = 0
-        for row in rows:
-            if row.selected:
-                pairs.append((B.run_from_dict(json.loads(row.baseline)),
-                              B.run_from_dict(json.loads(row.candidate))))
-            else:
-                left_out += 1
-        reporter.finish(len(rows))
-        return pairs, left_out
+        compared = 0
+        for row in results:
+            if row.account_id not in wanted:
+                continue
+            compared += 1
+            take([(B.run_from_dict(json.loads(row.baseline)),
+                   B.run_from_dict(json.loads(row.candidate))) if row.selected else None])
+        reporter.finish(compared)
 
     return engine
