@@ -415,7 +415,7 @@ def test_an_engine_is_told_when_the_accounts_are_a_sample_of_the_stored_ones(
     store = SqlStore(db, upgrade=False)
     seen: list[tuple[bool, int]] = []
 
-    def engine(context, account_ids, workers, progress, take):
+    def engine(context, account_ids, workers, progress, collector):
         seen.append((context.accounts_sampled, len(account_ids)))
 
     spec = service_backtest.BacktestSpec(default_policy(), default_policy(), sample=sample,

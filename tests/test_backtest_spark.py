@@ -161,3 +161,75 @@ def test_a_large_export_runs_a_task_a_bucket_and_the_bar_counts_every_account(
     assert tasks_run == [len(buckets)]
     assert spark == local
     assert sum(steps) == spark["accounts"]["compared"] == 4
+
+
+def _spark_and_local(db, candidate, export_dir, monkeypatch, **spec_fields):
+    """Both engines' results through run_backtest, and how the Spark job(s) ran: True for a
+    job whose tasks summarized their accounts, False for one that sent every account back."""
+    from pathlib import Path
+
+    from jiefeng.policy.schema import default_policy, parse_policy_text
+    from jiefeng.service import backtest_spark as SP
+    from jiefeng.service.backtest import BacktestSpec, run_backtest
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    jobs: list[bool] = []
+    fold_buckets = SP._fold_buckets
+    monkeypatch.setattr(SP, "_fold_buckets", lambda context, tasks, accounts, summarized: (
+        jobs.append(summarized) or fold_buckets(context, tasks, accounts, summarized)))
+    spec = BacktestSpec(default_policy(),
+                        parse_policy_text(Path(candidate).read_text(encoding="utf-8")),
+                        workers=2, **spec_fields)
+    store = SqlStore(db, upgrade=False)
+    scopes = Engine(store).scopes()
+    spark = run_backtest(db, store, scopes, spec, engine=SP.spark_pairs_from(export_dir, None))
+    local = run_backtest(db, store, scopes, spec)
+    store.close()
+    return spark, local, jobs
+
+
+@pytest.mark.parametrize("spec_fields", [
+    {},
+    {"criteria": "score IS NULL OR score > 0", "sample": 3},  # each task keeps its first 3
+])
+def test_each_task_summarizes_its_accounts_and_the_driver_merges_them(
+        stored, tmp_path, monkeypatch, spec_fields):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from jiefeng.cli import app
+
+    db, candidate = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    assert exported.exit_code == 0, exported.output
+    spark, local, jobs = _spark_and_local(db, candidate, tmp_path / "exp", monkeypatch,
+                                          **spec_fields)
+    assert jobs == [True]  # one job, no account sent back on its own
+    assert spark == local
+    assert spark["accounts"]["compared"] == (3 if spec_fields else 4)
+    assert spark["accounts"]["differing"] >= 1 and spark["differing_sample"]
+
+
+def test_an_export_with_accounts_the_store_lacks_is_replayed_for_the_stored_ones(
+        stored, tmp_path, monkeypatch):  # noqa: F811
+    """An export taken from another store (here: one more account): the tasks' summaries
+    would count an account this store does not hold, so the accounts come back one by one
+    and only the stored ones count, as the local engine counts them."""
+    from typer.testing import CliRunner
+
+    from backtest_portfolio import portfolio
+    from jiefeng.cli import app
+    from jiefeng.service.engine import Engine
+    from jiefeng.store.sql import SqlStore
+
+    db, candidate = stored
+    exported = CliRunner().invoke(app, ["export", "events", str(tmp_path / "exp"), "--db", db])
+    assert exported.exit_code == 0, exported.output
+    smaller = str(tmp_path / "smaller.db")
+    report = Engine(SqlStore(smaller)).ingest_events(
+        [e for e in portfolio() if e["account_id"] != "QUIET2"])
+    assert report.rejected == 0
+    spark, local, jobs = _spark_and_local(smaller, candidate, tmp_path / "exp", monkeypatch)
+    assert jobs == [True, False]
+    assert spark == local
+    assert spark["accounts"]["compared"] == 3

@@ -83,6 +83,10 @@ class BacktestContext:
     # that reads every stored account's events may filter them first.
     accounts_sampled: bool = False
     reuse_unreached: bool = True
+    # --sample with --accounts: how many of the selected accounts count (the first in sample
+    # order); an engine that summarizes partitions where they run keeps that many per
+    # partition (see PairCollector).
+    sample_selected: int | None = None
 
 
 _worker: dict[str, Any] = {}  # the context of this worker process (set by _init_worker)
@@ -194,9 +198,10 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
                  engine: Callable[..., None] | None = None) -> dict[str, Any]:
     """The backtest's result (the content of backtest.json).
 
-    `engine(context, account_ids, workers, progress, take)` replays the accounts and hands
-    each chunk's results to `take` as it finishes (a pair of runs an account, None for one the
-    criteria leave out), in any order; default: local processes (`local_pairs`)."""
+    `engine(context, account_ids, workers, progress, collector)` replays the accounts and
+    hands each chunk's results to `collector.take` as it finishes (a pair of runs an account,
+    None for one the criteria leave out), or partitions summarized where they ran to
+    `collector.merge`, in any order; default: local processes (`local_pairs`)."""
     if spec.workers < 1:
         raise BacktestError("--workers", "must be at least 1")
     if spec.sample is not None and spec.sample < 1:
@@ -216,13 +221,13 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
         on_total(len(account_ids))
     context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
                               window, spec.criteria, len(account_ids) < stored_accounts,
-                              spec.reuse_unreached)
-    tally = B.new_tally(window, spec.baseline, spec.candidate, DIFFERING_SAMPLE_SIZE)
-    collector = PairCollector(tally, spec.sample if spec.criteria else None)
-    (engine or local_pairs)(context, account_ids, spec.workers, progress, collector.take)
+                              spec.reuse_unreached, spec.sample if spec.criteria else None)
+    collector = new_collector(context)
+    (engine or local_pairs)(context, account_ids, spec.workers, progress, collector)
     collector.finish()
     _init_worker(context)  # the sample's explanations are folded here, in this process
-    sample = [_side_by_side(account_id, context) for account_id in tally.differing_sample_ids()]
+    sample = [_side_by_side(account_id, context)
+              for account_id in collector.tally.differing_sample_ids()]
     selection = {
         "stored": stored_accounts,
         "criteria": spec.criteria,
@@ -230,7 +235,14 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
         "left_out_by_criteria": collector.left_out,
         "sample": spec.sample,
     }
-    return tally.result(selection, sample)
+    return collector.tally.result(selection, sample)
+
+
+def new_collector(context: BacktestContext) -> PairCollector:
+    """An empty collector for this backtest (an engine makes one per partition to summarize
+    partitions where they run)."""
+    return PairCollector(B.new_tally(context.window, context.baseline, context.candidate,
+                                     DIFFERING_SAMPLE_SIZE), context.sample_selected)
 
 
 class PairCollector:
@@ -255,6 +267,14 @@ class PairCollector:
             else:
                 self._keep(result)
 
+    def merge(self, other: PairCollector) -> None:
+        """Add what another collector took, of other accounts (a partition summarized where
+        it ran); it is not used afterwards."""
+        self.tally.merge(other.tally)
+        self.left_out += other.left_out
+        for _, _, pair in other._first:
+            self._keep(pair)
+
     def _keep(self, pair: Pair) -> None:
         account_id = pair[0].account_id
         entry = (B.sample_order(account_id), account_id, pair)  # accounts are unique: no tie
@@ -270,16 +290,15 @@ class PairCollector:
 
 
 def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: int,
-                progress: Callable[[int], None] | None,
-                take: Callable[[list[Pair | None]], None]) -> None:
+                progress: Callable[[int], None] | None, collector: PairCollector) -> None:
     """Replay on this machine: in this process, or in `workers` spawned processes, each
     folding partitions of ACCOUNTS_PER_TASK accounts it reads from the store itself; each
-    partition's results go to `take` as they come back."""
+    partition's results go to `collector` as they come back."""
     chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
               for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
 
     def collect(chunk: Sequence[str], results: list[Pair | None]) -> None:
-        take(results)
+        collector.take(results)
         if progress:
             progress(len(chunk))
 

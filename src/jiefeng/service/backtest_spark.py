@@ -6,9 +6,9 @@ export and more for a large one (`spark_tasks.task_count`: the progress bar move
 ends, a retry re-reads fewer buckets), each given whole buckets (balanced by their size); a
 task reads its buckets one at a time (the columns a fold needs, the window's and the sample's
 rows only), sorts each by (account, time, arrival) and hands the accounts one by one to
-`compare_account`, through `mapInArrow`. The small, per-account results (two runs as JSON)
-come back to the driver and are summarized exactly as a local backtest is, so both engines
-write the same `backtest.json`.
+`compare_account`, through `mapInArrow`. Each task summarizes its accounts as a local backtest
+does (jiefeng.batch.backtest_summary) and sends the driver one row: the driver merges a row a
+task, not two runs an account, and both engines write the same `backtest.json`.
 
 Why the executors read the buckets themselves instead of through Spark's Parquet reader and a
 repartition by account: the export is partitioned already, so the shuffle moved every row to
@@ -27,10 +27,12 @@ extra: `pip install 'jiefeng[spark]'`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +43,10 @@ from jiefeng.service.backtest import (
     BacktestContext,
     BacktestError,
     Pair,
+    PairCollector,
     collector_paused,
     compare_account,
+    new_collector,
 )
 from jiefeng.service.spark_tasks import TaskProgress, polled, task_count
 
@@ -52,6 +56,9 @@ if TYPE_CHECKING:
 SPARK_EXTRA_HINT = "the spark engine needs PySpark: pip install 'jiefeng[spark]'"
 _RESULT_SCHEMA = "account_id string, selected boolean, baseline string, candidate string"
 _RESULT_COLUMNS = ("account_id", "selected", "baseline", "candidate")
+# A task summarized where it ran: its collector (pickled) and the digest of its accounts.
+_SUMMARY_SCHEMA = "collector binary, digest string"
+_SUMMARY_COLUMNS = ("collector", "digest")
 BUCKET_PREFIX = "account_bucket="
 _ROWS_PER_CHUNK = 10_000  # rows turned into Python objects at a time
 
@@ -132,22 +139,11 @@ def read_bucket(bucket: Bucket, until: Any, accounts: Sequence[str] | None) -> A
                           ("seq", "ascending")])
 
 
-def fold_sorted_table(table: Any, context: BacktestContext,
-                      criteria: CompiledCriteria | None) -> dict[str, list[Any]]:
+def fold_sorted_table(table: Any, context: BacktestContext, criteria: CompiledCriteria | None,
+                      take: Callable[[str, Pair | None], None]) -> None:
     """Each account of a table sorted by account (as `read_bucket` returns it) under both
-    policies: the columns of the result batch, one row an account."""
+    policies, handed to `take` with its pair of runs (None: the criteria leave it out)."""
     from jiefeng.service.states import parse_stored
-
-    out: dict[str, list[Any]] = {name: [] for name in _RESULT_COLUMNS}
-
-    def finish(account_id: str | None, events: list[Any]) -> None:
-        if account_id is None:
-            return
-        pair = compare_account(account_id, events, context, criteria)
-        out["account_id"].append(account_id)
-        out["selected"].append(pair is not None)
-        out["baseline"].append(json.dumps(B.run_to_dict(pair[0])) if pair else None)
-        out["candidate"].append(json.dumps(B.run_to_dict(pair[1])) if pair else None)
 
     current: str | None = None
     events: list[Any] = []
@@ -159,45 +155,107 @@ def fold_sorted_table(table: Any, context: BacktestContext,
         with collector_paused():  # as a local chunk: one Arrow chunk at a time
             for account_id, body in zip(account_ids, bodies, strict=True):
                 if account_id != current:
-                    finish(current, events)
+                    if current is not None:
+                        take(current, compare_account(current, events, context, criteria))
                     current, events = account_id, []
                 # Bodies only, as a local backtest reads them: each policy decides purchases
                 # anew, the recorded decisions are not read.
                 events.append(parse_stored(body, account_id))
-    with collector_paused():
-        finish(current, events)
-    return out
+    if current is not None:
+        with collector_paused():
+            take(current, compare_account(current, events, context, criteria))
+
+
+def accounts_digest(account_ids: Iterable[str]) -> tuple[int, int]:
+    """(how many, a sum of their hashes modulo 2**64): the same for the same set of accounts
+    in any order and split, and for another set only by a 64-bit coincidence."""
+    count = total = 0
+    for account_id in account_ids:
+        count += 1
+        total += int.from_bytes(hashlib.sha256(account_id.encode()).digest()[:8], "big")
+    return count, total % 2**64
+
+
+def _task_schema(summarized: bool) -> Any:
+    import pyarrow as pa
+
+    if summarized:
+        return pa.schema([(name, pa.string() if name == "digest" else pa.binary())
+                          for name in _SUMMARY_COLUMNS])
+    return pa.schema([(name, pa.bool_() if name == "selected" else pa.string())
+                      for name in _RESULT_COLUMNS])
 
 
 def _fold_buckets(context: BacktestContext, tasks: Sequence[Sequence[Bucket]],
-                  accounts: Sequence[str] | None) -> Callable[[Iterator[Any]], Iterator[Any]]:
+                  accounts: Sequence[str] | None, summarized: bool
+                  ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function each executor runs: the task numbers in its partition, each task's
-    buckets read, sorted and folded one at a time; one result batch a bucket."""
+    buckets read, sorted and folded one at a time.
+
+    `summarized`: each task summarizes its accounts where it runs and returns one row (its
+    collector, pickled, and the digest of the accounts it folded): the driver then holds a
+    row a task, not two runs an account. Else one row an account (its two runs as JSON), a
+    result batch a bucket."""
 
     def fold(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         from jiefeng.policy.criteria import compile_criteria
 
-        schema = pa.schema([(name, pa.bool_() if name == "selected" else pa.string())
-                            for name in _RESULT_COLUMNS])
+        schema = _task_schema(summarized)
         criteria = compile_criteria(context.criteria) if context.criteria else None
         numbers = [n for batch in batches for n in batch.column(0).to_pylist()]
-        for bucket in (bucket for n in numbers for bucket in tasks[n]):
-            out = fold_sorted_table(read_bucket(bucket, context.window.end, accounts),
-                                    context, criteria)
-            if out["account_id"]:
-                yield pa.RecordBatch.from_pydict(out, schema=schema)
+        for number in numbers:
+            if summarized:
+                yield pa.RecordBatch.from_pydict(
+                    _summarized_task(tasks[number], context, criteria, accounts), schema=schema)
+                continue
+            for bucket in tasks[number]:
+                out: dict[str, list[Any]] = {name: [] for name in _RESULT_COLUMNS}
+
+                def take(account_id: str, pair: Pair | None, out: dict = out) -> None:
+                    out["account_id"].append(account_id)
+                    out["selected"].append(pair is not None)
+                    out["baseline"].append(json.dumps(B.run_to_dict(pair[0])) if pair else None)
+                    out["candidate"].append(json.dumps(B.run_to_dict(pair[1])) if pair else None)
+
+                fold_sorted_table(read_bucket(bucket, context.window.end, accounts), context,
+                                  criteria, take)
+                if out["account_id"]:
+                    yield pa.RecordBatch.from_pydict(out, schema=schema)
 
     return fold
 
 
+def _summarized_task(buckets: Sequence[Bucket], context: BacktestContext,
+                     criteria: CompiledCriteria | None, accounts: Sequence[str] | None
+                     ) -> dict[str, list[Any]]:
+    collector = new_collector(context)
+    folded: list[str] = []
+
+    def take(account_id: str, pair: Pair | None) -> None:
+        folded.append(account_id)
+        collector.take([pair])
+
+    for bucket in buckets:
+        fold_sorted_table(read_bucket(bucket, context.window.end, accounts), context, criteria,
+                          take)
+    count, total = accounts_digest(folded)
+    return {"collector": [pickle.dumps(collector, protocol=pickle.HIGHEST_PROTOCOL)],
+            "digest": [f"{count}:{total}"]}
+
+
 def spark_pairs_from(export_dir: Path, remote: str | None) -> Callable[..., None]:
-    """An engine for `run_backtest` that replays on Spark from an events export."""
+    """An engine for `run_backtest` that replays on Spark from an events export.
+
+    Each task summarizes its accounts where it runs; the driver merges the summaries if the
+    tasks folded exactly the accounts asked for (their digests add up to the store's). An
+    export that holds other accounts (one taken from another store, or before or after this
+    one's last accounts) is replayed again an account a row, and the accounts the store does
+    not hold are dropped: the figures are the store's accounts', as the local engine's."""
 
     def engine(context: BacktestContext, account_ids: Sequence[str], workers: int,
-               progress: Callable[[int], None] | None,
-               take: Callable[[list[Pair | None]], None]) -> None:
+               progress: Callable[[int], None] | None, collector: PairCollector) -> None:
         events_path = export_dir / "events"
         buckets = export_buckets(events_path) if events_path.is_dir() else []
         if not buckets:
@@ -212,16 +270,32 @@ def spark_pairs_from(export_dir: Path, remote: str | None) -> Callable[..., None
         numbers = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
         reporter = TaskProgress([sum(b.size_bytes for b in task) for task in tasks],
                                 len(wanted), progress or (lambda _: None))
-        with polled(spark, reporter) if progress else nullcontext():
-            results = numbers.mapInArrow(_fold_buckets(context, tasks, accounts),
-                                         _RESULT_SCHEMA).collect()
+
+        def run(summarized: bool) -> list[Any]:
+            schema = _SUMMARY_SCHEMA if summarized else _RESULT_SCHEMA
+            with polled(spark, reporter) if progress else nullcontext():
+                return numbers.mapInArrow(_fold_buckets(context, tasks, accounts, summarized),
+                                          schema).collect()
+
+        parts = run(summarized=True)
+        count = total = 0
+        for row in parts:
+            part_count, part_total = (int(n) for n in row.digest.split(":"))
+            count, total = count + part_count, (total + part_total) % 2**64
+        if (count, total) == accounts_digest(wanted):
+            for row in parts:
+                collector.merge(pickle.loads(row.collector))
+            reporter.finish(count)
+            return
+        del parts
         compared = 0
-        for row in results:
+        for row in run(summarized=False):
             if row.account_id not in wanted:
                 continue
             compared += 1
-            take([(B.run_from_dict(json.loads(row.baseline)),
-                   B.run_from_dict(json.loads(row.candidate))) if row.selected else None])
+            collector.take([(B.run_from_dict(json.loads(row.baseline)),
+                             B.run_from_dict(json.loads(row.candidate))) if row.selected
+                            else None])
         reporter.finish(compared)
 
     return engine
