@@ -15,7 +15,13 @@ jiefeng.batch.policy_reach), and with every account folded under both policies
 (`reuse_unreached=False`: the engine's own cost per fold). The candidate here is a 120-day
 cure period; the share of accounts it reaches is printed.
 
-Usage: python bench/bench_backtest.py [--events 100000] [--repeat 3]
+Shapes (`--shape`, comma-separated or `all`), as in bench_core.py: `portfolio` (the default),
+`many-accounts` (ten times the accounts, each its first two months: more accounts per event,
+so more per-account work per event), `long-histories` (36 months, twice the events an
+account). The shuffled shape is left out: a backtest reads each account's events sorted from
+the store, whatever order they were ingested in.
+
+Usage: python bench/bench_backtest.py [--events 100000] [--repeat 3] [--shape portfolio]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import fold_rate, make_events, parsed_by_account  # noqa: E402
+from bench_core import SHAPES, fold_rate, make_events, parsed_by_account  # noqa: E402
 
 
 def candidate_policy():
@@ -119,17 +125,34 @@ def _count_rows(batches):
     yield pa.RecordBatch.from_pydict({"n": [sum(batch.num_rows for batch in batches)]})
 
 
+# The input shapes of bench_core.py a backtest sees differently: it reads each account's events
+# sorted from the store, so the order of a file's lines (the shuffled shape) does not reach it.
+BACKTEST_SHAPES = ("portfolio", "many-accounts", "long-histories")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds; each measures the fold again, and the median ratio is "
                              "reported (these machines are shared: use 3 or more)")
+    parser.add_argument("--shape", default="portfolio",
+                        help=f"comma-separated, of: {', '.join(BACKTEST_SHAPES)}; or all")
     args = parser.parse_args()
+    shapes = list(BACKTEST_SHAPES) if args.shape == "all" else args.shape.split(",")
+    unknown = [shape for shape in shapes if shape not in BACKTEST_SHAPES]
+    if unknown:
+        parser.error(f"--shape: no shape {', '.join(unknown)} "
+                     f"(of: {', '.join(BACKTEST_SHAPES)})")
+    for shape in shapes:
+        run_shape(shape, args.events, args.repeat)
+
+
+def run_shape(shape: str, target: int, repeat: int) -> None:
     from jiefeng.service.engine import Engine
     from jiefeng.store.sql import SqlStore
 
-    events = make_events(args.events)
+    events = make_events(target, shape)
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bt.db")
         engine = Engine(SqlStore(db))
@@ -137,6 +160,9 @@ def main() -> None:
         with engine.store.read() as connection:
             account_events = connection.exec_driver_sql(
                 "SELECT count(*) FROM events WHERE account_id IS NOT NULL").scalar_one()
+            accounts = connection.exec_driver_sql(
+                "SELECT count(DISTINCT account_id) FROM events "
+                "WHERE account_id IS NOT NULL").scalar_one()
         spark_engine = None
         try:
             import pyspark  # noqa: F401
@@ -158,7 +184,7 @@ def main() -> None:
             runs.append(("backtest spark (local session), 2 workers", 2, spark_engine, True))
         runs += [(f"{label}, every account twice", w, e, False) for label, w, e, _ in runs]
         job_seconds: list[float] = []
-        for round_number in range(args.repeat):
+        for round_number in range(repeat):
             fold = fold_rate(events)
             folds.append(fold)
             ceilings.append(concurrent_fold_rate(events) / fold)
@@ -171,8 +197,9 @@ def main() -> None:
                 rate = 2 * account_events / elapsed / workers
                 rates.setdefault(label, []).append(rate)
                 ratios.setdefault(label, []).append(rate / fold)
+    print(f"shape {shape}: {SHAPES[shape]}; {accounts:,} accounts")
     print(f"events: {account_events} account events ({len(events)} in all), "
-          f"cpu count {os.cpu_count()}, rounds {args.repeat} (medians)")
+          f"cpu count {os.cpu_count()}, rounds {repeat} (medians)")
     print(f"{'fold (pure core, one core: the baseline)':62}: "
           f"{statistics.median(folds):10,.0f} events/s            ratio 1.00")
     print(f"{'two pure folds at once (no backtest at all)':62}: "

@@ -26,7 +26,7 @@ from jiefeng.domain.effects import (
 )
 from jiefeng.domain.features import PURCHASES_WINDOW
 from jiefeng.domain.holdbook import ignored, release, trim
-from jiefeng.domain.outcomes import ISSUER_DECLINED, Outcome
+from jiefeng.domain.outcomes import APPROVED, ISSUER_DECLINED, Outcome
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import (
     MAX_APPEALS,
@@ -86,9 +86,12 @@ def purchase_outcome(
         codes.append("wrong_password")
     if event.amount_fen > available_fen:
         codes.append("insufficient_credit")
-    codes = in_precedence(codes)
+    if not codes and event.authorization is None:  # most purchases
+        return APPROVED
+    if len(codes) > 1:
+        codes = in_precedence(codes)
     if event.authorization is None:
-        return Outcome(not codes, tuple(codes))
+        return Outcome(False, tuple(codes))
     if event.authorization is ev.Authorization.APPROVED:
         return Outcome(True, (), True, tuple(codes))
     return Outcome(False, (ISSUER_DECLINED,), True, tuple(codes))

@@ -49,6 +49,11 @@ class Outcome(NamedTuple):
         return text
 
 
+# Most purchases: approved by jiefeng, nothing against them. One immutable instance, not one
+# built per purchase.
+APPROVED = Outcome(True)
+
+
 def outcome_from_data(data: dict[str, Any]) -> Outcome:
     """The outcome a PURCHASE_DECIDED effect's data records."""
     return Outcome(data["approved"], tuple(data["codes"]), data.get("authorization") == "issuer",
