@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jiefeng.batch import backtest as B
+from jiefeng.batch.backtest_collect import PairCollector
 from jiefeng.batch.daily import DayCounter
 from jiefeng.policy.schema import default_policy
-from jiefeng.service.backtest import PairCollector
 
 WINDOW = B.Window(dt.datetime(2025, 3, 1, 5, tzinfo=dt.UTC),
                   dt.datetime(2025, 11, 20, 3, tzinfo=dt.UTC))

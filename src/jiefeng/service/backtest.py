@@ -9,13 +9,12 @@ its one policy throughout and every difference is the policy's.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import gc
 import multiprocessing
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from jiefeng.batch import backtest as B
+from jiefeng.batch.backtest_collect import Pair, PairCollector
 from jiefeng.batch.policy_reach import policy_watch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
@@ -32,7 +32,6 @@ from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
 if TYPE_CHECKING:
-    from jiefeng.batch.backtest_summary import Tally
     from jiefeng.policy.criteria import CompiledCriteria
 
 # The workers' fork server imports this module before the first worker can start: what only
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 # (sqlglot) the fork server imports too (`_worker_context`): a log with a policy sweep folds
 # its criteria in every worker.
 
-Pair = tuple[B.AccountRun, B.AccountRun]  # one account's runs: baseline, candidate
 ACCOUNTS_PER_TASK = 25  # small enough for a smooth progress bar, large enough to amortize
 DIFFERING_SAMPLE_SIZE = 10
 
@@ -243,50 +241,6 @@ def new_collector(context: BacktestContext) -> PairCollector:
     partitions where they run)."""
     return PairCollector(B.new_tally(context.window, context.baseline, context.candidate,
                                      DIFFERING_SAMPLE_SIZE), context.sample_selected)
-
-
-class PairCollector:
-    """What this process keeps of the pairs an engine hands back (`take`, a chunk at a time):
-    each goes into the summary at once and is dropped, so the memory does not grow with the
-    accounts (see jiefeng.batch.backtest_summary). With a sample of the accounts the criteria
-    select (`sample`), which accounts count is known only once every one was tested: the
-    `sample` selected first in sample order are kept meanwhile, and summarized by `finish`."""
-
-    def __init__(self, tally: Tally, sample: int | None):
-        self.tally = tally
-        self.sample = sample
-        self.left_out = 0  # accounts the criteria left out
-        self._first: list[tuple[str, str, Pair]] = []  # (sample order, account, pair), sorted
-
-    def take(self, results: Iterable[Pair | None]) -> None:
-        for result in results:
-            if result is None:
-                self.left_out += 1
-            elif self.sample is None:
-                self.tally.add(*result)
-            else:
-                self._keep(result)
-
-    def merge(self, other: PairCollector) -> None:
-        """Add what another collector took, of other accounts (a partition summarized where
-        it ran); it is not used afterwards."""
-        self.tally.merge(other.tally)
-        self.left_out += other.left_out
-        for _, _, pair in other._first:
-            self._keep(pair)
-
-    def _keep(self, pair: Pair) -> None:
-        account_id = pair[0].account_id
-        entry = (B.sample_order(account_id), account_id, pair)  # accounts are unique: no tie
-        first = self._first
-        if len(first) < self.sample or entry[:2] < first[-1][:2]:
-            bisect.insort(first, entry, key=lambda e: e[:2])
-            del first[self.sample:]
-
-    def finish(self) -> None:
-        for _, _, pair in self._first:
-            self.tally.add(*pair)
-        self._first = []
 
 
 def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: int,

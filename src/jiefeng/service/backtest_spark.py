@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jiefeng.batch import backtest as B
+from jiefeng.batch.backtest_collect import Pair, PairCollector
 from jiefeng.service.backtest import (
     BacktestContext,
     BacktestError,
-    Pair,
-    PairCollector,
     collector_paused,
     compare_account,
     new_collector,
