@@ -182,3 +182,38 @@ def test_a_sample_of_selected_accounts_keeps_the_first_in_sample_order():
     assert collector.tally.compared == 7
     # Every kept account differs (active against frozen): the sample shows them all.
     assert collector.tally.differing_sample_ids() == sorted(expected)
+
+
+# --- partitions of the local engine ---------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 5_000), max_size=300))
+def test_partitions_cover_every_account_once_in_order_and_close_at_their_bounds(counts):
+    from jiefeng.batch import backtest_collect as service_backtest
+
+    accounts = [f"A{n:04d}" for n in range(len(counts))]
+    chunks = service_backtest.partitions(accounts, counts)
+    assert [a for chunk in chunks for a in chunk] == accounts
+    events = dict(zip(accounts, counts, strict=True))
+    for chunk in chunks:
+        assert 0 < len(chunk) <= service_backtest.MAX_PARTITION_ACCOUNTS
+        # Closed by the account that reached the bound, not before it.
+        assert sum(events[a] for a in chunk[:-1]) < service_backtest.PARTITION_EVENTS
+    for chunk in chunks[:-1]:  # every partition but the last was closed by a bound
+        assert (sum(events[a] for a in chunk) >= service_backtest.PARTITION_EVENTS
+                or len(chunk) == service_backtest.MAX_PARTITION_ACCOUNTS)
+
+
+def test_short_histories_make_partitions_of_more_accounts():
+    from jiefeng.batch import backtest_collect as service_backtest
+
+    accounts = [f"A{n:04d}" for n in range(1_000)]
+    short = service_backtest.partitions(accounts, [17] * 1_000)
+    long = service_backtest.partitions(accounts, [340] * 1_000)
+    assert len(short[0]) == -(-service_backtest.PARTITION_EVENTS // 17)
+    assert len(long[0]) == -(-service_backtest.PARTITION_EVENTS // 340)
+    quiet = service_backtest.partitions(accounts, [0] * 1_000)
+    assert [len(c) for c in quiet] == [service_backtest.MAX_PARTITION_ACCOUNTS] * 2
+    with pytest.raises(ValueError, match="one event count per account"):
+        service_backtest.partitions(accounts, [1])

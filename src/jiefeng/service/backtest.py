@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from jiefeng.batch import backtest as B
-from jiefeng.batch.backtest_collect import Pair, PairCollector
+from jiefeng.batch.backtest_collect import Pair, PairCollector, partitions
 from jiefeng.batch.policy_reach import policy_watch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 # (sqlglot) the fork server imports too (`_worker_context`): a log with a policy sweep folds
 # its criteria in every worker.
 
-ACCOUNTS_PER_TASK = 25  # small enough for a smooth progress bar, large enough to amortize
 DIFFERING_SAMPLE_SIZE = 10
 
 
@@ -210,18 +209,23 @@ def run_backtest(db: str, store: SqlStore, scopes: Scopes, spec: BacktestSpec,
         compile_criteria(spec.criteria)  # CriteriaError names the problem before any work
     window = _window(store, spec)
     with store.read() as connection:
-        account_ids = store.account_ids(connection)
-    stored_accounts = len(account_ids)
+        counted = store.account_event_counts(connection)
+    stored_accounts = len(counted)
     if spec.sample is not None and not spec.criteria:
-        account_ids = sorted(account_ids, key=B.sample_order)[: spec.sample]
-    account_ids.sort()
+        counted = sorted(sorted(counted, key=lambda c: B.sample_order(c[0]))[: spec.sample])
+    account_ids = [account_id for account_id, _ in counted]
+    event_counts = [events for _, events in counted]
+    del counted
     if on_total:
         on_total(len(account_ids))
     context = BacktestContext(db, spec.baseline, spec.candidate, without_activations(scopes),
                               window, spec.criteria, len(account_ids) < stored_accounts,
                               spec.reuse_unreached, spec.sample if spec.criteria else None)
     collector = new_collector(context)
-    (engine or local_pairs)(context, account_ids, spec.workers, progress, collector)
+    if engine is None:
+        local_pairs(context, account_ids, spec.workers, progress, collector, event_counts)
+    else:
+        engine(context, account_ids, spec.workers, progress, collector)
     collector.finish()
     _init_worker(context)  # the sample's explanations are folded here, in this process
     sample = [_side_by_side(account_id, context)
@@ -244,12 +248,13 @@ def new_collector(context: BacktestContext) -> PairCollector:
 
 
 def local_pairs(context: BacktestContext, account_ids: Sequence[str], workers: int,
-                progress: Callable[[int], None] | None, collector: PairCollector) -> None:
+                progress: Callable[[int], None] | None, collector: PairCollector,
+                event_counts: Sequence[int] | None = None) -> None:
     """Replay on this machine: in this process, or in `workers` spawned processes, each
-    folding partitions of ACCOUNTS_PER_TASK accounts it reads from the store itself; each
-    partition's results go to `collector` as they come back."""
-    chunks = [account_ids[i : i + ACCOUNTS_PER_TASK]
-              for i in range(0, len(account_ids), ACCOUNTS_PER_TASK)]
+    folding partitions of accounts (`partitions`: by `event_counts`, each account's events,
+    when given) it reads from the store itself; each partition's results go to `collector`
+    as they come back."""
+    chunks = partitions(account_ids, event_counts)
 
     def collect(chunk: Sequence[str], results: list[Pair | None]) -> None:
         collector.take(results)

@@ -601,6 +601,12 @@ class SqlStore:
             query = query.where(t.accounts.c.segment == segment)
         return list(connection.execute(query).scalars())
 
+    def account_event_counts(self, connection: Connection) -> list[tuple[str, int]]:
+        """(account, account events in its log), every account, in account order."""
+        query = select(t.accounts.c.account_id, t.accounts.c.events_applied).order_by(
+            t.accounts.c.account_id)
+        return [(account_id, int(events)) for account_id, events in connection.execute(query)]
+
     def count_accounts(self, connection: Connection, *, clock_from: str | None = None) -> int:
         """Accounts whose clock is at or after `clock_from` (UTC text; None: every account)."""
         query = select(func.count()).select_from(t.accounts)
