@@ -190,30 +190,34 @@ def test_a_sample_of_selected_accounts_keeps_the_first_in_sample_order():
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(0, 5_000), max_size=300))
 def test_partitions_cover_every_account_once_in_order_and_close_at_their_bounds(counts):
-    from jiefeng.batch import backtest_collect as service_backtest
+    from jiefeng.batch import backtest_collect as C
 
     accounts = [f"A{n:04d}" for n in range(len(counts))]
-    chunks = service_backtest.partitions(accounts, counts)
+    chunks = C.partitions(accounts, counts)
     assert [a for chunk in chunks for a in chunk] == accounts
     events = dict(zip(accounts, counts, strict=True))
+
+    def full(part):  # what closes a partition
+        return (len(part) >= C.MIN_PARTITION_ACCOUNTS
+                and sum(events[a] for a in part) >= C.PARTITION_EVENTS
+                or len(part) >= C.MAX_PARTITION_ACCOUNTS)
+
     for chunk in chunks:
-        assert 0 < len(chunk) <= service_backtest.MAX_PARTITION_ACCOUNTS
-        # Closed by the account that reached the bound, not before it.
-        assert sum(events[a] for a in chunk[:-1]) < service_backtest.PARTITION_EVENTS
-    for chunk in chunks[:-1]:  # every partition but the last was closed by a bound
-        assert (sum(events[a] for a in chunk) >= service_backtest.PARTITION_EVENTS
-                or len(chunk) == service_backtest.MAX_PARTITION_ACCOUNTS)
+        assert 0 < len(chunk) <= C.MAX_PARTITION_ACCOUNTS
+        assert not full(chunk[:-1])  # closed by the account that filled it, not before
+    assert all(full(chunk) for chunk in chunks[:-1])  # only the last may be short
 
 
 def test_short_histories_make_partitions_of_more_accounts():
-    from jiefeng.batch import backtest_collect as service_backtest
+    from jiefeng.batch import backtest_collect as C
 
     accounts = [f"A{n:04d}" for n in range(1_000)]
-    short = service_backtest.partitions(accounts, [17] * 1_000)
-    long = service_backtest.partitions(accounts, [340] * 1_000)
-    assert len(short[0]) == -(-service_backtest.PARTITION_EVENTS // 17)
-    assert len(long[0]) == -(-service_backtest.PARTITION_EVENTS // 340)
-    quiet = service_backtest.partitions(accounts, [0] * 1_000)
-    assert [len(c) for c in quiet] == [service_backtest.MAX_PARTITION_ACCOUNTS] * 2
+    short = C.partitions(accounts, [17] * 1_000)
+    assert len(short[0]) == -(-C.PARTITION_EVENTS // 17)
+    long = C.partitions(accounts, [340] * 1_000)
+    assert len(long[0]) == C.MIN_PARTITION_ACCOUNTS  # long histories: as before counts
+    assert long == C.partitions(accounts, None)
+    quiet = C.partitions(accounts, [0] * 1_000)
+    assert [len(c) for c in quiet] == [C.MAX_PARTITION_ACCOUNTS] * 2
     with pytest.raises(ValueError, match="one event count per account"):
-        service_backtest.partitions(accounts, [1])
+        C.partitions(accounts, [1])

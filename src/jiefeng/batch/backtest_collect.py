@@ -14,31 +14,34 @@ from jiefeng.batch.backtest_summary import Tally
 
 Pair = tuple[B.AccountRun, B.AccountRun]  # one account's runs: baseline, candidate
 
-# A partition of the local engine: consecutive accounts up to about this many events (one
-# account alone may have more), at most MAX_PARTITION_ACCOUNTS accounts. Sized by events, not
-# accounts: 25 accounts a partition was right for 170 events an account, but with 17 each a
-# worker's partition was over before its round trip through the pool paid off (two workers
-# at 0.52 of the fold against 0.67 for one, measured on ten times the accounts).
+# A partition of the local engine: consecutive accounts, at least MIN_PARTITION_ACCOUNTS and
+# about PARTITION_EVENTS events, at most MAX_PARTITION_ACCOUNTS accounts. 25 accounts a
+# partition suited 170 events an account and more (timed against partitions of 2,000 and 4,000
+# events on 170 and 340 events an account, it was as fast or faster); with 17 each, a worker's
+# partition was over before its round trip through the pool paid off: two workers, every
+# account folded twice, 0.80-0.84 of the time with partitions of 2,000-4,000 events.
+MIN_PARTITION_ACCOUNTS = 25
 PARTITION_EVENTS = 2_000
 MAX_PARTITION_ACCOUNTS = 500  # a query's list of accounts stays short
-ACCOUNTS_UNCOUNTED = 12  # about PARTITION_EVENTS at a portfolio's 170 events an account
 
 
 def partitions(account_ids: Sequence[str], event_counts: Sequence[int] | None
                ) -> list[Sequence[str]]:
-    """Consecutive accounts, a partition closed once it holds PARTITION_EVENTS events or
-    MAX_PARTITION_ACCOUNTS accounts; without counts, ACCOUNTS_UNCOUNTED accounts a
-    partition."""
+    """Consecutive accounts, a partition closed once it holds MIN_PARTITION_ACCOUNTS accounts
+    and PARTITION_EVENTS events, or MAX_PARTITION_ACCOUNTS accounts; without counts,
+    MIN_PARTITION_ACCOUNTS accounts a partition."""
     if event_counts is None:
-        return [account_ids[i : i + ACCOUNTS_UNCOUNTED]
-                for i in range(0, len(account_ids), ACCOUNTS_UNCOUNTED)]
+        return [account_ids[i : i + MIN_PARTITION_ACCOUNTS]
+                for i in range(0, len(account_ids), MIN_PARTITION_ACCOUNTS)]
     if len(event_counts) != len(account_ids):
         raise ValueError("one event count per account")
     chunks: list[Sequence[str]] = []
     start = events = 0
     for index, count in enumerate(event_counts):
         events += count
-        if events >= PARTITION_EVENTS or index + 1 - start >= MAX_PARTITION_ACCOUNTS:
+        accounts = index + 1 - start
+        if (accounts >= MIN_PARTITION_ACCOUNTS and events >= PARTITION_EVENTS) \
+                or accounts >= MAX_PARTITION_ACCOUNTS:
             chunks.append(account_ids[start : index + 1])
             start, events = index + 1, 0
     if start < len(account_ids):
