@@ -18,13 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jiefeng.batch.backtest_summary import (
-    BACKTEST_FORMAT,
-    RELEASE_KINDS,
-    SUPERSEDED,
-    SideTally,
-    Tally,
-)
+from jiefeng.batch.backtest_summary import SUPERSEDED, SideTally, Tally
 from jiefeng.batch.backtest_summary import overlaps as _overlaps
 from jiefeng.domain import core
 from jiefeng.domain import holds as H
@@ -37,7 +31,6 @@ from jiefeng.policy.schema import Policy
 if TYPE_CHECKING:  # sqlglot, imported by the criteria, is needed only where some are compiled
     from jiefeng.policy.criteria import CompiledCriteria
 
-__all__ = ["BACKTEST_FORMAT", "RELEASE_KINDS", "SUPERSEDED"]  # also read from here
 _RUN_KINDS = frozenset({HOLD_PLACED, HOLD_RELEASED, BUREAU_REPORTED})  # what a run keeps
 
 
@@ -56,7 +49,7 @@ class Window:
 @dataclass(frozen=True)
 class Interval:
     """One hold on one account: placed at `start`, released at `end` (None: still active at
-    the window's end) by a `release_kind` of RELEASE_KINDS or SUPERSEDED."""
+    the window's end) by a `release_kind` of backtest_summary.RELEASE_KINDS or SUPERSEDED."""
 
     code: str
     start: dt.datetime

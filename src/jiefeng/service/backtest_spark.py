@@ -27,7 +27,6 @@ extra: `pip install 'jiefeng[spark]'`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -171,7 +170,7 @@ def accounts_digest(account_ids: Iterable[str]) -> tuple[int, int]:
     count = total = 0
     for account_id in account_ids:
         count += 1
-        total += int.from_bytes(hashlib.sha256(account_id.encode()).digest()[:8], "big")
+        total += int(B.sample_order(account_id)[:16], 16)  # its SHA-256's first 64 bits
     return count, total % 2**64
 
 
