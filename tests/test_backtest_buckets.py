@@ -80,7 +80,7 @@ def test_a_bucket_is_read_sorted_by_account_time_and_arrival_across_its_files(tm
     pq.write_table(_rows([(2, "A", 20), (4, "A", 30), (6, "B", 0)]), tmp_path / "y.parquet")
     bucket = export_buckets(tmp_path)[0]
     table = read_bucket(bucket, T0 + dt.timedelta(days=1), None)
-    assert table.column_names == ["account_id", "at_utc", "seq", "body"]
+    assert table.column_names == ["account_id", "type", "at_utc", "seq", "body"]
     assert list(zip(table["account_id"].to_pylist(), table["seq"].to_pylist(), strict=True)) \
         == [("A", 2), ("A", 1), ("A", 4), ("B", 6), ("B", 3), ("B", 5)]
 

@@ -27,7 +27,7 @@ from jiefeng.batch.backtest_collect import Pair, PairCollector, partitions
 from jiefeng.batch.policy_reach import policy_watch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
-from jiefeng.service.states import parse_stored
+from jiefeng.service.states import parse_stored_row
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
@@ -105,9 +105,9 @@ def _accounts_events(account_ids: Sequence[str]) -> dict[str, list[Any]]:
     context: BacktestContext = _worker["context"]
     store: SqlStore = _worker["store"]
     with store.read() as connection:
-        bodies = store.accounts_event_bodies(connection, account_ids, until=context.window.end)
-    return {account_id: [parse_stored(body, account_id) for body in account_bodies]
-            for account_id, account_bodies in bodies.items()}
+        rows = store.accounts_event_rows(connection, account_ids, until=context.window.end)
+    return {account_id: [parse_stored_row(*row) for row in account_rows]
+            for account_id, account_rows in rows.items()}
 
 
 def _run_chunk(account_ids: Sequence[str]) -> list[Pair | None]:

@@ -27,6 +27,7 @@ extra: `pip install 'jiefeng[spark]'`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pickle
@@ -126,8 +127,8 @@ def read_bucket(bucket: Bucket, until: Any, accounts: Sequence[str] | None) -> A
     # The columns read, in the export's types: files another tool rewrote (times in
     # nanoseconds, a column of nulls) are cast to them rather than refused as a schema that
     # does not unify.
-    schema = pa.schema([EVENT_SCHEMA.field(name) for name in ("account_id", "at_utc", "seq",
-                                                               "body")])
+    schema = pa.schema([EVENT_SCHEMA.field(name) for name in ("account_id", "type", "at_utc",
+                                                               "seq", "body")])
     files = ds.dataset(list(bucket.files), format="parquet", schema=schema)
     condition = ds.field("at_utc") <= pa.scalar(until, schema.field("at_utc").type)
     if accounts is not None:
@@ -141,24 +142,29 @@ def fold_sorted_table(table: Any, context: BacktestContext, criteria: CompiledCr
                       take: Callable[[str, Pair | None], None]) -> None:
     """Each account of a table sorted by account (as `read_bucket` returns it) under both
     policies, handed to `take` with its pair of runs (None: the criteria leave it out)."""
-    from jiefeng.service.states import parse_stored
+    from jiefeng.service.states import parse_stored_at
 
     current: str | None = None
     events: list[Any] = []
+    utc = dt.UTC
     for chunk in table.to_batches(max_chunksize=_ROWS_PER_CHUNK):
-        # Only the columns read here become Python objects: the time and arrival columns are
-        # there for the sort.
+        # Only the columns read here become Python objects: the arrival column is there for
+        # the sort.
         account_ids = chunk.column("account_id").to_pylist()
+        types = chunk.column("type").to_pylist()
+        instants = chunk.column("at_utc").to_pylist()  # zoneinfo's UTC: given datetime's below
         bodies = chunk.column("body").to_pylist()
         with collector_paused():  # as a local chunk: one Arrow chunk at a time
-            for account_id, body in zip(account_ids, bodies, strict=True):
+            for account_id, event_type, at, body in zip(account_ids, types, instants, bodies,
+                                                        strict=True):
                 if account_id != current:
                     if current is not None:
                         take(current, compare_account(current, events, context, criteria))
                     current, events = account_id, []
                 # Bodies only, as a local backtest reads them: each policy decides purchases
                 # anew, the recorded decisions are not read.
-                events.append(parse_stored(body, account_id))
+                events.append(parse_stored_at(account_id, event_type,
+                                              at.replace(tzinfo=utc), body))
     if current is not None:
         with collector_paused():
             take(current, compare_account(current, events, context, criteria))

@@ -14,10 +14,12 @@ for a late event (its events after the snapshot are then no longer a simple cont
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -92,7 +94,22 @@ class StateCache:
 
 def parse_stored(body: str, account_id: str | None = None):
     """Parse a stored event; an appeal decision gets the account the store routed it to."""
-    event = ev.parse_stored_json(body)
+    return _routed(ev.parse_stored_json(body), account_id)
+
+
+def parse_stored_row(account_id: str, event_type: str, at_utc: str, body: str):
+    """An account's stored event from its row: (account_id, type, at_utc, body) as
+    `SqlStore.accounts_event_rows` reads them; the same event as `parse_stored(body,
+    account_id)`, read by its type's own validator (see ev.parse_stored_row)."""
+    return parse_stored_at(account_id, event_type, dt.datetime.fromisoformat(at_utc), body)
+
+
+def parse_stored_at(account_id: str, event_type: str, at_utc: dt.datetime, body: str):
+    """`parse_stored_row` with the instant already read (aware, in `datetime.UTC`)."""
+    return _routed(ev.parse_stored_row(event_type, body, at_utc), account_id)
+
+
+def _routed(event: Any, account_id: str | None) -> Any:
     if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
         event = event.model_copy(update={"account_id": account_id})
     return event

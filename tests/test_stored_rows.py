@@ -1,0 +1,130 @@
+"""Reading a stored event from its row (`parse_stored_row`): the store's `type` and `at_utc`
+columns pick the type's own validator and give the instant. It must give exactly the event the
+body alone gives (`parse_stored_json`), and whatever that reading refuses or does not cover
+(an older shape, an operator event, a body of another type than its column) must still take
+the body's path."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+import pytest
+
+from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+from jiefeng.domain import events as events_module
+from jiefeng.domain import stored_schema
+from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json, parse_stored_row
+from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
+from jiefeng.store.schema import utc_text
+
+PURCHASE = {"event_id": "p1", "type": "purchase", "at": "2025-01-05T10:00:00+08:00",
+            "account_id": "A1", "amount": "12.30", "merchant_id": "M1"}
+OTHERS = [
+    {"event_id": "o1", "type": "score_update", "at": "2025-02-04T09:00:00.5-05:30",
+     "account_id": "A1", "score": 640, "dimensions": {"identity": 40, "assets": 0}},
+    {"event_id": "o2", "type": "purchase", "at": "2025-02-05T09:00:00Z",
+     "account_id": "A1", "amount": "7", "merchant_id": "M1", "kind": "cash_withdrawal",
+     "password_ok": False, "authorization": "approved"},
+    {"event_id": "o3", "type": "appeal_submitted", "at": "2025-02-06T09:00:00+08:00",
+     "account_id": "A1", "appeal_id": "AP1", "hold_code": "cash_out",
+     "statement": "我没有套现 \"quoted\"", "purchase_event_ids": ["p1", "p2"]},
+    {"event_id": "o4", "type": "manual_hold_placed", "at": "2025-02-01T09:00:00+08:00",
+     "actor": "ops-1", "account_id": "A1", "reason": "复核 review"},
+    {"event_id": "o5", "type": "bureau_record", "at": "2025-02-07T23:59:59.999999+08:00",
+     "account_id": "A1", "product": "mybank", "status": "overdue",
+     "days_past_due": 31, "amount": "0"},
+]
+
+
+def _row(raw: dict) -> tuple[str, str, dt.datetime]:
+    """(type, body, at_utc) as the store writes them for a line received as `raw`."""
+    event = parse_event(raw)
+    body = stamped(orjson.dumps(raw).decode())
+    return event.type, body, dt.datetime.fromisoformat(utc_text(event.at))
+
+
+def _same(read, expected) -> None:
+    assert read == expected
+    assert type(read) is type(expected)
+    assert read.model_fields_set == expected.model_fields_set
+    assert list(read.__dict__) == list(expected.__dict__)
+    for name, value in expected.__dict__.items():
+        assert type(read.__dict__[name]) is type(value), name
+    assert read.at.tzinfo is dt.UTC
+
+
+def test_every_row_reads_as_its_body_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=8)) + OTHERS
+    rows = [_row(raw) for raw in raws]
+    expected = [parse_stored_json(body) for _, body, _ in rows]
+    read_by_type = {row[0] for row in rows} & stored_schema.ROW_TYPES
+    assert {"purchase", "repayment", "login", "activity", "score_update", "refund",
+            "asset_update", "password_attempt", "installment_plan_created"} <= read_by_type
+
+    body_path = parse_stored_json
+
+    def only_for_others(body: str):
+        assert orjson.loads(body)["type"] not in stored_schema.ROW_TYPES, body
+        return body_path(body)
+
+    monkeypatch.setattr(events_module, "parse_stored_json", only_for_others)
+    for (event_type, body, at_utc), event in zip(rows, expected, strict=True):
+        _same(parse_stored_row(event_type, body, at_utc), event)
+
+
+def test_the_instant_is_the_stores_in_utc() -> None:
+    event_type, body, at_utc = _row(PURCHASE)
+    read = parse_stored_row(event_type, body, at_utc)
+    assert read.at == dt.datetime(2025, 1, 5, 2, 0, tzinfo=dt.UTC)
+    assert read.at.tzinfo is dt.UTC and read.amount_fen == 1230
+
+
+def test_a_body_of_another_type_than_its_column_is_read_as_the_body_says() -> None:
+    _, body, at_utc = _row(PURCHASE)
+    read = parse_stored_row("login", body, at_utc)
+    assert type(read) is events_module.Purchase
+    _same(read, parse_stored_json(body))
+
+
+def test_a_body_without_the_current_stamp_takes_the_bodys_path() -> None:
+    older = orjson.dumps({"schema_version": 1, **PURCHASE, "amount": 12.3}).decode()
+    read = parse_stored_row("purchase", older, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
+    assert read.amount_fen == 1230  # upcast from a JSON number
+    unstamped = orjson.dumps(PURCHASE).decode()
+    _same(parse_stored_row("purchase", unstamped, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC)),
+          parse_event(PURCHASE))
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"amount": "12.345"}, "amount"),
+    ({"amount": "0.00"}, "amount"),
+    ({"amount": 12.3}, "amount"),
+    ({"merchant_id": ""}, "merchant_id"),
+    ({"merchant_id": "two words"}, "merchant_id"),
+    ({"colour": "red"}, "colour"),
+    ({"kind": "loan"}, "kind"),
+    ({"at": 1736042400}, "at"),
+])
+def test_a_damaged_body_is_refused_naming_the_field(change, field) -> None:
+    body = stamped(orjson.dumps({**PURCHASE, **change}).decode())
+    assert f'"schema_version":{SCHEMA_VERSION},' in body
+    with pytest.raises((ValueError, TypeError)):
+        stored_schema.read_row("purchase", body.replace('"schema_version":2,', "", 1),
+                               dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
+    with pytest.raises(EventRejected) as raised:
+        parse_stored_row("purchase", body, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
+    assert raised.value.field == field
+
+
+def test_operator_events_and_models_with_validators_of_their_own_are_not_read_by_type() -> None:
+    assert "manual_hold_placed" not in stored_schema.ROW_TYPES
+    assert "account_opened" not in stored_schema.ROW_TYPES  # a model validator of its own
+    raw = OTHERS[3]
+    event_type, body, at_utc = _row(raw)
+    _same(parse_stored_row(event_type, body, at_utc), parse_stored_json(body))
+
+
+def test_a_type_without_a_reader_of_its_own_is_refused_by_the_row_reading() -> None:
+    with pytest.raises(ValueError, match="account_opened"):
+        stored_schema.read_row("account_opened", "{}", dt.datetime(2025, 1, 5, tzinfo=dt.UTC))
