@@ -1,8 +1,8 @@
-"""Reading a stored event from its row (`parse_stored_row`): the store's `type` and `at_utc`
-columns pick the type's own validator and give the instant. It must give exactly the event the
-body alone gives (`parse_stored_json`), and whatever that reading refuses or does not cover
-(an older shape, an operator event, a body of another type than its column) must still take
-the body's path."""
+"""Reading stored events from their rows (`parse_stored_rows`): the store's `type` and
+`at_utc` columns pick the type's own validator and give the instant. It must give exactly the
+event the body alone gives (`parse_stored_json`), and whatever that reading refuses or does not
+cover (an older shape, an operator event, a body of another type than its column) must still
+take the body's path."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
 from jiefeng.domain import events as events_module
 from jiefeng.domain import stored_schema
-from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json, parse_stored_row
+from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json, parse_stored_rows
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.store.schema import utc_text
 
@@ -44,6 +44,12 @@ def _row(raw: dict) -> tuple[str, str, dt.datetime]:
     return event.type, body, dt.datetime.fromisoformat(utc_text(event.at))
 
 
+def parse_stored_row(event_type: str, body: str, at_utc: dt.datetime, fallback=None):
+    """One row, read as a backtest reads many."""
+    fallback = fallback or (lambda text, _account_id: parse_stored_json(text))
+    return parse_stored_rows([("A1", event_type, at_utc, body)], lambda at: at, fallback)[0]
+
+
 def _same(read, expected) -> None:
     assert read == expected
     assert type(read) is type(expected)
@@ -54,7 +60,7 @@ def _same(read, expected) -> None:
     assert read.at.tzinfo is dt.UTC
 
 
-def test_every_row_reads_as_its_body_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_row_reads_as_its_body_reads() -> None:
     raws = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=8)) + OTHERS
     rows = [_row(raw) for raw in raws]
     expected = [parse_stored_json(body) for _, body, _ in rows]
@@ -62,15 +68,40 @@ def test_every_row_reads_as_its_body_reads(monkeypatch: pytest.MonkeyPatch) -> N
     assert {"purchase", "repayment", "login", "activity", "score_update", "refund",
             "asset_update", "password_attempt", "installment_plan_created"} <= read_by_type
 
-    body_path = parse_stored_json
-
-    def only_for_others(body: str):
+    def only_for_others(body: str, account_id: str):
         assert orjson.loads(body)["type"] not in stored_schema.ROW_TYPES, body
-        return body_path(body)
+        return parse_stored_json(body)
 
-    monkeypatch.setattr(events_module, "parse_stored_json", only_for_others)
-    for (event_type, body, at_utc), event in zip(rows, expected, strict=True):
-        _same(parse_stored_row(event_type, body, at_utc), event)
+    read = parse_stored_rows([(raw.get("account_id"), *row[:1], row[2], row[1])
+                              for raw, row in zip(raws, rows, strict=True)],
+                             lambda at: at, only_for_others)
+    assert len(read) == len(expected)
+    for event, wanted in zip(read, expected, strict=True):
+        _same(event, wanted)
+
+
+def test_the_rows_of_the_service_read_as_their_bodies(tmp_path) -> None:
+    """`states.parse_stored_rows` of what the store returns: an appeal decision also gets the
+    account the store routed it to, as `parse_stored` gives it."""
+    from jiefeng.service.engine import Engine
+    from jiefeng.service.states import parse_stored
+    from jiefeng.service.states import parse_stored_rows as service_rows
+    from jiefeng.store.sql import SqlStore
+
+    engine = Engine(SqlStore(str(tmp_path / "rows.db")))
+    raws = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=9))
+    assert engine.ingest_events(raws).rejected == 0
+    store = engine.store
+    with store.read() as connection:
+        ids = store.account_ids(connection)
+        rows = store.accounts_event_rows(connection, ids)
+    assert {event_type for account_rows in rows.values() for _, event_type, _, _ in account_rows
+            } >= {"appeal_decided", "account_opened", "purchase"}
+    for account_id, account_rows in rows.items():
+        read = service_rows(account_rows)
+        for event, (_, _, _, body) in zip(read, account_rows, strict=True):
+            _same(event, parse_stored(body, account_id))
+    store.close()
 
 
 def test_the_instant_is_the_stores_in_utc() -> None:

@@ -27,7 +27,7 @@ from jiefeng.batch.backtest_collect import Pair, PairCollector, partitions
 from jiefeng.batch.policy_reach import policy_watch
 from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import Policy
-from jiefeng.service.states import parse_stored_row
+from jiefeng.service.states import parse_stored_rows
 from jiefeng.store.schema import parse_utc_text
 from jiefeng.store.sql import SqlStore
 
@@ -106,7 +106,7 @@ def _accounts_events(account_ids: Sequence[str]) -> dict[str, list[Any]]:
     store: SqlStore = _worker["store"]
     with store.read() as connection:
         rows = store.accounts_event_rows(connection, account_ids, until=context.window.end)
-    return {account_id: [parse_stored_row(*row) for row in account_rows]
+    return {account_id: parse_stored_rows(account_rows)
             for account_id, account_rows in rows.items()}
 
 

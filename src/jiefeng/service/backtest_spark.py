@@ -27,7 +27,6 @@ extra: `pip install 'jiefeng[spark]'`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import pickle
@@ -142,32 +141,28 @@ def fold_sorted_table(table: Any, context: BacktestContext, criteria: CompiledCr
                       take: Callable[[str, Pair | None], None]) -> None:
     """Each account of a table sorted by account (as `read_bucket` returns it) under both
     policies, handed to `take` with its pair of runs (None: the criteria leave it out)."""
-    from jiefeng.service.states import parse_stored_at
+    from jiefeng.service.states import parse_exported_rows
 
     current: str | None = None
-    events: list[Any] = []
-    utc = dt.UTC
+    rows: list[tuple[str, str, Any, str]] = []  # the current account's
     for chunk in table.to_batches(max_chunksize=_ROWS_PER_CHUNK):
         # Only the columns read here become Python objects: the arrival column is there for
-        # the sort.
-        account_ids = chunk.column("account_id").to_pylist()
-        types = chunk.column("type").to_pylist()
-        instants = chunk.column("at_utc").to_pylist()  # zoneinfo's UTC: given datetime's below
-        bodies = chunk.column("body").to_pylist()
+        # the sort. Bodies, not the recorded decisions, as a local backtest reads them: each
+        # policy decides purchases anew.
+        columns = [chunk.column(name).to_pylist()
+                   for name in ("account_id", "type", "at_utc", "body")]
         with collector_paused():  # as a local chunk: one Arrow chunk at a time
-            for account_id, event_type, at, body in zip(account_ids, types, instants, bodies,
-                                                        strict=True):
-                if account_id != current:
+            for row in zip(*columns, strict=True):
+                if row[0] != current:
                     if current is not None:
-                        take(current, compare_account(current, events, context, criteria))
-                    current, events = account_id, []
-                # Bodies only, as a local backtest reads them: each policy decides purchases
-                # anew, the recorded decisions are not read.
-                events.append(parse_stored_at(account_id, event_type,
-                                              at.replace(tzinfo=utc), body))
+                        take(current, compare_account(current, parse_exported_rows(rows),
+                                                      context, criteria))
+                    current, rows = row[0], []
+                rows.append(row)
     if current is not None:
         with collector_paused():
-            take(current, compare_account(current, events, context, criteria))
+            take(current, compare_account(current, parse_exported_rows(rows), context,
+                                          criteria))
 
 
 def accounts_digest(account_ids: Iterable[str]) -> tuple[int, int]:

@@ -97,16 +97,21 @@ def parse_stored(body: str, account_id: str | None = None):
     return _routed(ev.parse_stored_json(body), account_id)
 
 
-def parse_stored_row(account_id: str, event_type: str, at_utc: str, body: str):
-    """An account's stored event from its row: (account_id, type, at_utc, body) as
-    `SqlStore.accounts_event_rows` reads them; the same event as `parse_stored(body,
-    account_id)`, read by its type's own validator (see ev.parse_stored_row)."""
-    return parse_stored_at(account_id, event_type, dt.datetime.fromisoformat(at_utc), body)
+def parse_stored_rows(rows: Iterable[tuple[str, str, str, str]]) -> list[Any]:
+    """Stored account events from their rows, (account_id, type, at_utc, body) as
+    `SqlStore.accounts_event_rows` reads them: the same events as `parse_stored(body,
+    account_id)` of each, most read by their type's own validator (see
+    ev.parse_stored_rows)."""
+    return ev.parse_stored_rows(rows, dt.datetime.fromisoformat, parse_stored)
 
 
-def parse_stored_at(account_id: str, event_type: str, at_utc: dt.datetime, body: str):
-    """`parse_stored_row` with the instant already read (aware, in `datetime.UTC`)."""
-    return _routed(ev.parse_stored_row(event_type, body, at_utc), account_id)
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at.replace(tzinfo=dt.UTC)  # pyarrow's is zoneinfo's UTC, not datetime.UTC
+
+
+def parse_exported_rows(rows: Iterable[tuple[str, str, dt.datetime, str]]) -> list[Any]:
+    """`parse_stored_rows` of an export's rows, their at_utc read by pyarrow (in UTC)."""
+    return ev.parse_stored_rows(rows, _utc, parse_stored)
 
 
 def _routed(event: Any, account_id: str | None) -> Any:
