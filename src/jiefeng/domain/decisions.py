@@ -7,6 +7,7 @@ a purchase, ingest a `purchase` event, whose decision the fold makes the same wa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +144,8 @@ def check_installment_plan(state: AccountState, event: ev.InstallmentPlanCreated
 def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: Scopes) -> None:
     """Refuse an account event the fold could not apply. `state` is the account advanced to the
     event's time, or None if the account has no events yet."""
-    if isinstance(event, ev.AccountOpened):
+    kind = type(event)
+    if kind is ev.AccountOpened:
         if state is not None and state.opened:
             raise DomainRejected("account_id", "account is already open")
         return
@@ -151,47 +153,72 @@ def check_event(state: AccountState | None, event: Any, policy: Policy, scopes: 
         raise DomainRejected("account_id", "unknown account: send account_opened first")
     if state.opened_at is not None and event.at < state.opened_at:
         raise DomainRejected("at", "is before the account was opened")
-    if isinstance(event, ev.Refund):
-        record = state.purchases.get(event.purchase_event_id)
-        if record is None:
-            raise DomainRejected(
-                "purchase_event_id", "no approved purchase with this id on this account"
-            )
-        refundable_fen = record.amount_fen - record.refunded_fen
-        if event.amount_fen > refundable_fen:
-            from jiefeng.domain.money import format_fen
-
-            raise DomainRejected(
-                "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}"
-            )
-    elif isinstance(event, ev.InstallmentPlanCreated):
-        check_installment_plan(state, event, policy)
-    elif isinstance(event, ev.AppealSubmitted):
-        if event.appeal_id in state.appeals:
-            raise DomainRejected("appeal_id", "an appeal with this id already exists")
-        held = set(state.holds) | {h.code for h in scoped_holds(state, event.at, scopes)}
-        if event.hold_code not in held:
-            raise DomainRejected("hold_code", f"the account has no active {event.hold_code} hold")
-        if event.hold_code not in policy.appeals.appealable_codes:
-            raise DomainRejected(
-                "hold_code", f"{event.hold_code} cannot be appealed; it lifts as explained"
-            )
-        if any(
-            a.hold_code == event.hold_code and a.status == "pending" for a in state.appeals.values()
-        ):
-            raise DomainRejected("hold_code", "an appeal for this hold is already pending")
-        attempted = set(state.purchases) | {d.event_id for d in state.declined_purchases}
-        unknown = [pid for pid in event.purchase_event_ids if pid not in attempted]
-        if unknown:
-            raise DomainRejected(
-                "purchase_event_ids", f"not purchases of this account: {unknown[0]}"
-            )
-    elif isinstance(event, ev.AppealDecided):
-        appeal = state.appeals.get(event.appeal_id)
-        if appeal is None:
-            raise DomainRejected("appeal_id", "no appeal with this id")
-        if appeal.status != "pending":
-            raise DomainRejected("appeal_id", f"the appeal is already {appeal.status}")
+    # The type's own check, looked up once: an ingest checks every event, most of them of
+    # types without one (a chain of isinstance calls was about a microsecond of each).
+    check = _CHECKS.get(kind)
+    if check is not None:
+        check(state, event, policy, scopes)
     # What the causes that listen to this type of event refuse (their declared admissions).
-    for admit in causes.tables().admissions.get(type(event), ()):
+    for admit in causes.tables().admissions.get(kind, ()):
         admit(state, event, policy, scopes)
+
+
+def _check_refund(state: AccountState, event: ev.Refund, policy: Policy,
+                  scopes: Scopes) -> None:
+    record = state.purchases.get(event.purchase_event_id)
+    if record is None:
+        raise DomainRejected(
+            "purchase_event_id", "no approved purchase with this id on this account"
+        )
+    refundable_fen = record.amount_fen - record.refunded_fen
+    if event.amount_fen > refundable_fen:
+        from jiefeng.domain.money import format_fen
+
+        raise DomainRejected(
+            "amount", f"exceeds the refundable amount {format_fen(refundable_fen)}"
+        )
+
+
+def _check_plan(state: AccountState, event: ev.InstallmentPlanCreated, policy: Policy,
+                scopes: Scopes) -> None:
+    check_installment_plan(state, event, policy)
+
+
+def _check_appeal(state: AccountState, event: ev.AppealSubmitted, policy: Policy,
+                  scopes: Scopes) -> None:
+    if event.appeal_id in state.appeals:
+        raise DomainRejected("appeal_id", "an appeal with this id already exists")
+    held = set(state.holds) | {h.code for h in scoped_holds(state, event.at, scopes)}
+    if event.hold_code not in held:
+        raise DomainRejected("hold_code", f"the account has no active {event.hold_code} hold")
+    if event.hold_code not in policy.appeals.appealable_codes:
+        raise DomainRejected(
+            "hold_code", f"{event.hold_code} cannot be appealed; it lifts as explained"
+        )
+    if any(
+        a.hold_code == event.hold_code and a.status == "pending" for a in state.appeals.values()
+    ):
+        raise DomainRejected("hold_code", "an appeal for this hold is already pending")
+    attempted = set(state.purchases) | {d.event_id for d in state.declined_purchases}
+    unknown = [pid for pid in event.purchase_event_ids if pid not in attempted]
+    if unknown:
+        raise DomainRejected(
+            "purchase_event_ids", f"not purchases of this account: {unknown[0]}"
+        )
+
+
+def _check_appeal_decision(state: AccountState, event: ev.AppealDecided, policy: Policy,
+                           scopes: Scopes) -> None:
+    appeal = state.appeals.get(event.appeal_id)
+    if appeal is None:
+        raise DomainRejected("appeal_id", "no appeal with this id")
+    if appeal.status != "pending":
+        raise DomainRejected("appeal_id", f"the appeal is already {appeal.status}")
+
+
+_CHECKS: dict[type, Callable[[AccountState, Any, Policy, Scopes], None]] = {
+    ev.Refund: _check_refund,
+    ev.InstallmentPlanCreated: _check_plan,
+    ev.AppealSubmitted: _check_appeal,
+    ev.AppealDecided: _check_appeal_decision,
+}
