@@ -3,7 +3,8 @@ in the same run on the same events (the baseline).
 
 A backtest replays every selected account under the baseline and the candidate policy, reading
 its events from the store; the figure counts both: (2 x events) / seconds / workers. The
-target is >= 0.70 of the in-process fold rate per worker. Engines measured: local with one
+target is >= 0.70 of the in-process fold rate per worker, measured just before and just after
+each backtest (the ratio is to the mean of the two). Engines measured: local with one
 process, local with two, and Spark (local session, two cores, reading an export made
 beforehand) when PySpark and Java are installed. For reference, the pure fold is also run in
 two processes at once: what the machine's two cores give each of two workers before any
@@ -195,8 +196,14 @@ def run_shape(shape: str, target: int, repeat: int) -> None:
             for label, workers, engine_function, reuse in runs[shift:] + runs[:shift]:
                 elapsed, _ = timed_backtest(db, workers, engine_function, reuse)
                 rate = 2 * account_events / elapsed / workers
+                # The fold measured again right after: each run is compared with the mean of
+                # the folds just before and just after it (the machine's speed moves within a
+                # round: a fold measured once a round was up to a third off for the last runs).
+                after = fold_rate(events)
+                folds.append(after)
                 rates.setdefault(label, []).append(rate)
-                ratios.setdefault(label, []).append(rate / fold)
+                ratios.setdefault(label, []).append(rate / ((fold + after) / 2))
+                fold = after
     print(f"shape {shape}: {SHAPES[shape]}; {accounts:,} accounts")
     print(f"events: {account_events} account events ({len(events)} in all), "
           f"cpu count {os.cpu_count()}, rounds {repeat} (medians)")

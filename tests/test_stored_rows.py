@@ -159,3 +159,21 @@ def test_operator_events_and_models_with_validators_of_their_own_are_not_read_by
 def test_a_type_without_a_reader_of_its_own_is_refused_by_the_row_reading() -> None:
     with pytest.raises(ValueError, match="account_opened"):
         stored_schema.read_row("account_opened", "{}", dt.datetime(2025, 1, 5, tzinfo=dt.UTC))
+
+
+def test_an_exports_rows_read_with_their_instants_in_microseconds() -> None:
+    """The Spark engine's rows: at_utc as microseconds since the epoch (what pyarrow gives
+    cheaply), to the same events, in datetime.UTC."""
+    from jiefeng.service.states import parse_exported_rows, parse_stored
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    raws = [PURCHASE, *OTHERS]
+    rows = []
+    for raw in raws:
+        event_type, body, at_utc = _row(raw)
+        rows.append((raw.get("account_id"), event_type, (at_utc - epoch) // dt.timedelta(
+            microseconds=1), body))
+    for event, (account_id, _, micros, body) in zip(parse_exported_rows(rows), rows,
+                                                    strict=True):
+        _same(event, parse_stored(body, account_id))
+        assert event.at == epoch + dt.timedelta(microseconds=micros)

@@ -141,6 +141,8 @@ def fold_sorted_table(table: Any, context: BacktestContext, criteria: CompiledCr
                       take: Callable[[str, Pair | None], None]) -> None:
     """Each account of a table sorted by account (as `read_bucket` returns it) under both
     policies, handed to `take` with its pair of runs (None: the criteria leave it out)."""
+    import pyarrow as pa
+
     from jiefeng.service.states import parse_exported_rows
 
     current: str | None = None
@@ -149,8 +151,9 @@ def fold_sorted_table(table: Any, context: BacktestContext, criteria: CompiledCr
         # Only the columns read here become Python objects: the arrival column is there for
         # the sort. Bodies, not the recorded decisions, as a local backtest reads them: each
         # policy decides purchases anew.
-        columns = [chunk.column(name).to_pylist()
-                   for name in ("account_id", "type", "at_utc", "body")]
+        columns = [chunk.column(name).to_pylist() for name in ("account_id", "type")]
+        columns.append(chunk.column("at_utc").cast(pa.int64()).to_pylist())  # microseconds
+        columns.append(chunk.column("body").to_pylist())
         with collector_paused():  # as a local chunk: one Arrow chunk at a time
             for row in zip(*columns, strict=True):
                 if row[0] != current:
