@@ -16,32 +16,11 @@ from jiefeng.domain import events as events_module
 from jiefeng.domain import stored_schema
 from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
+from stored_events import PURCHASE, RARE_SHAPES, assert_same_event, rare_shape
 
 OVERFLOWING = "999999999999999" + " * 999999999999999" * 29 + " * credit_limit > 1"
-PURCHASE = {"event_id": "p1", "type": "purchase", "at": "2025-01-05T10:00:00+08:00",
-            "account_id": "A1", "amount": "12.30", "merchant_id": "M1"}
-
-# Types the synthetic portfolio does not send, in their wire form.
-OTHERS = [
-    {"event_id": "o1", "type": "manual_hold_placed", "at": "2025-02-01T09:00:00+08:00",
-     "actor": "ops-1", "account_id": "A1", "reason": "复核 review"},
-    {"event_id": "o2", "type": "manual_hold_released", "at": "2025-02-02T09:00:00Z",
-     "actor": "ops-1", "account_id": "A1"},
-    {"event_id": "o3", "type": "policy_activated", "at": "2025-02-03T09:00:00.123456+00:00",
-     "actor": "ops-1", "version": "v2", "sha256": "a" * 64},
-    {"event_id": "o4", "type": "score_update", "at": "2025-02-04T09:00:00.5-05:30",
-     "account_id": "A1", "score": 640, "dimensions": {"identity": 40, "assets": 0}},
-    {"event_id": "o5", "type": "purchase", "at": "2025-02-05T09:00:00+08:00",
-     "account_id": "A1", "amount": "7", "merchant_id": "M1", "kind": "cash_withdrawal",
-     "password_ok": False, "authorization": "approved"},
-    {"event_id": "o6", "type": "appeal_submitted", "at": "2025-02-06T09:00:00+08:00",
-     "account_id": "A1", "appeal_id": "AP1", "hold_code": "cash_out",
-     "statement": "我没有套现 \"quoted\" \\ back", "purchase_event_ids": ["p1", "p2"]},
-]
-
-
 def _wire_events() -> list[dict]:
-    return generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=5)) + OTHERS
+    return generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=5)) + RARE_SHAPES
 
 
 def _stored_forms(raw: dict) -> list[str]:
@@ -51,15 +30,6 @@ def _stored_forms(raw: dict) -> list[str]:
     by_dict = orjson.dumps({**raw, "schema_version": SCHEMA_VERSION},
                            option=orjson.OPT_SORT_KEYS).decode()
     return [stamped(line), by_dict]
-
-
-def _same(read, expected) -> None:
-    assert read == expected
-    assert type(read) is type(expected)
-    assert read.model_fields_set == expected.model_fields_set
-    assert list(read.__dict__) == list(expected.__dict__)
-    for name, value in expected.__dict__.items():
-        assert type(read.__dict__[name]) is type(value), name
 
 
 def _without_the_dict_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +49,7 @@ def test_every_stored_body_in_the_current_shape_reads_as_the_dict_path_reads_it(
     _without_the_dict_path(monkeypatch)  # and none of them needs it
     for body, event in zip(bodies, expected, strict=True):
         assert '"schema_version":2,' in body
-        _same(parse_stored_json(body), event)
+        assert_same_event(parse_stored_json(body), event)
 
 
 @pytest.mark.parametrize("body", [
@@ -92,7 +62,7 @@ def test_every_stored_body_in_the_current_shape_reads_as_the_dict_path_reads_it(
     '"amount":"12.30","merchant_id":"M1"}',
 ])
 def test_other_stored_forms_read_the_same(body: str) -> None:
-    _same(parse_stored_json(body), parse_event(PURCHASE))
+    assert_same_event(parse_stored_json(body), parse_event(PURCHASE))
 
 
 def test_an_older_shape_with_its_stamp_is_still_upcast() -> None:
@@ -103,7 +73,7 @@ def test_an_older_shape_with_its_stamp_is_still_upcast() -> None:
 def test_the_stamp_inside_a_text_value_is_not_taken_for_the_key() -> None:
     """A quote inside a string is escaped, so the stamp's text cannot match there; the body's
     own stamp is the one removed."""
-    raw = {**OTHERS[5], "statement": '"schema_version":2, is in this text'}
+    raw = {**rare_shape("appeal_submitted"), "statement": '"schema_version":2, is in this text'}
     for body in _stored_forms(raw):
         assert parse_stored_json(body).statement == '"schema_version":2, is in this text'
 
@@ -147,7 +117,7 @@ def test_the_stored_body_validator_leaves_instants_and_amounts_to_its_conversion
     assert built.__dict__["at"].utcoffset().total_seconds() == 8 * 3600  # not in UTC yet
     read = stored_schema.read_current(text)
     assert read.amount_fen == 1230 and read.at.tzinfo is dt.UTC
-    _same(read, parse_event(PURCHASE))
+    assert_same_event(read, parse_event(PURCHASE))
     # The models themselves still validate in full.
     assert events_module.Purchase.__pydantic_complete__ is True
     with pytest.raises(pydantic.ValidationError):
@@ -199,7 +169,7 @@ def test_zero_balances_read_back_and_amounts_keep_their_places() -> None:
     for body in _stored_forms(raw):
         read = parse_stored_json(body)
         assert (read.deposits_fen, read.wealth_balance_fen) == (0, 123450)
-        _same(read, parse_event(raw))
+        assert_same_event(read, parse_event(raw))
     for amount, fen in (("7", 700), ("0.01", 1), ("012.30", 1230), ("99999999.99", 9999999999)):
         body = _stored_forms({**PURCHASE, "amount": amount})[1]
         assert parse_stored_json(body).amount_fen == fen
@@ -223,7 +193,7 @@ def test_every_new_line_reads_as_the_full_validator_reads_it(monkeypatch) -> Non
 
     monkeypatch.setattr(stored_schema, "read_current", counted)
     for line, event in zip(lines, expected, strict=True):
-        _same(events_module.parse_event_json(line), event)
+        assert_same_event(events_module.parse_event_json(line), event)
     assert len(taken) == len(lines) and not any(taken)  # every line, as a new one
 
 
@@ -262,7 +232,7 @@ def test_a_new_line_the_lighter_reading_refuses_is_read_in_full(change) -> None:
         assert (as_line.value.field, as_line.value.reason) == (as_dict.field,
                                                                as_dict.reason)
     else:
-        _same(events_module.parse_event_json(line), expected)
+        assert_same_event(events_module.parse_event_json(line), expected)
 
 
 @pytest.mark.parametrize("at", ["1736042400", "1736042400.5", " 2025-01-05T10:00:00+08:00",

@@ -17,24 +17,7 @@ from jiefeng.domain import stored_schema
 from jiefeng.domain.events import EventRejected, parse_event, parse_stored_json, parse_stored_rows
 from jiefeng.domain.upcasting import SCHEMA_VERSION, stamped
 from jiefeng.store.schema import utc_text
-
-PURCHASE = {"event_id": "p1", "type": "purchase", "at": "2025-01-05T10:00:00+08:00",
-            "account_id": "A1", "amount": "12.30", "merchant_id": "M1"}
-OTHERS = [
-    {"event_id": "o1", "type": "score_update", "at": "2025-02-04T09:00:00.5-05:30",
-     "account_id": "A1", "score": 640, "dimensions": {"identity": 40, "assets": 0}},
-    {"event_id": "o2", "type": "purchase", "at": "2025-02-05T09:00:00Z",
-     "account_id": "A1", "amount": "7", "merchant_id": "M1", "kind": "cash_withdrawal",
-     "password_ok": False, "authorization": "approved"},
-    {"event_id": "o3", "type": "appeal_submitted", "at": "2025-02-06T09:00:00+08:00",
-     "account_id": "A1", "appeal_id": "AP1", "hold_code": "cash_out",
-     "statement": "我没有套现 \"quoted\"", "purchase_event_ids": ["p1", "p2"]},
-    {"event_id": "o4", "type": "manual_hold_placed", "at": "2025-02-01T09:00:00+08:00",
-     "actor": "ops-1", "account_id": "A1", "reason": "复核 review"},
-    {"event_id": "o5", "type": "bureau_record", "at": "2025-02-07T23:59:59.999999+08:00",
-     "account_id": "A1", "product": "mybank", "status": "overdue",
-     "days_past_due": 31, "amount": "0"},
-]
+from stored_events import PURCHASE, RARE_SHAPES, assert_same_event, rare_shape
 
 
 def _row(raw: dict) -> tuple[str, str, dt.datetime]:
@@ -50,18 +33,8 @@ def parse_stored_row(event_type: str, body: str, at_utc: dt.datetime, fallback=N
     return parse_stored_rows([("A1", event_type, at_utc, body)], lambda at: at, fallback)[0]
 
 
-def _same(read, expected) -> None:
-    assert read == expected
-    assert type(read) is type(expected)
-    assert read.model_fields_set == expected.model_fields_set
-    assert list(read.__dict__) == list(expected.__dict__)
-    for name, value in expected.__dict__.items():
-        assert type(read.__dict__[name]) is type(value), name
-    assert read.at.tzinfo is dt.UTC
-
-
 def test_every_row_reads_as_its_body_reads() -> None:
-    raws = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=8)) + OTHERS
+    raws = generate_portfolio(PortfolioSpec(accounts=100, months=18, seed=8)) + RARE_SHAPES
     rows = [_row(raw) for raw in raws]
     expected = [parse_stored_json(body) for _, body, _ in rows]
     read_by_type = {row[0] for row in rows} & stored_schema.ROW_TYPES
@@ -77,7 +50,7 @@ def test_every_row_reads_as_its_body_reads() -> None:
                              lambda at: at, only_for_others)
     assert len(read) == len(expected)
     for event, wanted in zip(read, expected, strict=True):
-        _same(event, wanted)
+        assert_same_event(event, wanted)
 
 
 def test_the_rows_of_the_service_read_as_their_bodies(tmp_path) -> None:
@@ -100,7 +73,7 @@ def test_the_rows_of_the_service_read_as_their_bodies(tmp_path) -> None:
     for account_id, account_rows in rows.items():
         read = service_rows(account_rows)
         for event, (_, _, _, body) in zip(read, account_rows, strict=True):
-            _same(event, parse_stored(body, account_id))
+            assert_same_event(event, parse_stored(body, account_id))
     store.close()
 
 
@@ -115,7 +88,7 @@ def test_a_body_of_another_type_than_its_column_is_read_as_the_body_says() -> No
     _, body, at_utc = _row(PURCHASE)
     read = parse_stored_row("login", body, at_utc)
     assert type(read) is events_module.Purchase
-    _same(read, parse_stored_json(body))
+    assert_same_event(read, parse_stored_json(body))
 
 
 def test_a_body_without_the_current_stamp_takes_the_bodys_path() -> None:
@@ -123,8 +96,8 @@ def test_a_body_without_the_current_stamp_takes_the_bodys_path() -> None:
     read = parse_stored_row("purchase", older, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
     assert read.amount_fen == 1230  # upcast from a JSON number
     unstamped = orjson.dumps(PURCHASE).decode()
-    _same(parse_stored_row("purchase", unstamped, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC)),
-          parse_event(PURCHASE))
+    at_utc = dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC)
+    assert_same_event(parse_stored_row("purchase", unstamped, at_utc), parse_event(PURCHASE))
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -151,9 +124,9 @@ def test_a_damaged_body_is_refused_naming_the_field(change, field) -> None:
 def test_operator_events_and_models_with_validators_of_their_own_are_not_read_by_type() -> None:
     assert "manual_hold_placed" not in stored_schema.ROW_TYPES
     assert "account_opened" not in stored_schema.ROW_TYPES  # a model validator of its own
-    raw = OTHERS[3]
+    raw = rare_shape("manual_hold_placed")
     event_type, body, at_utc = _row(raw)
-    _same(parse_stored_row(event_type, body, at_utc), parse_stored_json(body))
+    assert_same_event(parse_stored_row(event_type, body, at_utc), parse_stored_json(body))
 
 
 def test_a_type_without_a_reader_of_its_own_is_refused_by_the_row_reading() -> None:
@@ -167,7 +140,7 @@ def test_an_exports_rows_read_with_their_instants_in_microseconds() -> None:
     from jiefeng.service.states import parse_exported_rows, parse_stored
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    raws = [PURCHASE, *OTHERS]
+    raws = [PURCHASE, *RARE_SHAPES]
     rows = []
     for raw in raws:
         event_type, body, at_utc = _row(raw)
@@ -175,5 +148,5 @@ def test_an_exports_rows_read_with_their_instants_in_microseconds() -> None:
             microseconds=1), body))
     for event, (account_id, _, micros, body) in zip(parse_exported_rows(rows), rows,
                                                     strict=True):
-        _same(event, parse_stored(body, account_id))
+        assert_same_event(event, parse_stored(body, account_id))
         assert event.at == epoch + dt.timedelta(microseconds=micros)

@@ -404,7 +404,7 @@ class SqlStore:
         (time, arrival) order, in one query (a backtest reads its accounts a chunk at a time;
         one query an account was a twelfth of its time). Accounts without events are absent.
         The type and the instant let a reader skip finding them in the body
-        (`jiefeng.domain.events.parse_stored_row`)."""
+        (`jiefeng.domain.events.parse_stored_rows`)."""
         if not account_ids:
             return {}
         marker = self.placeholder
