@@ -30,6 +30,7 @@ from jiefeng.domain.outcomes import Decided, outcome_from_text
 from jiefeng.domain.scopes import Scopes
 from jiefeng.domain.state import AccountState
 from jiefeng.policy.schema import Policy
+from jiefeng.service.decision_order import EPOCH
 from jiefeng.store.sql import AccountRow, EventRecord, SqlStore, decode_state
 
 SNAPSHOT_EVERY_EVENTS = 64  # bounds a reader's catch-up fold on a cache miss
@@ -94,7 +95,10 @@ class StateCache:
 
 def parse_stored(body: str, account_id: str | None = None):
     """Parse a stored event; an appeal decision gets the account the store routed it to."""
-    return _routed(ev.parse_stored_json(body), account_id)
+    event = ev.parse_stored_json(body)
+    if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
+        event = event.model_copy(update={"account_id": account_id})
+    return event
 
 
 def parse_stored_rows(rows: Iterable[tuple[str, str, str, str]]) -> list[Any]:
@@ -105,11 +109,8 @@ def parse_stored_rows(rows: Iterable[tuple[str, str, str, str]]) -> list[Any]:
     return ev.parse_stored_rows(rows, dt.datetime.fromisoformat, parse_stored)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def _utc_of_micros(micros: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=micros)
+    return EPOCH + dt.timedelta(microseconds=micros)
 
 
 def parse_exported_rows(rows: Iterable[tuple[str, str, int, str]]) -> list[Any]:
@@ -118,11 +119,6 @@ def parse_exported_rows(rows: Iterable[tuple[str, str, int, str]]) -> list[Any]:
     of that)."""
     return ev.parse_stored_rows(rows, _utc_of_micros, parse_stored)
 
-
-def _routed(event: Any, account_id: str | None) -> Any:
-    if account_id is not None and isinstance(event, ev.AppealDecided) and event.account_id is None:
-        event = event.model_copy(update={"account_id": account_id})
-    return event
 
 
 def parse_recorded(record: EventRecord, account_id: str | None = None):
