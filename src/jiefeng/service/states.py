@@ -120,7 +120,6 @@ def parse_exported_rows(rows: Iterable[tuple[str, str, int, str]]) -> list[Any]:
     return ev.parse_stored_rows(rows, _utc_of_micros, parse_stored)
 
 
-
 def parse_recorded(record: EventRecord, account_id: str | None = None):
     """A stored event as a fold must see it: a purchase with a recorded outcome comes as
     `Decided`, so the fold reuses the decision (see jiefeng.domain.outcomes)."""
