@@ -153,6 +153,46 @@ def portfolio_events() -> list[dict]:
     return generate_portfolio(PortfolioSpec(accounts=100, months=17, seed=29))
 
 
+@pytest.mark.parametrize("spec_fields", [
+    {},
+    {"criteria": "score IS NULL OR score > 0", "sample": 3},  # a worker keeps its first 3
+])
+def test_workers_summarize_their_chunks_and_the_result_is_one_process_s(
+        tmp_path, portfolio_events, monkeypatch, spec_fields):
+    """Two worker processes send back each chunk summarized, not its pairs of runs; merged,
+    the summaries give what one process folding every chunk gives, byte for byte."""
+    from jiefeng.batch.backtest_collect import PairCollector, partitions
+    from jiefeng.policy.schema import default_policy, parse_policy_text
+    from jiefeng.service.backtest import BacktestSpec, run_backtest
+    from jiefeng.service.engine import Engine
+
+    db = str(tmp_path / "jiefeng.db")
+    engine = Engine(SqlStore(db))
+    engine.ingest_events(portfolio_events[:9_000])
+    store = engine.store
+    with store.read() as connection:
+        counted = store.account_event_counts(connection)
+    assert len(partitions([a for a, _ in counted], [n for _, n in counted])) >= 3
+    merged: list[int] = []
+    merge = PairCollector.merge
+    monkeypatch.setattr(PairCollector, "merge",
+                        lambda self, other: merged.append(other.tally.compared)
+                        or merge(self, other))
+    results = {}
+    for workers in (1, 2):
+        spec = BacktestSpec(default_policy(), parse_policy_text(candidate_text()),
+                            workers=workers, **spec_fields)
+        results[workers] = run_backtest(db, store, engine.scopes(), spec)
+    store.close()
+    if not spec_fields:
+        assert results[1]["accounts"]["compared"] > 25
+        assert results[1]["accounts"]["differing"] > 0  # the sample has side-by-sides
+    assert json.dumps(results[2], sort_keys=True) == json.dumps(results[1], sort_keys=True)
+    # The workers' chunks came back summarized (this process folds its own chunks while
+    # they start, and takes those as pairs).
+    assert merged and sum(merged) <= results[2]["accounts"]["compared"]
+
+
 def test_a_chunk_of_accounts_reads_each_ones_events_in_order(db_url, portfolio_events):  # noqa: F811
     """A backtest reads its accounts a chunk at a time: each account's bodies come as the
     per-account read gives them, in (time, arrival) order, up to the window's end, on both
@@ -271,20 +311,22 @@ def test_workers_are_forked_with_the_criteria_module_imported() -> None:
 
 
 def _share(monkeypatch, chunk_count: int, fold):
-    """Run `_share_with_workers` over `chunk_count` one-account chunks with a thread pool
-    standing in for the worker processes; `fold(chunk, thread_name)` folds one chunk."""
+    """Run `share_chunks` over `chunk_count` one-account chunks with a thread pool standing in
+    for the worker processes; `fold(chunk, thread_name)` folds one chunk, here or there."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from jiefeng.service import backtest as service_backtest
+    from jiefeng.service.chunk_sharing import share_chunks
 
-    monkeypatch.setattr(service_backtest, "_run_chunk",
-                        lambda chunk: fold(chunk, threading.current_thread().name))
+    def folded(chunk):
+        return fold(chunk, threading.current_thread().name)
+
     collected: list[tuple[str, list]] = []
     chunks = [[f"A{n:03d}"] for n in range(chunk_count)]
     with ThreadPoolExecutor(2, thread_name_prefix="worker") as pool:
-        service_backtest._share_with_workers(
-            pool, 2, chunks, lambda chunk, results: collected.append((chunk[0], results)))
+        share_chunks(pool, 2, chunks,
+                     lambda chunk, results: collected.append((chunk[0], results)),
+                     local=folded, remote=folded)
     return chunks, collected
 
 
