@@ -310,7 +310,7 @@ def test_workers_are_forked_with_the_criteria_module_imported() -> None:
 # --- sharing the chunks between this process and the workers ----------------------------------
 
 
-def _share(monkeypatch, chunk_count: int, fold):
+def _share(chunk_count: int, fold):
     """Run `share_chunks` over `chunk_count` one-account chunks with a thread pool standing in
     for the worker processes; `fold(chunk, thread_name)` folds one chunk, here or there."""
     import threading
@@ -330,7 +330,7 @@ def _share(monkeypatch, chunk_count: int, fold):
     return chunks, collected
 
 
-def test_every_chunk_is_folded_once_by_this_process_or_a_worker(monkeypatch):
+def test_every_chunk_is_folded_once_by_this_process_or_a_worker():
     import threading
 
     folded_by: dict[str, str] = {}
@@ -345,13 +345,13 @@ def test_every_chunk_is_folded_once_by_this_process_or_a_worker(monkeypatch):
             this_process_folded.set()
         return [chunk[0]]
 
-    chunks, collected = _share(monkeypatch, 60, fold)
+    chunks, collected = _share(60, fold)
     assert sorted(account for account, _ in collected) == [chunk[0] for chunk in chunks]
     assert all(results == [account] for account, results in collected)
     assert {name.startswith("worker") for name in folded_by.values()} == {True, False}
 
 
-def test_this_process_stops_folding_once_every_worker_runs(monkeypatch):
+def test_this_process_stops_folding_once_every_worker_runs():
     """A third folding process on two cores slows the two workers down: once both have
     returned a chunk, this process only collects."""
     import threading
@@ -379,12 +379,12 @@ def test_this_process_stops_folding_once_every_worker_runs(monkeypatch):
                 assert counted.wait_for(lambda: worker_folds[0] >= 20, timeout=5)
         return [chunk[0]]
 
-    chunks, collected = _share(monkeypatch, 200, fold)
+    chunks, collected = _share(200, fold)
     assert sorted(account for account, _ in collected) == sorted(c[0] for c in chunks)
     assert len(folded_here) <= 1  # folding throughout, it would take a share of the 200
 
 
-def test_this_process_folds_every_chunk_while_no_worker_has_started(monkeypatch):
+def test_this_process_folds_every_chunk_while_no_worker_has_started():
     """Workers that have not returned a first chunk (a slow fork server) leave the chunks to
     this process, which does not wait for them."""
     import threading
@@ -400,13 +400,13 @@ def test_this_process_folds_every_chunk_while_no_worker_has_started(monkeypatch)
             release_workers.set()
         return [chunk[0]]
 
-    chunks, collected = _share(monkeypatch, 30, fold)
+    chunks, collected = _share(30, fold)
     assert sorted(account for account, _ in collected) == [chunk[0] for chunk in chunks]
     here = [a for a, name in folded_by.items() if not name.startswith("worker")]
     assert len(here) == 28  # all but the two the workers took first
 
 
-def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error(monkeypatch):
+def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error():
     import time
 
     def fold(chunk, thread_name):
@@ -416,10 +416,10 @@ def test_a_chunk_that_fails_in_a_worker_stops_the_backtest_with_its_error(monkey
         return []
 
     with pytest.raises(RuntimeError, match="worker failed on"):
-        _share(monkeypatch, 200, fold)
+        _share(200, fold)
 
 
-def test_a_chunk_that_fails_here_stops_the_workers_too(monkeypatch):
+def test_a_chunk_that_fails_here_stops_the_workers_too():
     import threading
     import time
 
@@ -438,7 +438,7 @@ def test_a_chunk_that_fails_here_stops_the_workers_too(monkeypatch):
         raise ValueError("this process failed")
 
     with pytest.raises(ValueError, match="this process failed"):
-        _share(monkeypatch, 500, fold)
+        _share(500, fold)
     # At most the chunks the two workers took as it failed.
     assert len(taken_after_failure) <= 2
 
