@@ -114,8 +114,7 @@ def test_a_damaged_body_is_refused_naming_the_field(change, field) -> None:
     body = stamped(orjson.dumps({**PURCHASE, **change}).decode())
     assert f'"schema_version":{SCHEMA_VERSION},' in body
     with pytest.raises((ValueError, TypeError)):
-        stored_schema.read_row("purchase", body.replace('"schema_version":2,', "", 1),
-                               dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
+        stored_schema.read_row("purchase", body, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
     with pytest.raises(EventRejected) as raised:
         parse_stored_row("purchase", body, dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC))
     assert raised.value.field == field
@@ -150,3 +149,22 @@ def test_an_exports_rows_read_with_their_instants_in_microseconds() -> None:
                                                     strict=True):
         assert_same_event(event, parse_stored(body, account_id))
         assert event.at == epoch + dt.timedelta(microseconds=micros)
+
+
+def test_the_row_reading_takes_only_a_body_stamped_with_the_current_version() -> None:
+    at_utc = dt.datetime(2025, 1, 5, 2, tzinfo=dt.UTC)
+    current = stamped(orjson.dumps(PURCHASE).decode())
+    read = stored_schema.read_row("purchase", current, at_utc)
+    assert "schema_version" not in read.__dict__
+    assert "schema_version" not in read.model_fields_set
+    assert_same_event(read, parse_stored_json(current))
+    for body in (orjson.dumps(PURCHASE).decode(),  # unstamped
+                 orjson.dumps({"schema_version": 1, **PURCHASE}).decode()):  # an older one
+        with pytest.raises((ValueError, TypeError)):
+            stored_schema.read_row("purchase", body, at_utc)
+        # and the rows' reading takes the body's path, which upcasts or reads it
+        assert_same_event(parse_stored_row("purchase", body, at_utc), parse_stored_json(body))
+    damaged = orjson.dumps({"schema_version": "2", **PURCHASE}).decode()
+    with pytest.raises(EventRejected) as raised:
+        parse_stored_row("purchase", damaged, at_utc)
+    assert raised.value.field == "schema_version"

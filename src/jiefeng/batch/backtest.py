@@ -126,6 +126,7 @@ def selected(account_id: str, events: Sequence[Any], policy: Policy, scopes: Sco
     None when they cannot be evaluated (the account is not open at `at`, or the criteria
     fail on its values): such an account is left out, and counted as such."""
     state = core.new_account(account_id)
+    state.omits_decisions = True  # only the features are read
     effects: list[Effect] = []
     for event in events:
         if event.at > at:
@@ -146,7 +147,8 @@ def run_account(account_id: str, events: Sequence[Any], policy: Policy, scopes: 
     end = window.end
     if events and events[-1].at > end:  # engines read up to the end already: rarely copied
         events = [e for e in events if e.at <= end]
-    state, effects = core.fold(account_id, events, policy, scopes, until=end)
+    # A run reads holds and bureau reports, never purchase decisions: none is built.
+    state, effects = core.fold(account_id, events, policy, scopes, until=end, decisions=False)
     run = AccountRun(account_id)
     open_since: dict[str, dt.datetime] = {}
     for effect in effects:

@@ -146,7 +146,7 @@ def export_features(engine: Engine, out: Path, *, buckets: int = DEFAULT_BUCKETS
         def finish() -> None:
             if current is None:
                 return
-            state, _ = core.fold(current, pending, policy, scopes, until=at)
+            state, _ = core.fold(current, pending, policy, scopes, until=at, decisions=False)
             if state.opened and state.clock is not None:
                 as_of = at or state.clock
                 holds = core.active_holds(state, as_of, scopes)

@@ -115,9 +115,10 @@ def decide_purchase(state: AccountState, event: ev.Purchase, policy: Policy, sco
     # Decisions are facts: once made, a purchase's outcome is reused by every later fold.
     outcome = purchase_outcome(state, event, available_fen, scopes) if recorded is None \
         else recorded
-    effects.append(Effect(PURCHASE_DECIDED, at, state.account_id, None, event.event_id,
-                          {**outcome.data(), "amount_fen": event.amount_fen,
-                           "policy_version": policy.version}))
+    if not state.omits_decisions:
+        effects.append(Effect(PURCHASE_DECIDED, at, state.account_id, None, event.event_id,
+                              {**outcome.data(), "amount_fen": event.amount_fen,
+                               "policy_version": policy.version}))
     if not outcome.approved:
         state.declined_purchases.append(
             DeclinedPurchase(at, event.event_id, event.amount_fen, event.merchant_id,

@@ -75,14 +75,20 @@ def fold(
     scopes: Scopes = EMPTY_SCOPES,
     until: dt.datetime | None = None,
     state: AccountState | None = None,
+    decisions: bool = True,
 ) -> tuple[AccountState, list[Effect]]:
-    """Replay events (already in time order) into a fresh state, then advance to `until`."""
+    """Replay events (already in time order) into a fresh state, then advance to `until`.
+
+    `decisions=False`: for a caller that never reads purchase decisions, whose
+    PURCHASE_DECIDED effects are then not built (the same state, the same other effects)."""
     working = state.clone() if state is not None else new_account(account_id)
+    working.omits_decisions = not decisions
     effects: list[Effect] = []
     for event in events:
         apply_event(working, event, policy, scopes, effects)
     if until is not None:
         advance_to(working, until, policy, scopes, effects)
+    working.omits_decisions = False  # the returned state, folded further, decides as usual
     return working, effects
 
 

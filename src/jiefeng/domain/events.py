@@ -638,11 +638,11 @@ def parse_stored_rows(rows: Iterable[tuple[str, str, Any, str]],
     per layer) was a sixth of the reading."""
     events: list[Any] = []
     append = events.append
-    row_types, stamp, read = _stored_schema.ROW_TYPES, _CURRENT_STAMP, _stored_schema.read_row
+    row_types, read = _stored_schema.ROW_TYPES, _stored_schema.read_row
     for account_id, event_type, at_utc, body in rows:
-        if event_type in row_types and stamp in body:
+        if event_type in row_types:
             try:
-                append(read(event_type, body.replace(stamp, "", 1), instant(at_utc)))
+                append(read(event_type, body, instant(at_utc)))
                 continue
             except (ValidationError, ValueError, TypeError):
                 pass

@@ -233,7 +233,8 @@ class Engine:
                 return state, scopes, at
             records = self.store.account_event_records(connection, account_id, until=at)
         events = [parse_recorded(record, account_id) for record in records]
-        state, _ = core.fold(account_id, events, self.base_policy, scopes, until=at)
+        state, _ = core.fold(account_id, events, self.base_policy, scopes, until=at,
+                             decisions=False)
         return state, scopes, at
 
     def explain(self, account_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
