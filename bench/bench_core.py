@@ -128,7 +128,9 @@ def parsed_by_account(events: list[dict]) -> tuple[dict[str, list], Any]:
     return by_account, scopes
 
 
-def fold_rate(events: list[dict]) -> float:
+def fold_rate(events: list[dict], decisions: bool = True) -> float:
+    """The pure fold's events/s; `decisions=False` as a backtest's runs fold (without building
+    the purchase decisions' effects, which they never read)."""
     from jiefeng.domain import core
     from jiefeng.policy.schema import default_policy
 
@@ -137,7 +139,7 @@ def fold_rate(events: list[dict]) -> float:
     total = sum(len(v) for v in by_account.values())
     started = time.perf_counter()
     for account_id, account_events in by_account.items():
-        core.fold(account_id, account_events, policy, scopes)
+        core.fold(account_id, account_events, policy, scopes, decisions=decisions)
     return total / (time.perf_counter() - started)
 
 
