@@ -63,6 +63,23 @@ def policy_with(policy: Policy, **sections: dict[str, Any]) -> Policy:
     return parse_policy(document)
 
 
+def synthetic_by_account(accounts: int, months: int, seed: int
+                         ) -> tuple[Scopes, dict[str, list[Any]]]:
+    """A synthetic portfolio's events parsed, each account's in the file's (time) order, and
+    the scopes of its operator commands."""
+    from jiefeng.batch.synthetic import PortfolioSpec, generate_portfolio
+
+    scopes = Scopes()
+    by_account: dict[str, list[Any]] = {}
+    for raw in generate_portfolio(PortfolioSpec(accounts=accounts, months=months, seed=seed)):
+        event = parse_event(raw)
+        if event.type in SCOPE_TYPES:
+            scopes = apply_scope_command(scopes, event)
+        elif getattr(event, "account_id", None):
+            by_account.setdefault(event.account_id, []).append(event)
+    return scopes, by_account
+
+
 def pay_in_full_policy() -> Policy:
     """The default policy with a minimum of 100 %: the ledger before minimum payments.
 

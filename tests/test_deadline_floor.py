@@ -5,19 +5,17 @@ deadline it hid would never fire."""
 from __future__ import annotations
 
 import pickle
-from collections import defaultdict
 
 import pytest
 
-from builders import DAY, HOUR, MINUTE, T0, World
+from builders import DAY, HOUR, MINUTE, T0, World, synthetic_by_account
 from jiefeng import native
 from jiefeng.batch.limits import MIN_ACCOUNTS
-from jiefeng.batch.synthetic import MIN_MONTHS, PortfolioSpec, generate_portfolio
+from jiefeng.batch.synthetic import MIN_MONTHS
 from jiefeng.domain import core, invariants, rules
 from jiefeng.domain import holds as H
-from jiefeng.domain.events import parse_event
 from jiefeng.domain.invariants import InvariantViolation, check_invariants
-from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
+from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import default_policy
 
 POLICY = default_policy()
@@ -30,15 +28,7 @@ patches_the_core = pytest.mark.skipif(
 
 def _portfolio(accounts: int = MIN_ACCOUNTS,
                months: int = MIN_MONTHS) -> tuple[Scopes, dict[str, list]]:
-    scopes = Scopes()
-    by_account: dict[str, list] = defaultdict(list)
-    for raw in generate_portfolio(PortfolioSpec(accounts=accounts, months=months, seed=5)):
-        event = parse_event(raw)
-        if event.type in SCOPE_TYPES:
-            scopes = apply_scope_command(scopes, event)
-        elif getattr(event, "account_id", None):
-            by_account[event.account_id].append(event)
-    return scopes, by_account
+    return synthetic_by_account(accounts, months, seed=5)
 
 
 def _without_floor(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,29 +5,20 @@ apply every purchase as the full fold does: the same state, the same other effec
 from __future__ import annotations
 
 import pickle
-from collections import Counter, defaultdict
+from collections import Counter
 
-from builders import DAY
-from jiefeng.batch.synthetic import MIN_MONTHS, PortfolioSpec, generate_portfolio
+from builders import DAY, synthetic_by_account
+from jiefeng.batch.synthetic import MIN_MONTHS
 from jiefeng.domain import core
 from jiefeng.domain.effects import PURCHASE_DECIDED
-from jiefeng.domain.events import parse_event
-from jiefeng.domain.scopes import SCOPE_TYPES, Scopes, apply_scope_command
+from jiefeng.domain.scopes import Scopes
 from jiefeng.policy.schema import default_policy
 
 POLICY = default_policy()
 
 
 def _portfolio() -> tuple[Scopes, dict[str, list]]:
-    scopes = Scopes()
-    by_account: dict[str, list] = defaultdict(list)
-    for raw in generate_portfolio(PortfolioSpec(accounts=120, months=MIN_MONTHS + 2, seed=17)):
-        event = parse_event(raw)
-        if event.type in SCOPE_TYPES:
-            scopes = apply_scope_command(scopes, event)
-        elif getattr(event, "account_id", None):
-            by_account[event.account_id].append(event)
-    return scopes, by_account
+    return synthetic_by_account(120, MIN_MONTHS + 2, seed=17)
 
 
 def test_without_decisions_the_fold_gives_the_same_state_and_every_other_effect() -> None:
